@@ -1,0 +1,69 @@
+"""The `atelier` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from atelier.platform.stack import Stack, StackError, tail
+
+
+def _up(args: argparse.Namespace) -> int:
+    Stack.from_env().up()
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    Stack.from_env().down()
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    rows = Stack.from_env().status()
+    columns = ("component", "state", "pid", "ports", "ready")
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(row[c].ljust(widths[c]) for c in columns))
+    return 0 if all(r["ready"] == "ready" for r in rows) else 3
+
+
+def _logs(args: argparse.Namespace) -> int:
+    stack = Stack.from_env()
+    names = [args.component] if args.component else [c.name for c in stack.components()]
+    files = [stack.log_file(name) for name in names]
+    if args.follow:
+        os.execvp("tail", ["tail", "-n", str(args.lines), "-F", *map(str, files)])
+    for path in files:
+        if len(files) > 1:
+            print(f"==> {path} <==")
+        sys.stdout.writelines(tail(path, args.lines))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="atelier", description="Atelier: personalised fashion search.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start the whole stack on loopback").set_defaults(run=_up)
+    commands.add_parser("down", help="stop everything `up` started").set_defaults(run=_down)
+    commands.add_parser("status", help="show each component's state").set_defaults(run=_status)
+    logs = commands.add_parser("logs", help="show a component's log (all when none is named)")
+    logs.add_argument("component", nargs="?")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.set_defaults(run=_logs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        sys.exit(args.run(args))
+    except StackError as error:
+        print(f"atelier: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

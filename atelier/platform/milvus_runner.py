@@ -1,0 +1,364 @@
+"""Run a Milvus 2.3.5 standalone server in the foreground, reachable on loopback only.
+
+    python -m atelier.platform.milvus_runner --base-dir DIR --port 19530 [--host 127.0.0.1]
+
+The binary shipped in the `milvus` wheel is unpacked into DIR/bin and exec'd
+directly with a generated DIR/configs/milvus.yaml; data lives in DIR/data.
+Milvus and embedded-etcd logs go to this process's stdout/stderr.
+
+Milvus 2.3.5 binds its gRPC servers and metrics server to the wildcard address
+whatever `ip` says. So by default the runner moves itself and Milvus into a
+private network namespace that has only `lo`, and forwards HOST:PORT (gRPC and
+REST) and HOST:PORT+1 (/healthz, /metrics) into it; nothing else is visible
+from the host. --share-network skips that (for hosts where unprivileged
+namespaces are disabled) and leaves those listeners on *:PORT..PORT+11.
+
+SIGTERM/SIGINT stop Milvus gracefully (SIGKILL after --stop-timeout) and exit
+0; if Milvus exits by itself the runner exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import fcntl
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import milvus
+
+# Offsets from --port. index_coord is only written into the config (no server
+# of its own in 2.3 standalone), but gets a slot so the layout stays fixed.
+PORT_OFFSETS: dict[str, int] = {
+    "proxy_port": 0,  # gRPC + REST API (what clients use)
+    "metrics_port": 1,  # /healthz, /metrics (METRICS_PORT)
+    "proxy_internal_port": 2,
+    "etcd_port": 3,  # embedded etcd client URL
+    "etcd_peer_port": 4,  # embedded etcd peer URL
+    "root_coord_port": 5,
+    "query_coord_port": 6,
+    "data_coord_port": 7,
+    "index_coord_port": 8,
+    "query_node_port": 9,
+    "data_node_port": 10,
+    "index_node_port": 11,
+}
+FORWARDED = ("proxy_port", "metrics_port")
+
+_PKG_DATA = Path(milvus.__file__).parent / "data"
+_TEMPLATE_VAR = re.compile(r"\{\{\s*(\w+)\s*(?:\(\w+\))?\s*(?::\s*([^}]*?))?\s*\}\}")
+# Every component has an "ip:" line; empty means "first unicast address".
+_COMPONENT_IP = re.compile(r"^(\s+)ip:\s*#.*$", re.MULTILINE)
+
+# C++ (segcore/knowhere) logging: the wheel's glog.conf writes files to ./logs.
+_GLOG_CONF = "--logtostderr=true\n--minloglevel=1\n"
+
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWNET = 0x40000000
+_PR_SET_PDEATHSIG = 1
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def _log(msg: str) -> None:
+    print(f"milvus_runner: {msg}", file=sys.stderr, flush=True)
+
+
+def derive_ports(port: int) -> dict[str, int]:
+    """All ports Milvus listens on, from the public (proxy) port."""
+    return {name: port + offset for name, offset in PORT_OFFSETS.items()}
+
+
+def _render_config(base: Path, host: str, ports: dict[str, int]) -> str:
+    data = base / "data"
+    values = {
+        **{k: str(v) for k, v in ports.items()},
+        "etcd_data_dir": str(data / "etcd.data"),
+        "etcd_log_path": "stderr",
+        "etcd_log_level": "warn",
+        "local_storage_dir": str(data),
+        "rocksmq_data_dir": str(data / "rocksmq"),
+        "system_log_path": "",  # no log files: stdout only
+    }
+    template = (_PKG_DATA / "config.yaml.template").read_text(encoding="utf-8")
+    text = _TEMPLATE_VAR.sub(lambda m: values.get(m.group(1), m.group(2) or ""), template)
+    text = _COMPONENT_IP.sub(rf"\1ip: {host}", text)
+    # "localhost" may resolve to ::1, where nothing listens.
+    text = text.replace("localhost:", f"{host}:")
+    # Default is 1800 s; keep Milvus' own graceful-stop bound under --stop-timeout.
+    return re.sub(r"gracefulStopTimeout: \d+", "gracefulStopTimeout: 20", text)
+
+
+def _render_etcd_config(host: str, ports: dict[str, int]) -> str:
+    client = f"http://{host}:{ports['etcd_port']}"
+    peer = f"http://{host}:{ports['etcd_peer_port']}"
+    return (
+        f"listen-client-urls: {client}\n"
+        f"advertise-client-urls: {client}\n"
+        f"listen-peer-urls: {peer}\n"
+        f"initial-advertise-peer-urls: {peer}\n"
+        f"initial-cluster: default={peer}\n"
+    )
+
+
+def prepare(base: Path, host: str, ports: dict[str, int]) -> tuple[Path, dict[str, str]]:
+    """Unpack the binary and write configs under base; return (exe, env)."""
+    configs = base / "configs"
+    for sub in (configs, base / "data", base / "tmp"):
+        sub.mkdir(parents=True, exist_ok=True)
+    # Unpacks DIR/bin/* from the wheel's .lzma files (skipped when md5 matches).
+    milvus._initialize_data_files(str(base))
+    (configs / "milvus.yaml").write_text(_render_config(base, host, ports), encoding="utf-8")
+    (configs / "etcd.yaml").write_text(_render_etcd_config(host, ports), encoding="utf-8")
+    (configs / "glog.conf").write_text(_GLOG_CONF, encoding="utf-8")
+
+    bin_dir = base / "bin"
+    env = dict(os.environ)
+    env.update(
+        DEPLOY_MODE="STANDALONE",
+        MILVUSCONF=str(configs),
+        METRICS_PORT=str(ports["metrics_port"]),
+        ETCD_CONFIG_PATH=str(configs / "etcd.yaml"),
+        LD_LIBRARY_PATH=os.pathsep.join(filter(None, [str(bin_dir), env.get("LD_LIBRARY_PATH")])),
+        TMPDIR=str(base / "tmp"),  # server_id files (and the pid file when /run/milvus is not writable)
+    )
+    return bin_dir / "milvus", env
+
+
+def isolate_network() -> None:
+    """Move this (still single-threaded) process into a new netns with only `lo` up."""
+    uid, gid = os.geteuid(), os.getegid()
+    # Without root, a user namespace is what grants CAP_NET_ADMIN over the new netns.
+    flags = _CLONE_NEWNET if uid == 0 else _CLONE_NEWUSER | _CLONE_NEWNET
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare(network namespace): {os.strerror(err)}; try --share-network")
+    if flags & _CLONE_NEWUSER:
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+    with socket.socket() as sock:
+        ifreq = fcntl.ioctl(sock, _SIOCGIFFLAGS, struct.pack("16sh22x", b"lo", 0))
+        flags_now = struct.unpack("16sh22x", ifreq)[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags_now | _IFF_UP))
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(65536):
+            dst.sendall(data)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
+
+
+def _bridge(client: socket.socket, port: int) -> None:
+    with client:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", port), timeout=5)
+        except OSError:
+            return  # Milvus not listening yet; the client retries
+        with upstream:
+            upstream.settimeout(None)
+            for sock in (client, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # gRPC is latency-bound
+            other_way = threading.Thread(target=_pipe, args=(client, upstream), daemon=True)
+            other_way.start()
+            _pipe(upstream, client)
+            other_way.join()
+
+
+def _forward(listener: socket.socket, port: int) -> None:
+    """Accept on a host-namespace socket, relay each connection to 127.0.0.1:port here."""
+    while True:
+        client, _ = listener.accept()
+        threading.Thread(target=_bridge, args=(client, port), daemon=True).start()
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: if the runner is SIGKILLed, Milvus gets
+    # SIGTERM from the kernel instead of being orphaned.
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def session_pids(sid: int) -> list[int]:
+    """Pids of all live processes in session sid (the Milvus process tree)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after "(comm)": state ppid pgrp session ...
+        if int(stat.rsplit(")", 1)[1].split()[3]) == sid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def non_loopback_listeners(pids: list[int]) -> list[str]:
+    """`ss -ltnp` lines of the given pids that listen on a non-loopback address."""
+    if not shutil.which("ss"):
+        return ["(ss not found; listener check skipped)"]
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=False).stdout
+    wanted = {str(p) for p in pids}
+    bad = []
+    for line in dict.fromkeys(out.splitlines()):
+        if not wanted & set(re.findall(r"pid=(\d+)", line)):
+            continue
+        local_host = line.split()[3].rsplit(":", 1)[0]
+        if not (local_host.startswith("127.") or local_host == "[::1]"):
+            bad.append(" ".join(line.split()))
+    return bad
+
+
+def _healthy(host: str, port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=1) as resp:
+            return b"OK" in resp.read()
+    except OSError:
+        return False
+
+
+def wait_ready(host: str, port: int, timeout_s: float) -> None:
+    """Block until pymilvus can connect and list collections, else TimeoutError."""
+    from pymilvus import MilvusClient  # heavy (grpc); keep it out of the runner
+
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        client = None
+        try:
+            client = MilvusClient(
+                uri=f"http://{host}:{port}",
+                timeout=max(1.0, deadline - time.monotonic()),
+            )
+            client.list_collections()
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            last_error = exc
+            time.sleep(0.5)
+        finally:
+            if client is not None:
+                client.close()
+    raise TimeoutError(f"Milvus at {host}:{port} not ready after {timeout_s}s: {last_error}")
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def run(base: Path, host: str, port: int, stop_timeout: float, share_network: bool = False) -> int:
+    """Run Milvus until it exits or we are signalled; return the exit code."""
+    ports = derive_ports(port)
+    # Host-side sockets must exist before we leave the host's network namespace.
+    listeners = [] if share_network else [(_listen(host, ports[k]), ports[k]) for k in FORWARDED]
+    milvus_host = host if share_network else "127.0.0.1"
+    exe, env = prepare(base, milvus_host, ports)
+    if not share_network:
+        isolate_network()
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+
+    started = time.monotonic()
+    # Own session: a terminal Ctrl-C reaches only us, and the whole tree can be
+    # killed as one group. preexec_fn is safe here: no threads exist yet.
+    proc = subprocess.Popen(
+        [str(exe), "run", "standalone"],
+        cwd=base,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+    for listener, target in listeners:
+        threading.Thread(target=_forward, args=(listener, target), daemon=True).start()
+    mode = "shared host network" if share_network else f"private netns, forwarding {host}:{port},{port + 1}"
+    _log(f"started milvus pid {proc.pid} ({mode}); ports {ports}")
+
+    ready = False
+    while not stop.is_set():
+        if proc.poll() is not None:
+            _kill_group(proc.pid)
+            _log(f"milvus exited unexpectedly with code {proc.returncode}")
+            return proc.returncode if proc.returncode > 0 else 1
+        if not ready and _healthy(milvus_host, ports["metrics_port"]):
+            ready = True
+            _log(f"milvus healthy after {time.monotonic() - started:.1f}s")
+            if share_network:
+                for line in non_loopback_listeners(session_pids(proc.pid)):
+                    _log(f"WARNING non-loopback listener: {line}")
+        stop.wait(0.5)
+
+    _log("stopping milvus")
+    proc.terminate()
+    try:
+        proc.wait(timeout=stop_timeout)
+    except subprocess.TimeoutExpired:
+        _log(f"milvus did not stop within {stop_timeout}s; killing it")
+    _kill_group(proc.pid)  # also reaps anything Milvus itself left behind
+    proc.wait()
+    # 2.3.5 panics in CloseEtcdClient after its cleanup is done, so a nonzero code here is expected.
+    _log(f"milvus stopped (exit code {proc.returncode})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--base-dir",
+        required=True,
+        type=Path,
+        help="binaries, configs and data live here",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=19530,
+        help="client port; Milvus also uses PORT+1..PORT+11",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address the exposed ports bind to")
+    parser.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=30.0,
+        help="seconds before SIGKILL on stop",
+    )
+    parser.add_argument(
+        "--share-network",
+        action="store_true",
+        help="no private netns: Milvus gRPC/metrics listeners end up on the wildcard address",
+    )
+    args = parser.parse_args(argv)
+    return run(
+        args.base_dir.resolve(),
+        args.host,
+        args.port,
+        args.stop_timeout,
+        args.share_network,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
