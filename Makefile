@@ -10,6 +10,7 @@ BUF := build/tools/node_modules/.bin/buf
 
 up: proto
 	$(VENV)/bin/atelier up
+	$(VENV)/bin/atelier catalog load --demo --if-empty
 
 down:
 	@if [ -x $(VENV)/bin/atelier ]; then $(VENV)/bin/atelier down; fi

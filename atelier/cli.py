@@ -6,21 +6,29 @@ import argparse
 import os
 import sys
 
-from atelier.platform.stack import Stack, StackError, tail
+from atelier.catalog import command as catalog_command
+from atelier.platform import StackError
+from atelier.platform.logfiles import tail
+
+
+def _stack():  # imported lazily: `atelier catalog` must not need the launcher's packages
+    from atelier.platform.stack import Stack
+
+    return Stack.from_env()
 
 
 def _up(args: argparse.Namespace) -> int:
-    Stack.from_env().up()
+    _stack().up()
     return 0
 
 
 def _down(args: argparse.Namespace) -> int:
-    Stack.from_env().down()
+    _stack().down()
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    rows = Stack.from_env().status()
+    rows = _stack().status()
     columns = ("component", "state", "pid", "ports", "ready")
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
     print("  ".join(c.upper().ljust(widths[c]) for c in columns))
@@ -30,7 +38,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    stack = Stack.from_env()
+    stack = _stack()
     names = [args.component] if args.component else [c.name for c in stack.components()]
     files = [stack.log_file(name) for name in names]
     if args.follow:
@@ -53,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=40)
     logs.add_argument("-f", "--follow", action="store_true")
     logs.set_defaults(run=_logs)
+    catalog_command.add_parser(commands)
     return parser
 
 

@@ -54,12 +54,24 @@ def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Ports of every component of the stack, all on one loopback host.
+    """Where every component of the stack listens and how peers reach it.
 
-    Each field is read from ATELIER_<FIELD> (for example ATELIER_ENVOY_PORT).
+    Each field is read from ATELIER_<FIELD> (for example ATELIER_ENVOY_PORT,
+    ATELIER_REDIS_HOST). Locally everything is on one loopback host; in
+    containers servers bind ATELIER_BIND_HOST (0.0.0.0) and reach each peer by
+    its own host name.
     """
 
     host: str = "127.0.0.1"
+    # Empty host fields default to `host`.
+    bind_host: str = ""
+    search_host: str = ""
+    ranker_host: str = ""
+    features_host: str = ""
+    redis_host: str = ""
+    broker_host: str = ""
+    milvus_host: str = ""
+    triton_host: str = ""
     envoy_port: int = 8080
     envoy_admin_port: int = 9901
     search_port: int = 50051
@@ -80,22 +92,60 @@ class Endpoints:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Endpoints:
         env = os.environ if env is None else env
         offset = env_int(env, "ATELIER_PORT_OFFSET", 0)
-        values: dict[str, str | int] = {"host": env_str(env, "ATELIER_HOST", cls.host)}
+        host = env_str(env, "ATELIER_HOST", cls.host)
+        values: dict[str, str | int] = {}
         for field in fields(cls):
-            if field.name != "host":
-                values[field.name] = env_int(env, f"ATELIER_{field.name.upper()}", field.default + offset)
+            name = f"ATELIER_{field.name.upper()}"
+            if field.type == "int":
+                values[field.name] = env_int(env, name, field.default + offset)
+            else:
+                values[field.name] = env_str(env, name, host)
         return cls(**values)  # type: ignore[arg-type]
 
     def address(self, port: int) -> str:
+        """host:port on the local stack's host (the launcher, local tools and tests)."""
         return f"{self.host}:{port}"
+
+    @staticmethod
+    def _join(host: str, port: int) -> str:
+        return f"{host}:{port}"
+
+    @property
+    def search_address(self) -> str:
+        return self._join(self.search_host or self.host, self.search_port)
+
+    @property
+    def ranker_address(self) -> str:
+        return self._join(self.ranker_host or self.host, self.ranker_port)
+
+    @property
+    def features_address(self) -> str:
+        return self._join(self.features_host or self.host, self.features_port)
+
+    @property
+    def triton_address(self) -> str:
+        return self._join(self.triton_host or self.host, self.triton_grpc_port)
+
+    @property
+    def milvus_uri(self) -> str:
+        return f"http://{self._join(self.milvus_host or self.host, self.milvus_port)}"
 
     @property
     def redis_url(self) -> str:
-        return f"redis://{self.host}:{self.redis_port}/0"
+        return f"redis://{self._join(self.redis_host or self.host, self.redis_port)}/0"
 
     @property
     def broker_bootstrap(self) -> str:
-        return self.address(self.broker_port)
+        return self._join(self.broker_host or self.host, self.broker_port)
+
+    @property
+    def edge_url(self) -> str:
+        """Envoy's REST address, as a local client reaches it."""
+        return f"http://{self.address(self.envoy_port)}"
+
+    @property
+    def listen_host(self) -> str:
+        return self.bind_host or self.host
 
 
 def state_dir(env: Mapping[str, str] | None = None) -> Path:

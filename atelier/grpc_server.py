@@ -41,7 +41,7 @@ class ServiceSpec:
     # Extra service names to describe through reflection (their descriptors
     # must be imported); the edge-facing service describes the whole public API.
     reflected_services: Sequence[str] = ()
-    # Awaited before the server starts and after it stops.
+    # Awaited in the server's event loop before `register` and after the server stops.
     on_start: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -54,6 +54,8 @@ async def _serve(spec: ServiceSpec, settings: ServerSettings) -> None:
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
+    for hook in spec.on_start:
+        await hook()
     service_names = list(spec.register(server))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -71,8 +73,6 @@ async def _serve(spec: ServiceSpec, settings: ServerSettings) -> None:
         raise SystemExit(f"{spec.name}: cannot listen on {address}")
     start_http_server(spec.metrics_port, addr=spec.host)
 
-    for hook in spec.on_start:
-        await hook()
     await server.start()
     for name in ["", *service_names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

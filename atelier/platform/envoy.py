@@ -19,7 +19,10 @@ ROUTE_TIMEOUTS = {"SEARCH_TIMEOUT": "5s", "FEATURES_TIMEOUT": "2s", "EVENTS_TIME
 
 def render_config(endpoints: Endpoints, descriptor_set: Path = DESCRIPTOR_SET) -> str:
     return Template(TEMPLATE.read_text()).substitute(
-        HOST=endpoints.host,
+        BIND_HOST=endpoints.listen_host,
+        SEARCH_HOST=endpoints.search_host or endpoints.host,
+        RANKER_HOST=endpoints.ranker_host or endpoints.host,
+        FEATURES_HOST=endpoints.features_host or endpoints.host,
         PORT=endpoints.envoy_port,
         ADMIN_PORT=endpoints.envoy_admin_port,
         SEARCH_PORT=endpoints.search_port,
@@ -57,3 +60,21 @@ def validate(config_path: Path) -> None:
     )
     if result.returncode != 0:
         raise ValueError(f"invalid Envoy config {config_path}:\n{result.stderr[-2000:]}")
+
+
+def main() -> None:
+    """`python -m atelier.platform.envoy --out DIR`: the config and descriptor set, for a container's Envoy."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="folder for envoy.yaml and fashion.binpb")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    descriptor = args.out / DESCRIPTOR_SET.name
+    shutil.copyfile(DESCRIPTOR_SET, descriptor)
+    (args.out / "envoy.yaml").write_text(render_config(Endpoints.from_env(), descriptor))
+    print(f"wrote {args.out / 'envoy.yaml'} and {descriptor}")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,7 @@
 
 The binary shipped in the `milvus` wheel is unpacked into DIR/bin and exec'd
 directly with a generated DIR/configs/milvus.yaml; data lives in DIR/data.
-Milvus and embedded-etcd logs go to this process's stdout/stderr.
+Milvus logs go to stdout; embedded-etcd and C++ (glog) warnings to stderr.
 
 Milvus 2.3.5 binds its gRPC servers and metrics server to the wildcard address
 whatever `ip` says. So by default the runner moves itself and Milvus into a
@@ -75,7 +75,10 @@ def _log(msg: str) -> None:
 
 
 def derive_ports(port: int) -> dict[str, int]:
-    """All ports Milvus listens on, from the public (proxy) port."""
+    """All ports Milvus listens on, from the public (proxy) port.
+
+    Without --share-network only FORWARDED ones are bound in the host's namespace.
+    """
     return {name: port + offset for name, offset in PORT_OFFSETS.items()}
 
 
@@ -94,9 +97,7 @@ def _render_config(base: Path, host: str, ports: dict[str, int]) -> str:
     text = _TEMPLATE_VAR.sub(lambda m: values.get(m.group(1), m.group(2) or ""), template)
     text = _COMPONENT_IP.sub(rf"\1ip: {host}", text)
     # "localhost" may resolve to ::1, where nothing listens.
-    text = text.replace("localhost:", f"{host}:")
-    # Default is 1800 s; keep Milvus' own graceful-stop bound under --stop-timeout.
-    return re.sub(r"gracefulStopTimeout: \d+", "gracefulStopTimeout: 20", text)
+    return text.replace("localhost:", f"{host}:")
 
 
 def _render_etcd_config(host: str, ports: dict[str, int]) -> str:
@@ -114,7 +115,7 @@ def _render_etcd_config(host: str, ports: dict[str, int]) -> str:
 def prepare(base: Path, host: str, ports: dict[str, int]) -> tuple[Path, dict[str, str]]:
     """Unpack the binary and write configs under base; return (exe, env)."""
     configs = base / "configs"
-    for sub in (configs, base / "data", base / "tmp"):
+    for sub in (configs, base / "data"):
         sub.mkdir(parents=True, exist_ok=True)
     # Unpacks DIR/bin/* from the wheel's .lzma files (skipped when md5 matches).
     milvus._initialize_data_files(str(base))
@@ -130,7 +131,11 @@ def prepare(base: Path, host: str, ports: dict[str, int]) -> tuple[Path, dict[st
         METRICS_PORT=str(ports["metrics_port"]),
         ETCD_CONFIG_PATH=str(configs / "etcd.yaml"),
         LD_LIBRARY_PATH=os.pathsep.join(filter(None, [str(bin_dir), env.get("LD_LIBRARY_PATH")])),
-        TMPDIR=str(base / "tmp"),  # server_id files (and the pid file when /run/milvus is not writable)
+        # Milvus maps SECTION_KEY env vars onto section.key. In 2.3.5's graceful
+        # stop the query node waits out this whole timeout (30 s by default), and
+        # the coordinators sometimes hang outright: --stop-timeout is the backstop.
+        # Acked inserts are in the rocksmq WAL and survive a SIGKILL.
+        QUERYNODE_GRACEFULSTOPTIMEOUT="3",
     )
     return bin_dir / "milvus", env
 
@@ -194,9 +199,9 @@ def _forward(listener: socket.socket, port: int) -> None:
 
 
 def _die_with_parent() -> None:
-    # Runs in the child before exec: if the runner is SIGKILLed, Milvus gets
-    # SIGTERM from the kernel instead of being orphaned.
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    # Runs in the child before exec: if the runner is SIGKILLed, the kernel kills
+    # Milvus too instead of orphaning it (SIGKILL: its graceful stop can hang).
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def session_pids(sid: int) -> list[int]:
@@ -248,10 +253,7 @@ def wait_ready(host: str, port: int, timeout_s: float) -> None:
     while time.monotonic() < deadline:
         client = None
         try:
-            client = MilvusClient(
-                uri=f"http://{host}:{port}",
-                timeout=max(1.0, deadline - time.monotonic()),
-            )
+            client = MilvusClient(uri=f"http://{host}:{port}", timeout=max(1.0, deadline - time.monotonic()))
             client.list_collections()
             return
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
@@ -273,14 +275,22 @@ def run(base: Path, host: str, port: int, stop_timeout: float, share_network: bo
     ports = derive_ports(port)
     # Host-side sockets must exist before we leave the host's network namespace.
     listeners = [] if share_network else [(_listen(host, ports[k]), ports[k]) for k in FORWARDED]
+    if not share_network:
+        try:
+            isolate_network()
+        except OSError as error:
+            # Still serve, on the host network, rather than fail where namespaces are not allowed.
+            _log(f"WARNING {error.strerror}: Milvus will share the host network")
+            for listener, _ in listeners:
+                listener.close()
+            listeners, share_network = [], True
     milvus_host = host if share_network else "127.0.0.1"
     exe, env = prepare(base, milvus_host, ports)
-    if not share_network:
-        isolate_network()
 
-    stop = threading.Event()
+    # A plain flag: Event.set() from a signal handler can deadlock with Event.wait().
+    signals: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda _signum, _frame: stop.set())
+        signal.signal(sig, lambda signum, _frame: signals.append(signum))
 
     started = time.monotonic()
     # Own session: a terminal Ctrl-C reaches only us, and the whole tree can be
@@ -298,7 +308,7 @@ def run(base: Path, host: str, port: int, stop_timeout: float, share_network: bo
     _log(f"started milvus pid {proc.pid} ({mode}); ports {ports}")
 
     ready = False
-    while not stop.is_set():
+    while not signals:
         if proc.poll() is not None:
             _kill_group(proc.pid)
             _log(f"milvus exited unexpectedly with code {proc.returncode}")
@@ -309,15 +319,15 @@ def run(base: Path, host: str, port: int, stop_timeout: float, share_network: bo
             if share_network:
                 for line in non_loopback_listeners(session_pids(proc.pid)):
                     _log(f"WARNING non-loopback listener: {line}")
-        stop.wait(0.5)
+        time.sleep(0.5)
 
-    _log("stopping milvus")
+    _log(f"got {signal.Signals(signals[0]).name}; stopping milvus")
     proc.terminate()
     try:
         proc.wait(timeout=stop_timeout)
     except subprocess.TimeoutExpired:
         _log(f"milvus did not stop within {stop_timeout}s; killing it")
-    _kill_group(proc.pid)  # also reaps anything Milvus itself left behind
+    _kill_group(proc.pid)  # also takes out anything Milvus itself left behind
     proc.wait()
     # 2.3.5 panics in CloseEtcdClient after its cleanup is done, so a nonzero code here is expected.
     _log(f"milvus stopped (exit code {proc.returncode})")
@@ -326,38 +336,17 @@ def run(base: Path, host: str, port: int, stop_timeout: float, share_network: bo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--base-dir",
-        required=True,
-        type=Path,
-        help="binaries, configs and data live here",
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=19530,
-        help="client port; Milvus also uses PORT+1..PORT+11",
-    )
+    parser.add_argument("--base-dir", required=True, type=Path, help="binaries, configs and data live here")
+    parser.add_argument("--port", type=int, default=19530, help="client port; Milvus also uses PORT+1..PORT+11")
     parser.add_argument("--host", default="127.0.0.1", help="address the exposed ports bind to")
-    parser.add_argument(
-        "--stop-timeout",
-        type=float,
-        default=30.0,
-        help="seconds before SIGKILL on stop",
-    )
+    parser.add_argument("--stop-timeout", type=float, default=10.0, help="seconds before SIGKILL on stop")
     parser.add_argument(
         "--share-network",
         action="store_true",
         help="no private netns: Milvus gRPC/metrics listeners end up on the wildcard address",
     )
     args = parser.parse_args(argv)
-    return run(
-        args.base_dir.resolve(),
-        args.host,
-        args.port,
-        args.stop_timeout,
-        args.share_network,
-    )
+    return run(args.base_dir.resolve(), args.host, args.port, args.stop_timeout, args.share_network)
 
 
 if __name__ == "__main__":

@@ -70,9 +70,22 @@ def envoy_ready(admin_url: str, clusters: tuple[str, ...]) -> None:
 
 
 def milvus_ready(host: str, port: int) -> None:
+    """Milvus answers, and every collection is loaded and searchable (after a restart it reloads them)."""
+    from pymilvus import MilvusClient
+
     from atelier.platform.milvus_runner import wait_ready
 
     wait_ready(host, port, timeout_s=2)
+    client = MilvusClient(uri=f"http://{host}:{port}", timeout=2)
+    try:
+        for name in client.list_collections():
+            state = client.get_load_state(name)["state"]
+            if state.name != "Loaded":
+                raise RuntimeError(f"collection {name} is {state.name}")
+            vector = next(f for f in client.describe_collection(name)["fields"] if f.get("params", {}).get("dim"))
+            client.search(name, data=[[0.0] * int(vector["params"]["dim"])], anns_field=vector["name"], limit=1)
+    finally:
+        client.close()
 
 
 def triton_ready(host: str, grpc_port: int, models: list[str]) -> None:

@@ -11,17 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from atelier.config import ROOT, Endpoints, state_dir
-from atelier.platform import envoy
+from atelier.platform import StackError, envoy
 from atelier.platform.components import Component, build_components
+from atelier.platform.logfiles import tail
 from atelier.platform.readiness import port_in_use
 from atelier.platform.supervisor import Program, Supervisor, render_config
 from atelier.topics import Topics, create_topics
 
 RUNNING_STATES = {"RUNNING", "STARTING"}
-
-
-class StackError(RuntimeError):
-    """A component did not come up; the message names it and its log."""
 
 
 @dataclass
@@ -198,13 +195,3 @@ class Stack:
                 }
             )
         return rows
-
-
-def tail(path: Path, lines: int) -> list[str]:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 16384))
-            return [line.decode(errors="replace") + "\n" for line in handle.read().splitlines()[-lines:]]
-    except OSError:
-        return []

@@ -51,13 +51,9 @@ def _copy_if_changed(src: Path, dst: Path) -> None:
 def prepare_backends(state_dir: Path) -> Path:
     """Create (idempotently) ``state_dir/backends/python`` and return ``state_dir/backends``."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    stub = (
-        _server_dir() / "python_backend_stubs" / version / "triton_python_backend_stub"
-    )
+    stub = _server_dir() / "python_backend_stubs" / version / "triton_python_backend_stub"
     if not stub.is_file():
-        raise RuntimeError(
-            f"no python backend stub for Python {version} in {stub.parent}"
-        )
+        raise RuntimeError(f"no python backend stub for Python {version} in {stub.parent}")
     backends = Path(state_dir) / "backends"
     python_backend = backends / "python"
     python_backend.mkdir(parents=True, exist_ok=True)
@@ -103,18 +99,14 @@ def triton_command(
     env = {
         # The backend .so and the stub are copied out of the wheel, so their $ORIGIN rpath
         # no longer reaches the bundled libs; the stub also needs this interpreter's libpython.
-        "LD_LIBRARY_PATH": _prepend(
-            "LD_LIBRARY_PATH", str(_libs_dir()), str(sysconfig.get_config_var("LIBDIR"))
-        ),
+        "LD_LIBRARY_PATH": _prepend("LD_LIBRARY_PATH", str(_libs_dir()), str(sysconfig.get_config_var("LIBDIR"))),
         # The stub locates its Python (and so this venv's site-packages) through PATH.
         "PATH": _prepend("PATH", str(Path(sys.prefix) / "bin")),
     }
     return argv, env
 
 
-def _not_ready(
-    client: grpcclient.InferenceServerClient, models: Sequence[str]
-) -> str | None:
+def _not_ready(client: grpcclient.InferenceServerClient, models: Sequence[str]) -> str | None:
     """Return what is not ready yet, or None when everything is."""
     if not client.is_server_live(client_timeout=1):
         return "server live"
@@ -126,9 +118,7 @@ def _not_ready(
     return None
 
 
-def wait_ready(
-    host: str, grpc_port: int, timeout_s: float, models: Sequence[str] = ()
-) -> None:
+def wait_ready(host: str, grpc_port: int, timeout_s: float, models: Sequence[str] = ()) -> None:
     """Block until the server is live and ready and every model in ``models`` is ready."""
     address = f"[{host}]:{grpc_port}" if ":" in host else f"{host}:{grpc_port}"
     deadline = time.monotonic() + timeout_s
@@ -142,9 +132,7 @@ def wait_ready(
             if pending is None:
                 return
             if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"Triton not ready after {timeout_s}s: waiting for {pending}"
-                )
+                raise TimeoutError(f"Triton not ready after {timeout_s}s: waiting for {pending}")
             time.sleep(0.2)
     finally:
         client.close()
@@ -158,9 +146,7 @@ def main(args: Sequence[str] | None = None) -> None:
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument(
-        "--load-model", action="append", default=[], dest="load_models", metavar="NAME"
-    )
+    parser.add_argument("--load-model", action="append", default=[], dest="load_models", metavar="NAME")
     ns = parser.parse_args(args)
 
     prepare_backends(ns.state_dir)

@@ -29,3 +29,13 @@ def test_tracing_is_off_by_default_and_validated() -> None:
     assert ServerSettings.from_env({}).traces_exporter == "none"
     with pytest.raises(ValueError, match="OTEL_TRACES_EXPORTER"):
         ServerSettings.from_env({"OTEL_TRACES_EXPORTER": "zipkin"})
+
+
+def test_containers_bind_everywhere_and_name_their_peers() -> None:
+    endpoints = Endpoints.from_env(
+        {"ATELIER_BIND_HOST": "0.0.0.0", "ATELIER_REDIS_HOST": "redis", "ATELIER_MILVUS_HOST": "milvus"}
+    )
+    assert endpoints.listen_host == "0.0.0.0"
+    assert endpoints.redis_url == "redis://redis:6379/0"
+    assert endpoints.milvus_uri == "http://milvus:19530"
+    assert endpoints.triton_address == "127.0.0.1:8001"
