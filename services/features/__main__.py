@@ -27,7 +27,7 @@ def main() -> None:
     run(
         ServiceSpec(
             name="features",
-            host=endpoints.host,
+            host=endpoints.listen_host,
             port=endpoints.features_port,
             metrics_port=endpoints.features_metrics_port,
             register=register,

@@ -23,7 +23,7 @@ def main() -> None:
     run(
         ServiceSpec(
             name="ranker",
-            host=endpoints.host,
+            host=endpoints.listen_host,
             port=endpoints.ranker_port,
             metrics_port=endpoints.ranker_metrics_port,
             register=register,

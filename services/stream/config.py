@@ -17,6 +17,8 @@ class StreamSettings:
     topics: Topics
     app_id: str
     data_dir: Path
+    # The address Faust's web server advertises (its own host name in a container).
+    web_host: str
     # The local broker (Tansu) takes about half the session timeout to form a
     # group, so keep it short locally; real Kafka is fine with the default.
     session_timeout_s: float
@@ -30,6 +32,7 @@ class StreamSettings:
             topics=Topics.from_env(env),
             app_id=env_str(env, "STREAM_APP_ID", "atelier-stream"),
             data_dir=Path(env_str(env, "STREAM_DATA_DIR", str(state_dir(env) / "stream"))),
+            web_host=env_str(env, "STREAM_WEB_HOST", Endpoints.from_env(env).host),
             session_timeout_s=env_float(env, "STREAM_SESSION_TIMEOUT_S", 6.0),
             heartbeat_interval_s=env_float(env, "STREAM_HEARTBEAT_INTERVAL_S", 1.0),
         )
