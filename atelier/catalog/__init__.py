@@ -1,0 +1,1 @@
+"""The fashion catalogue: the H&M dataset's schema, its streaming loaders and a synthetic stand-in."""
