@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import grpc
+import numpy as np
+from pymilvus import AsyncMilvusClient
 
-from atelier.config import Endpoints
+from atelier.embedding import TextEmbedder
 from atelier.grpc_server import ServiceSpec, run
 from fashion.v1 import events_service_pb2, features_service_pb2, search_service_pb2
 from fashion.v1 import search_service_pb2_grpc as pb_grpc
+from services.search.config import SearchSettings
+from services.search.filter_values import FilterValues
 from services.search.servicer import SearchServicer
+from services.search.text_search import TextSearch
 
 SERVICE_NAME = search_service_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
 # Envoy sends reflection to this service, the edge's default route, so it
@@ -19,21 +24,55 @@ PUBLIC_SERVICES = (
 )
 
 
-def register(server: grpc.aio.Server) -> list[str]:
-    pb_grpc.add_SearchServiceServicer_to_server(SearchServicer(), server)
-    return [SERVICE_NAME]
+class SearchApp:
+    """Owns the service's clients: created in the server's event loop, closed when it stops."""
+
+    def __init__(self, settings: SearchSettings) -> None:
+        self.settings = settings
+        self.filter_values = FilterValues(settings.endpoints.redis_url, settings.filter_values_refresh_s)
+        self.embedder: TextEmbedder | None = None
+        self.milvus: AsyncMilvusClient | None = None
+
+    async def start(self) -> None:
+        endpoints = self.settings.endpoints
+        self.embedder = TextEmbedder(endpoints.triton_address, self.settings.text_model, self.settings.embed_timeout_s)
+        self.milvus = AsyncMilvusClient(uri=endpoints.milvus_uri)
+        await self.filter_values.start()
+
+    def register(self, server: grpc.aio.Server) -> list[str]:
+        assert self.embedder is not None and self.milvus is not None, "start() first"
+        embedder = self.embedder
+
+        async def embed_query(query: str) -> np.ndarray:
+            return (await embedder.embed_queries([query]))[0]
+
+        text_search = TextSearch(self.settings, embed_query, self.milvus)
+        servicer = SearchServicer(self.settings, text_search, self.filter_values)
+        pb_grpc.add_SearchServiceServicer_to_server(servicer, server)
+        return [SERVICE_NAME]
+
+    async def stop(self) -> None:
+        await self.filter_values.stop()
+        if self.embedder is not None:
+            await self.embedder.close()
+        if self.milvus is not None:
+            await self.milvus.close()
 
 
 def main() -> None:
-    endpoints = Endpoints.from_env()
+    settings = SearchSettings.from_env()
+    app = SearchApp(settings)
+    endpoints = settings.endpoints
     run(
         ServiceSpec(
             name="search",
-            host=endpoints.host,
+            host=endpoints.listen_host,
             port=endpoints.search_port,
             metrics_port=endpoints.search_metrics_port,
-            register=register,
+            register=app.register,
             reflected_services=PUBLIC_SERVICES,
+            on_start=[app.start],
+            on_stop=[app.stop],
         )
     )
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 
+from atelier.catalog.bootstrap import LoadResult, LoadSettings, load_articles, seed_popularity
+from atelier.catalog.hm_loader import HMDataset, LoadReport, iter_articles, iter_transactions
+from atelier.catalog.synthetic import write_synthetic_catalog
 from atelier.config import ROOT
 from atelier.platform.stack import Stack
 
@@ -33,3 +39,36 @@ def stack() -> Iterator[Stack]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+TEST_CATALOG_ARTICLES = 1500
+
+
+@pytest.fixture(scope="session")
+def catalog_dataset(tmp_path_factory: pytest.TempPathFactory) -> HMDataset:
+    return write_synthetic_catalog(
+        tmp_path_factory.mktemp("catalog"), n_articles=TEST_CATALOG_ARTICLES, n_transactions=20_000, seed=11
+    )
+
+
+def _load(stack: Stack, dataset: HMDataset) -> LoadResult:
+    report = LoadReport()
+    return asyncio.run(load_articles(iter_articles(dataset.articles, report), None, stack.endpoints, LoadSettings()))
+
+
+@pytest.fixture(scope="session")
+def catalog(stack: Stack, catalog_dataset: HMDataset) -> int:
+    """The synthetic test catalogue, loaded into the test stack; its article count."""
+    result = _load(stack, catalog_dataset)
+    store = redis.Redis.from_url(stack.endpoints.redis_url)
+    try:
+        seed_popularity(store, iter_transactions(catalog_dataset.transactions, LoadReport()))
+    finally:
+        store.close()
+    time.sleep(3)  # the search service re-reads the known filter values every 2 s until it has some
+    return result.articles
+
+
+@pytest.fixture
+def reload_catalog(stack: Stack, catalog_dataset: HMDataset) -> Callable[[], LoadResult]:
+    return lambda: _load(stack, catalog_dataset)

@@ -1,0 +1,93 @@
+"""`atelier catalog load`: from the H&M files when present, else the seeded synthetic catalogue."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+from atelier.config import ROOT, Endpoints
+
+HM_DIR = Path(os.environ.get("ATELIER_HM_DIR", ROOT / "data" / "hm"))
+SYNTHETIC_DIR = ROOT / "data" / "synthetic"
+DEMO_ARTICLES = 3000
+FULL_ARTICLES = 105_542
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    catalog = commands.add_parser("catalog", help="load the article catalogue").add_subparsers(
+        dest="catalog_command", required=True
+    )
+    load = catalog.add_parser("load", help="embed articles into Milvus, metadata into Redis, seed popularity")
+    load.add_argument(
+        "--source",
+        help=f"an H&M directory with articles.csv (default: {HM_DIR} if present, else the synthetic catalogue)",
+    )
+    load.add_argument("--synthetic", action="store_true", help="use the synthetic catalogue even if H&M files exist")
+    load.add_argument("--articles", type=int, default=FULL_ARTICLES, help="synthetic catalogue size")
+    load.add_argument("--demo", action="store_true", help=f"a small synthetic catalogue ({DEMO_ARTICLES} articles)")
+    load.add_argument("--seed", type=int, default=7, help="synthetic catalogue seed")
+    load.add_argument("--force", action="store_true", help="re-embed every article")
+    load.add_argument("--if-empty", action="store_true", help="do nothing when a catalogue is already loaded")
+    load.set_defaults(run=run_load)
+
+
+def _loaded_articles(endpoints: Endpoints) -> int:
+    from pymilvus import MilvusClient
+
+    from atelier.article_index import IndexSettings
+
+    client = MilvusClient(uri=endpoints.milvus_uri)
+    try:
+        if not client.has_collection(IndexSettings().collection):
+            return 0
+        return int(client.get_collection_stats(IndexSettings().collection).get("row_count", 0))
+    finally:
+        client.close()
+
+
+def run_load(args: argparse.Namespace) -> int:
+    # Imported here: `atelier up` and friends should not pay for the catalogue's imports.
+    import redis
+
+    from atelier.catalog.bootstrap import LoadSettings, load_articles, seed_popularity
+    from atelier.catalog.hm_loader import LoadReport, find_hm_dataset, iter_articles, iter_transactions
+    from atelier.catalog.synthetic import write_synthetic_catalog
+
+    endpoints = Endpoints.from_env()
+    if args.if_empty and (loaded := _loaded_articles(endpoints)):
+        print(f"catalogue already loaded ({loaded} articles); skipping")
+        return 0
+    source = Path(args.source) if args.source else HM_DIR
+    dataset = None if args.synthetic else find_hm_dataset(source)
+    if dataset is None:
+        if args.source:
+            raise SystemExit(f"no articles.csv in {source}")
+        n = DEMO_ARTICLES if args.demo else args.articles
+        directory = SYNTHETIC_DIR / f"articles-{n}-seed-{args.seed}"
+        print(f"synthetic catalogue: {n} articles, seed {args.seed} -> {directory}")
+        dataset = write_synthetic_catalog(directory, n_articles=n, n_transactions=10 * n, seed=args.seed)
+    else:
+        print(f"H&M catalogue: {dataset.articles}")
+
+    report = LoadReport(source=str(dataset.articles))
+    total = sum(1 for _ in dataset.articles.open(encoding="utf-8", errors="replace")) - 1
+    result = asyncio.run(
+        load_articles(iter_articles(dataset.articles, report), total, endpoints, LoadSettings(force=args.force))
+    )
+    print(report.summary())
+    print(
+        f"{result.articles} articles ({result.embedded} embedded, {result.skipped_unchanged} unchanged) "
+        f"in {result.seconds:.1f}s, {result.rate:.0f} embedded/s, dimension {result.dimension}"
+    )
+    if dataset.transactions is not None:
+        transactions_report = LoadReport(source=str(dataset.transactions))
+        store = redis.Redis.from_url(endpoints.redis_url)
+        try:
+            seeded = seed_popularity(store, iter_transactions(dataset.transactions, transactions_report))
+        finally:
+            store.close()
+        print(transactions_report.summary())
+        print(f"popularity seeded for {seeded} articles")
+    return 0

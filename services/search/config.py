@@ -1,0 +1,45 @@
+"""Settings of the search service, read from the environment in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from atelier.config import Endpoints, env_float, env_int, env_str
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    endpoints: Endpoints
+    text_model: str
+    collection: str
+    default_k: int
+    max_k: int
+    max_query_chars: int
+    # ANN candidates fetched per request (later stages rerank and boost them).
+    candidates: int
+    hnsw_ef: int
+    embed_timeout_s: float
+    ann_timeout_s: float
+    embedding_cache_size: int
+    # How often the known filter values are re-read from the feature store.
+    filter_values_refresh_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SearchSettings:
+        env = os.environ if env is None else env
+        return cls(
+            endpoints=Endpoints.from_env(env),
+            text_model=env_str(env, "SEARCH_TEXT_MODEL", "text_embedding"),
+            collection=env_str(env, "SEARCH_COLLECTION", "articles_text"),
+            default_k=env_int(env, "SEARCH_DEFAULT_K", 10),
+            max_k=env_int(env, "SEARCH_MAX_K", 100),
+            max_query_chars=env_int(env, "SEARCH_MAX_QUERY_CHARS", 512),
+            candidates=env_int(env, "SEARCH_CANDIDATES", 100),
+            hnsw_ef=env_int(env, "SEARCH_HNSW_EF", 128),
+            embed_timeout_s=env_float(env, "SEARCH_EMBED_TIMEOUT_S", 1.0),
+            ann_timeout_s=env_float(env, "SEARCH_ANN_TIMEOUT_S", 0.5),
+            embedding_cache_size=env_int(env, "SEARCH_EMBEDDING_CACHE_SIZE", 10_000),
+            filter_values_refresh_s=env_float(env, "SEARCH_FILTER_VALUES_REFRESH_S", 30.0),
+        )

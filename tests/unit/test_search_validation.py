@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from atelier.rpc import InvalidArgument
+from fashion.v1 import article_pb2
+from services.search.validation import validate_text_request
+
+KNOWN = {"colour": {"black": "Black", "dark blue": "Dark Blue"}, "product_type": {"trousers": "Trousers"}}
+
+
+def _validate(query: str = "jeans", k: int = 0, user_id: str = "", known=KNOWN, **filters: list[str]):
+    return validate_text_request(
+        query,
+        k,
+        user_id,
+        article_pb2.ArticleFilter(**filters),
+        default_k=10,
+        max_k=100,
+        max_query_chars=50,
+        known_values=known,
+    )
+
+
+def _fields(error: pytest.ExceptionInfo[InvalidArgument]) -> list[str]:
+    return [v.field for v in error.value.violations]
+
+
+def test_normalises_whitespace_defaults_k_and_canonicalises_filter_values() -> None:
+    query = _validate("  black   jeans ", colours=["BLACK", "dark blue"], product_types=["trousers"])
+    assert query.query == "black jeans"
+    assert query.k == 10
+    assert query.filters == {"colour": ["Black", "Dark Blue"], "product_type": ["Trousers"]}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"query": ""}, "query"),
+        ({"query": " \t "}, "query"),
+        ({"query": "x" * 51}, "query"),
+        ({"k": 101}, "k"),
+        ({"k": -3}, "k"),
+        ({"user_id": "u" * 129}, "user_id"),
+        ({"colours": ["Ultraviolet"]}, "filter.colours"),
+        ({"colours": [""]}, "filter.colours"),
+        ({"departments": ["x"] * 51}, "filter.departments"),
+    ],
+)
+def test_each_problem_names_its_field(kwargs: dict, field: str) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        _validate(**kwargs)
+    assert _fields(error) == [field]
+
+
+def test_reports_every_problem_at_once() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        _validate("", k=1000, colours=["nope"])
+    assert _fields(error) == ["query", "k", "filter.colours"]
+    assert "query: must not be empty" in str(error.value)
+
+
+def test_unknown_catalogue_values_pass_unchecked() -> None:
+    assert _validate(known=None, colours=["Ultraviolet"]).filters == {"colour": ["Ultraviolet"]}
