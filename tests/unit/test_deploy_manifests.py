@@ -1,0 +1,772 @@
+"""compose.yaml, k8s/ and deploy/ agree with the code: ports, hosts, topics, images and probes.
+
+Nothing here runs a container: the manifests are parsed (PyYAML) and checked against
+atelier.config.Endpoints and atelier.topics.Topics; the one-shot commands they run in
+the services image (the Envoy render step, the stream worker's start) are run here
+with the containers' environment, and the image's commands are imported with only the
+image's packages importable.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+from atelier.catalog import command as catalog_command
+from atelier.cli import build_parser
+from atelier.codegen import DESCRIPTOR_SET
+from atelier.config import ROOT, Endpoints
+from atelier.platform import envoy as envoy_renderer
+from atelier.topics import Topics
+
+DEFAULTS = Endpoints()
+TOPICS = Topics()
+# Each component of the stack (its compose service and k8s workload name) and the
+# Endpoints fields of the ports it serves.
+PORTS = {
+    "search": ("search_port", "search_metrics_port"),
+    "ranker": ("ranker_port", "ranker_metrics_port"),
+    "features": ("features_port", "features_metrics_port"),
+    "stream": ("stream_web_port",),
+    "envoy": ("envoy_port", "envoy_admin_port"),
+    "triton": ("triton_grpc_port", "triton_http_port", "triton_metrics_port"),
+    "redis": ("redis_port",),
+    "kafka": ("broker_port",),
+    "milvus": ("milvus_port",),
+}
+GRPC_SERVICES = {
+    "search": ("search_port", "fashion.v1.SearchService"),
+    "ranker": ("ranker_port", "fashion.v1.RankerService"),
+    "features": ("features_port", "fashion.v1.FeaturesService"),
+}
+# Servers reached by name: ATELIER_<PEER>_HOST.
+PEERS = ("search", "ranker", "features", "redis", "broker", "milvus", "triton")
+PYTHON_SERVICES = ("search", "ranker", "features", "stream", "envoy-config", "catalog-load")
+SERVICES_IMAGE = "atelier/services:0.1.0"
+MILVUS_METRICS_PORT = 9091
+WORKLOADS = ("Deployment", "StatefulSet")
+# The catalogue compose loads (and the local overlay); the base Job loads the full one.
+DEMO_CATALOG_LOAD = ["atelier", "catalog", "load", "--demo", "--if-empty"]
+# The Triton image's Python (nvcr.io/nvidia/tritonserver:24.10-py3, Ubuntu 22.04).
+TRITON_PYTHON = "3.10"
+
+
+def ports_of(component: str) -> set[int]:
+    return {getattr(DEFAULTS, name) for name in PORTS[component]}
+
+
+@cache
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+def compose_services() -> dict[str, dict[str, Any]]:
+    return compose()["services"]
+
+
+def long_running(service: dict[str, Any]) -> bool:
+    return service.get("restart") != "no"
+
+
+@cache
+def k8s_documents() -> tuple[tuple[Path, dict[str, Any]], ...]:
+    return tuple(
+        (path, doc)
+        for path in sorted((ROOT / "k8s").rglob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    )
+
+
+def base_resources(kind: str) -> list[dict[str, Any]]:
+    base = ROOT / "k8s" / "base"
+    return [doc for path, doc in k8s_documents() if path.parent == base and doc.get("kind") == kind]
+
+
+def base_resource(kind: str, name: str) -> dict[str, Any]:
+    (found,) = [doc for doc in base_resources(kind) if doc["metadata"]["name"] == name]
+    return found
+
+
+def workloads() -> list[dict[str, Any]]:
+    return [doc for kind in WORKLOADS for doc in base_resources(kind)]
+
+
+def jobs() -> list[dict[str, Any]]:
+    return base_resources("Job")
+
+
+def containers(workload: dict[str, Any], init: bool = False) -> list[dict[str, Any]]:
+    spec = workload["spec"]["template"]["spec"]
+    return spec["containers"] + (spec.get("initContainers", []) if init else [])
+
+
+def walk(node: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key, value
+            yield from walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item)
+
+
+def container_port(mapping: str | int) -> int:
+    """The container side of a compose port: "8080", "8080:8080", "127.0.0.1:9901:9901"."""
+    return int(str(mapping).rsplit(":", 1)[-1].split("/")[0])
+
+
+def dockerfile_images(path: Path) -> list[str]:
+    text = path.read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.MULTILINE))
+    images = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+    return [re.sub(r"\$\{(\w+)\}", lambda match: args[match.group(1)], image) for image in images]
+
+
+def compose_value(value: Any) -> str:
+    """A compose environment value as the container sees it: ${NAME:-default} unset on the host."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
+
+
+def container_environment(service: str) -> dict[str, str]:
+    """This process's environment less Atelier's settings, plus a compose service's."""
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith(("ATELIER_", "STREAM_", "OTEL_"))
+    }
+    environment.update({name: compose_value(v) for name, v in compose_services()[service]["environment"].items()})
+    return environment
+
+
+def mount_path(container: dict[str, Any], volume: str) -> str:
+    (path,) = [mount["mountPath"] for mount in container.get("volumeMounts", []) if mount["name"] == volume]
+    return path
+
+
+def base_container(kind: str, workload: str, container: str) -> dict[str, Any]:
+    (found,) = [c for c in containers(base_resource(kind, workload), init=True) if c["name"] == container]
+    return found
+
+
+def cli_args(command: list[str]) -> Any:
+    """What the `atelier` console script makes of a command line."""
+    assert command[0] == "atelier"
+    return build_parser().parse_args(command[1:])
+
+
+def assert_runs_as_non_root(workload: dict[str, Any]) -> None:
+    name = workload["metadata"]["name"]
+    pod_security = workload["spec"]["template"]["spec"].get("securityContext", {})
+    for container in containers(workload, init=True):
+        security = {**pod_security, **container.get("securityContext", {})}
+        assert security.get("runAsNonRoot") is True, name
+        assert security.get("runAsUser", 0) != 0, name
+        assert security.get("allowPrivilegeEscalation") is False, name
+
+
+# --- compose -----------------------------------------------------------------------------
+
+
+def test_compose_runs_the_whole_stack() -> None:
+    assert set(PORTS) <= set(compose_services())
+    one_shot = {"kafka-topics", "envoy-config", "catalog-load"}
+    assert {"etcd", "minio", "jaeger", "prometheus", "grafana"} | one_shot <= set(compose_services())
+    for name in one_shot:
+        assert not long_running(compose_services()[name]), name
+
+
+def test_every_image_is_pinned_to_a_version() -> None:
+    images = [service["image"] for service in compose_services().values()]
+    images += [
+        value for _, doc in k8s_documents() for key, value in walk(doc) if key == "image" and isinstance(value, str)
+    ]
+    images += dockerfile_images(ROOT / "deploy" / "Dockerfile")
+    images += dockerfile_images(ROOT / "deploy" / "triton.Dockerfile")
+    for image in images:
+        name, _, tag = image.rpartition(":")
+        assert name and "/" not in tag, f"{image}: no tag"
+        assert "latest" not in tag, f"{image}: not pinned"
+    assert "envoyproxy/envoy:v1.40.0" in images
+    assert "apache/kafka:3.9.1" in images
+    assert "milvusdb/milvus:v2.3.5" in images
+    assert "nvcr.io/nvidia/tritonserver:24.10-py3" in images
+
+
+def test_compose_serves_the_code_default_ports() -> None:
+    for component in PORTS:
+        service = compose_services()[component]
+        served = {container_port(p) for p in service.get("expose", []) + service.get("ports", [])}
+        assert ports_of(component) <= served, component
+
+
+def test_no_manifest_moves_a_port_away_from_the_code_default() -> None:
+    environments = [service.get("environment", {}) for service in compose_services().values()]
+    environments += [base_resource("ConfigMap", "atelier-env")["data"]]
+    for environment in environments:
+        moved = [name for name in environment if re.fullmatch(r"ATELIER_\w*PORT(_OFFSET)?", name)]
+        assert not moved, moved
+
+
+def test_compose_health_checks_every_long_running_container() -> None:
+    for name, service in compose_services().items():
+        if long_running(service):
+            assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+    for name, (port_field, grpc_service) in GRPC_SERVICES.items():
+        command = compose_services()[name]["healthcheck"]["test"]
+        assert command[:3] == ["CMD", "python", "-c"]
+        compile(command[3], f"{name} healthcheck", "exec")
+        assert f"'127.0.0.1:{getattr(DEFAULTS, port_field)}'" in command[3]
+        assert f"'{grpc_service}'" in command[3]
+    assert f":{DEFAULTS.stream_web_port}/" in compose_services()["stream"]["healthcheck"]["test"][-1]
+    assert f"/{DEFAULTS.envoy_admin_port}" in compose_services()["envoy"]["healthcheck"]["test"][-1]
+
+
+def test_compose_starts_each_container_after_what_it_needs() -> None:
+    services = compose_services()
+    for name, service in services.items():
+        for dependency, rule in service.get("depends_on", {}).items():
+            expected = "service_healthy" if long_running(services[dependency]) else "service_completed_successfully"
+            assert rule == {"condition": expected}, f"{name} -> {dependency}"
+    assert {"redis", "milvus", "triton"} <= set(services["search"]["depends_on"])
+    assert {"redis", "kafka-topics"} <= set(services["stream"]["depends_on"])
+    assert {"envoy-config", "search", "ranker", "features"} <= set(services["envoy"]["depends_on"])
+    assert set(services["catalog-load"]["depends_on"]) == {"redis", "milvus", "triton"}
+
+
+def test_compose_services_bind_every_interface_and_reach_peers_by_name() -> None:
+    services = compose_services()
+    for name in PYTHON_SERVICES:
+        assert services[name]["image"] == SERVICES_IMAGE, name
+        environment = services[name]["environment"]
+        assert environment["ATELIER_BIND_HOST"] == "0.0.0.0"
+        # ATELIER_HOST is only the default peer host: every peer is named instead.
+        assert "ATELIER_HOST" not in environment, name
+        for peer in PEERS:
+            host = environment[f"ATELIER_{peer.upper()}_HOST"]
+            assert host in services, f"{name}: ATELIER_{peer.upper()}_HOST={host} is no compose service"
+        assert environment["OTEL_TRACES_EXPORTER"] == "otlp"
+        assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
+        assert environment["VISION_ENABLED"] == "${VISION_ENABLED:-0}"
+
+
+def test_prometheus_scrapes_every_metrics_endpoint() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    targets: dict[tuple[str, int], str] = {}
+    for job in config["scrape_configs"]:
+        for sd in job.get("dns_sd_configs", []):
+            for name in sd["names"]:
+                targets[(name, sd["port"])] = job.get("metrics_path", "/metrics")
+    expected = {
+        ("search", DEFAULTS.search_metrics_port): "/metrics",
+        ("ranker", DEFAULTS.ranker_metrics_port): "/metrics",
+        ("features", DEFAULTS.features_metrics_port): "/metrics",
+        ("triton", DEFAULTS.triton_metrics_port): "/metrics",
+        ("envoy", DEFAULTS.envoy_admin_port): "/stats/prometheus",
+        ("milvus", MILVUS_METRICS_PORT): "/metrics",
+    }
+    assert expected.items() <= targets.items()
+    assert {name for name, _ in targets} <= set(compose_services())
+
+
+def test_grafana_reads_prometheus() -> None:
+    path = ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+    (datasource,) = yaml.safe_load(path.read_text())["datasources"]
+    assert (datasource["type"], datasource["url"]) == ("prometheus", "http://prometheus:9090")
+    mounts = compose_services()["grafana"]["volumes"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+
+
+# --- topics ------------------------------------------------------------------------------
+
+
+def test_compose_creates_the_code_topics() -> None:
+    environment = compose_services()["kafka-topics"]["environment"]
+    assert tuple(environment["TOPICS"].split()) == TOPICS.all()
+    assert int(environment["PARTITIONS"]) == TOPICS.partitions
+
+
+def test_kafka_topic_resources_are_the_code_topics() -> None:
+    topics = base_resources("KafkaTopic")
+    assert sorted(t["spec"].get("topicName", t["metadata"]["name"]) for t in topics) == sorted(TOPICS.all())
+    cluster = base_resource("Kafka", "atelier")
+    for topic in topics:
+        assert topic["spec"]["partitions"] == TOPICS.partitions
+        assert topic["spec"]["replicas"] == 3
+        assert topic["spec"]["config"]["min.insync.replicas"] == 2
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == cluster["metadata"]["name"]
+
+
+def test_kafka_runs_three_kraft_nodes() -> None:
+    cluster = base_resource("Kafka", "atelier")
+    assert cluster["metadata"]["annotations"]["strimzi.io/kraft"] == "enabled"
+    (pool,) = base_resources("KafkaNodePool")
+    assert pool["spec"]["replicas"] == 3
+    assert set(pool["spec"]["roles"]) == {"broker", "controller"}
+    listeners = cluster["spec"]["kafka"]["listeners"]
+    assert DEFAULTS.broker_port in {listener["port"] for listener in listeners}
+
+
+# --- kubernetes --------------------------------------------------------------------------
+
+
+def test_kustomizations_list_files_that_exist() -> None:
+    kustomizations = sorted((ROOT / "k8s").rglob("kustomization.yaml"))
+    assert {p.parent.relative_to(ROOT).as_posix() for p in kustomizations} == {
+        "k8s/base",
+        "k8s/overlays/local",
+        "k8s/overlays/gpu",
+    }
+    for path in kustomizations:
+        kustomization = yaml.safe_load(path.read_text())
+        listed = kustomization.get("resources", []) + kustomization.get("components", [])
+        listed += [patch["path"] for patch in kustomization.get("patches", []) if "path" in patch]
+        for entry in listed:
+            target = path.parent / entry
+            assert target.is_file() or (target / "kustomization.yaml").is_file(), f"{path}: {entry}"
+    base = ROOT / "k8s" / "base"
+    listed = set(yaml.safe_load((base / "kustomization.yaml").read_text())["resources"])
+    assert listed == {p.name for p in base.glob("*.yaml")} - {"kustomization.yaml"}
+
+
+def test_every_workload_has_probes_resources_and_runs_as_non_root() -> None:
+    assert {w["metadata"]["name"] for w in workloads()} == set(PORTS) - {"kafka", "milvus"}
+    for workload in workloads():
+        name = workload["metadata"]["name"]
+        for container in containers(workload):
+            assert container.get("readinessProbe") and container.get("livenessProbe"), name
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"]), name
+            assert "memory" in resources["limits"], name
+        assert_runs_as_non_root(workload)
+
+
+def test_workloads_serve_the_code_default_ports() -> None:
+    for workload in workloads():
+        name = workload["metadata"]["name"]
+        declared = {p["containerPort"] for c in containers(workload) for p in c.get("ports", [])}
+        assert ports_of(name) <= declared, name
+        annotations = workload["spec"]["template"]["metadata"].get("annotations", {})
+        if annotations.get("prometheus.io/scrape") == "true":
+            assert int(annotations["prometheus.io/port"]) in declared, name
+
+
+def test_grpc_services_are_probed_with_grpc_health() -> None:
+    for name, (port_field, grpc_service) in GRPC_SERVICES.items():
+        (container,) = containers(base_resource("Deployment", name))
+        port = getattr(DEFAULTS, port_field)
+        assert container["readinessProbe"]["grpc"] == {"port": port, "service": grpc_service}
+        assert container["livenessProbe"]["grpc"]["port"] == port
+        service = base_resource("Service", name)
+        assert port in {p["port"] for p in service["spec"]["ports"]}
+
+
+def test_k8s_services_bind_every_interface_and_reach_peers_by_name() -> None:
+    environment = base_resource("ConfigMap", "atelier-env")["data"]
+    assert environment["ATELIER_BIND_HOST"] == "0.0.0.0"
+    assert "ATELIER_HOST" not in environment
+    compose_hosts = {k for k in compose_services()["search"]["environment"] if re.fullmatch(r"ATELIER_\w+_HOST", k)}
+    assert {k for k in environment if re.fullmatch(r"ATELIER_\w+_HOST", k)} == compose_hosts
+    services = {doc["metadata"]["name"] for doc in base_resources("Service")}
+    expected = {peer: peer for peer in PEERS if peer in services}
+    expected["broker"] = base_resource("Kafka", "atelier")["metadata"]["name"] + "-kafka-bootstrap"
+    (milvus,) = base_resources("Milvus")
+    expected["milvus"] = milvus["metadata"]["name"] + "-milvus"
+    assert set(expected) == set(PEERS)
+    for peer, service in expected.items():
+        assert environment[f"ATELIER_{peer.upper()}_HOST"] == f"{service}.atelier.svc.cluster.local"
+    for workload in workloads() + jobs():
+        for container in containers(workload, init=True):
+            if container["image"].startswith("atelier/"):
+                assert {"configMapRef": {"name": "atelier-env"}} in container["envFrom"]
+
+
+# --- the stream worker's advertised address ------------------------------------------------
+
+
+def test_compose_stream_workers_advertise_their_own_host_name(tmp_path: Path) -> None:
+    command = compose_services()["stream"]["command"]
+    assert command[:2] == ["sh", "-c"]
+    assert not re.search(r"(?<!\$)\$(?!\$)", command[2]), "a single $ is interpolated by compose on the host"
+    # A stand-in python shows what the container's python would be started with.
+    fake_python = tmp_path / "python"
+    fake_python.write_text('#!/bin/sh\necho "$STREAM_WEB_HOST|$*"\n')
+    fake_python.chmod(0o755)
+    result = subprocess.run(
+        ["sh", "-c", command[2].replace("$$", "$")],
+        env={"PATH": f"{tmp_path}{os.pathsep}/usr/bin:/bin", "HOSTNAME": "3f2a1b9c0d4e"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "3f2a1b9c0d4e|-m services.stream worker --loglevel info"
+
+
+def test_k8s_stream_workers_advertise_their_pod_ip() -> None:
+    (container,) = containers(base_resource("Deployment", "stream"))
+    assert {"name": "STREAM_WEB_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in container["env"]
+
+
+def test_redis_is_standalone_with_an_append_only_file() -> None:
+    (container,) = containers(base_resource("StatefulSet", "redis"))
+    assert base_resource("StatefulSet", "redis")["spec"]["replicas"] == 1
+    assert "--appendonly" in container["args"]
+    assert "--cluster-enabled" not in container["args"]
+
+
+def test_overlays_size_the_stack() -> None:
+    local = yaml.safe_load((ROOT / "k8s" / "overlays" / "local" / "kustomization.yaml").read_text())
+    assert any(
+        "HorizontalPodAutoscaler" in patch["patch"] and "$patch: delete" in patch["patch"] for patch in local["patches"]
+    )
+    gpu = yaml.safe_load((ROOT / "k8s" / "overlays" / "gpu" / "kustomization.yaml").read_text())
+    (patch,) = gpu["patches"]
+    assert patch["target"] == {"kind": "Deployment", "name": "triton"}
+    operations = yaml.safe_load(patch["patch"])
+    assert {op["path"]: op["value"] for op in operations if op["path"].endswith("nvidia.com~1gpu")} == {
+        "/spec/template/spec/containers/0/resources/requests/nvidia.com~1gpu": 1,
+        "/spec/template/spec/containers/0/resources/limits/nvidia.com~1gpu": 1,
+    }
+
+
+# --- Envoy's config, rendered in the container ---------------------------------------------
+
+
+def test_envoy_config_is_rendered_by_the_entry_point_in_compose_and_k8s() -> None:
+    compose_command = compose_services()["envoy-config"]["command"]
+    assert compose_command[:4] == ["python", "-m", "atelier.platform.envoy", "--out"]
+    # The renderer writes where Envoy reads it (the descriptor set's path is in the config).
+    (compose_mount,) = compose_services()["envoy-config"]["volumes"]
+    assert compose_mount == f"envoy-config:{compose_command[4]}"
+    assert f"envoy-config:{compose_command[4]}:ro" in compose_services()["envoy"]["volumes"]
+    assert compose_services()["envoy"]["command"][:3] == ["envoy", "--config-path", f"{compose_command[4]}/envoy.yaml"]
+
+    render = base_container("Deployment", "envoy", "render-config")
+    assert render["image"] == SERVICES_IMAGE
+    assert render["command"] == compose_command
+    (envoy,) = containers(base_resource("Deployment", "envoy"))
+    assert mount_path(render, "config") == mount_path(envoy, "config") == compose_command[4]
+    assert envoy["args"][:3] == ["envoy", "--config-path", f"{compose_command[4]}/envoy.yaml"]
+    # No render script of our own, and no ConfigMap carrying one.
+    assert [doc["metadata"]["name"] for doc in base_resources("ConfigMap")] == ["atelier-env"]
+
+
+def test_envoy_render_entry_point_renders_a_valid_config_for_containers(tmp_path: Path) -> None:
+    if not DESCRIPTOR_SET.is_file():
+        pytest.skip("no descriptor set: run `python -m atelier.codegen`")
+    command = compose_services()["envoy-config"]["command"]
+    environment = container_environment("envoy-config")
+    assert environment["ATELIER_BIND_HOST"] == "0.0.0.0"
+    assert [environment[f"ATELIER_{name.upper()}_HOST"] for name in GRPC_SERVICES] == list(GRPC_SERVICES)
+
+    subprocess.run([sys.executable, *command[1:4], str(tmp_path)], env=environment, cwd=tmp_path, check=True)
+
+    config_path = tmp_path / "envoy.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    assert config["admin"]["address"]["socket_address"] == {
+        "address": "0.0.0.0",
+        "port_value": DEFAULTS.envoy_admin_port,
+    }
+    (listener,) = config["static_resources"]["listeners"]
+    assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": DEFAULTS.envoy_port}
+    clusters = config["static_resources"]["clusters"]
+    assert sorted(cluster["name"] for cluster in clusters) == sorted(GRPC_SERVICES)
+    for cluster in clusters:
+        name = cluster["name"]
+        # STATIC clusters take IP literals only; a service name needs DNS.
+        assert cluster["type"] == "STRICT_DNS"
+        (group,) = cluster["load_assignment"]["endpoints"]
+        (endpoint,) = group["lb_endpoints"]
+        address = endpoint["endpoint"]["address"]["socket_address"]
+        assert address == {"address": name, "port_value": getattr(DEFAULTS, f"{name}_port")}
+        assert name in compose_services()
+    descriptor = f"proto_descriptor: {tmp_path / 'fashion.binpb'}"
+    assert descriptor in config_path.read_text()
+    assert (tmp_path / "fashion.binpb").read_bytes() == DESCRIPTOR_SET.read_bytes()
+
+    # Envoy's own check. Validation does not resolve STRICT_DNS hosts, so the
+    # peers' names need not exist here (a STATIC cluster would be rejected).
+    envoy_renderer.validate(config_path)
+
+
+# --- the catalogue -----------------------------------------------------------------------
+
+
+def test_compose_loads_the_demo_catalogue_once() -> None:
+    service = compose_services()["catalog-load"]
+    assert service["command"] == DEMO_CATALOG_LOAD
+    args = cli_args(service["command"])
+    assert (args.run, args.demo, args.if_empty, args.force) == (catalog_command.run_load, True, True, False)
+
+
+def test_k8s_job_loads_the_full_catalogue_and_the_local_overlay_the_demo_one() -> None:
+    (job,) = jobs()
+    assert job["metadata"]["name"] == "catalog-load"
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert_runs_as_non_root(job)
+    container = base_container("Job", "catalog-load", "catalog-load")
+    assert container["image"] == SERVICES_IMAGE
+    assert container["command"] == [arg for arg in DEMO_CATALOG_LOAD if arg != "--demo"]
+    args = cli_args(container["command"])
+    assert (args.run, args.demo, args.if_empty, args.articles) == (
+        catalog_command.run_load,
+        False,
+        True,
+        catalog_command.FULL_ARTICLES,
+    )
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert "memory" in container["resources"]["limits"]
+    # The root filesystem is read-only: the synthetic catalogue (under data/ of the
+    # repository root, /app in the image) goes to a volume.
+    assert ROOT / "data" in catalog_command.SYNTHETIC_DIR.parents
+    assert mount_path(container, "data") == "/app/data"
+
+    local = yaml.safe_load((ROOT / "k8s" / "overlays" / "local" / "kustomization.yaml").read_text())
+    (patch,) = [p for p in local["patches"] if p.get("target", {}).get("kind") == "Job"]
+    assert patch["target"]["name"] == "catalog-load"
+    operations = {op["path"]: op["value"] for op in yaml.safe_load(patch["patch"])}
+    assert operations["/spec/template/spec/containers/0/command"] == DEMO_CATALOG_LOAD
+
+
+def test_k8s_job_waits_for_the_servers_the_load_needs() -> None:
+    wait = base_container("Job", "catalog-load", "wait-for-servers")
+    assert wait["image"] == SERVICES_IMAGE
+    assert wait["command"][:2] == ["python", "-c"]
+    # Every server up: one listening socket stands in for the three.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = str(server.getsockname()[1])
+        environment = container_environment("catalog-load")
+        for peer, port_field in (("REDIS", "REDIS_PORT"), ("MILVUS", "MILVUS_PORT"), ("TRITON", "TRITON_GRPC_PORT")):
+            environment |= {f"ATELIER_{peer}_HOST": "127.0.0.1", f"ATELIER_{port_field}": port}
+        result = subprocess.run(
+            [sys.executable, "-c", wait["command"][2]], env=environment, capture_output=True, text=True, timeout=30
+        )
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["redis", "milvus", "triton"]
+
+
+def test_overlays_render_with_kustomize() -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("no kubectl")
+    for overlay in ("local", "gpu"):
+        result = subprocess.run(
+            [kubectl, "kustomize", str(ROOT / "k8s" / "overlays" / overlay)], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        documents = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(result.stdout) if d}
+        job = documents[("Job", "catalog-load")]
+        assert job["metadata"]["namespace"] == "atelier"
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        assert ("--demo" in container["command"]) == (overlay == "local"), overlay
+        assert [name for kind, name in documents if kind == "ConfigMap"] == ["atelier-env"], overlay
+
+
+# --- images ------------------------------------------------------------------------------
+
+# The launcher's modules that the services image runs too (the Envoy render step, the CLI).
+IMAGE_PLATFORM_MODULES = {"__init__.py", "envoy.py", "logfiles.py"}
+# Blocks imports in a child interpreter: the modules of packages the image does not install.
+BLOCK_IMPORTS = """
+import importlib
+import importlib.abc
+import sys
+
+BLOCKED = set(sys.argv[1].split(","))
+
+
+class LeftOut(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r} (left out of the services image)", name=name)
+        return None
+
+
+already = sorted(BLOCKED & {name.partition(".")[0] for name in sys.modules})
+assert not already, f"imported before the check: {already}"
+sys.meta_path.insert(0, LeftOut())
+for module in sys.argv[2].split(","):
+    importlib.import_module(module)
+"""
+
+
+def service_excludes() -> set[str]:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    (excludes,) = re.findall(r'^ARG SERVICE_EXCLUDES="([^"]*)"$', dockerfile, re.MULTILINE)
+    return {canonicalize_name(name) for name in excludes.split()}
+
+
+def services_image_distributions() -> set[str]:
+    """The distributions the services image installs: the project's dependencies less the excludes, and theirs."""
+    import tomllib
+
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pending = [Requirement(r) for r in dependencies if canonicalize_name(Requirement(r).name) not in service_excludes()]
+    installed = {"atelier", "pip", "setuptools"}  # the project itself; a venv's own tools
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while pending:
+        requirement = pending.pop()
+        key = (canonicalize_name(requirement.name), frozenset(requirement.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        installed.add(key[0])
+        try:
+            requires = importlib.metadata.distribution(requirement.name).requires or []
+        except importlib.metadata.PackageNotFoundError:
+            continue  # not installed here, so nothing here can import it either
+        for raw in requires:
+            dependency = Requirement(raw)
+            extras = requirement.extras or {""}
+            if dependency.marker is None or any(dependency.marker.evaluate({"extra": e}) for e in extras):
+                pending.append(dependency)
+    return installed
+
+
+def image_entry_modules() -> set[str]:
+    """The modules the services image's commands start with, in compose and k8s."""
+    commands = [s["command"] for s in compose_services().values() if s.get("image") == SERVICES_IMAGE]
+    commands += [
+        c["command"]
+        for _, doc in k8s_documents()
+        if doc.get("kind") in (*WORKLOADS, "Job")
+        for c in containers(doc, init=True)
+        if c["image"] == SERVICES_IMAGE and "command" in c
+    ]
+    modules: set[str] = set()
+    for command in commands:
+        if command[0] == "atelier":
+            # The console script; `atelier catalog` imports its modules when it runs.
+            modules |= {"atelier.cli", *_imported_modules(ROOT / "atelier" / "catalog" / "command.py", full=True)}
+        elif command[:2] == ["python", "-c"]:
+            modules |= _imported_modules_of(ast.parse(command[2]), full=True)
+        else:
+            for module in re.findall(r"python -m ([\w.]+)", " ".join(command)):
+                package_main = ROOT / module.replace(".", "/") / "__main__.py"
+                modules.add(f"{module}.__main__" if package_main.is_file() else module)
+    return modules
+
+
+def _imported_modules_of(tree: ast.AST, full: bool = False) -> set[str]:
+    modules = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name if full else alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module if full else node.module.split(".")[0])
+    return modules
+
+
+def _imported_modules(path: Path, full: bool = False) -> set[str]:
+    return _imported_modules_of(ast.parse(path.read_text()), full)
+
+
+def test_services_image_leaves_out_nothing_the_services_import() -> None:
+    excluded = service_excludes()
+    assert {"torch", "transformers"} <= excluded
+    # The local launcher (atelier.platform, but for the modules above) is not in the image's commands.
+    sources = [
+        path
+        for folder in ("atelier", "services")
+        for path in (ROOT / folder).rglob("*.py")
+        if path.parent != ROOT / "atelier" / "platform" or path.name in IMAGE_PLATFORM_MODULES
+    ]
+    distributions = importlib.metadata.packages_distributions()
+    for path in sources:
+        for module in _imported_modules(path):
+            owners = {canonicalize_name(name) for name in distributions.get(module, [])}
+            assert not owners & excluded, f"{path.relative_to(ROOT)} imports {module}, left out of the image"
+
+
+def test_services_image_commands_import_only_what_the_image_installs() -> None:
+    if not DESCRIPTOR_SET.is_file():
+        pytest.skip("no generated stubs: run `python -m atelier.codegen`")
+    modules = image_entry_modules()
+    assert {
+        "services.search.__main__",
+        "services.ranker.__main__",
+        "services.features.__main__",
+        "services.stream.__main__",
+        "atelier.platform.envoy",
+        "atelier.cli",
+        "atelier.catalog.bootstrap",
+        "atelier.catalog.synthetic",
+        "atelier.config",
+    } <= modules
+    image = services_image_distributions()
+    left_out = sorted(
+        module
+        for module, owners in importlib.metadata.packages_distributions().items()
+        if not {canonicalize_name(owner) for owner in owners} & image
+    )
+    assert {"supervisor", "milvus", "torch", "yaml", "pytest"} <= set(left_out)
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_IMPORTS, ",".join(left_out), ",".join(sorted(modules))],
+        env=container_environment("search"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_services_image_uses_the_constraints_as_they_are() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "pip install -c requirements/constraints.txt -r /tmp/requirements.txt" in dockerfile
+    # Direct-URL pins (name @ file:///...) would name files of one machine.
+    for path in (ROOT / "requirements").glob("*.txt"):
+        lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+        assert not [line for line in lines if " @ " in line], path.name
+
+
+def test_services_image_binds_every_interface_and_has_a_writable_data_dir() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "ATELIER_BIND_HOST=0.0.0.0" in dockerfile
+    assert "ATELIER_HOST=" not in dockerfile
+    assert "WORKDIR /app" in dockerfile and "USER 10001:10001" in dockerfile
+    # `atelier catalog load` writes the synthetic catalogue under data/ of the root.
+    assert "install -d -o atelier -g atelier /app/data" in dockerfile
+    assert catalog_command.SYNTHETIC_DIR.relative_to(ROOT).parts[0] == "data"
+
+
+def test_triton_image_installs_the_models_pinned_libraries() -> None:
+    dockerfile = (ROOT / "deploy" / "triton.Dockerfile").read_text()
+    assert "-c /tmp/requirements/pins.txt torch transformers numpy" in dockerfile
+    assert "--model-control-mode=explicit" in dockerfile
+    pins = dict(
+        line.split("==", 1)
+        for line in (ROOT / "requirements" / "constraints.txt").read_text().splitlines()
+        if "==" in line
+    )
+    assert int(pins["numpy"].split(".")[0]) < 2
+    for field in ("triton_grpc_port", "triton_http_port", "triton_metrics_port"):
+        flag = field.removeprefix("triton_").removesuffix("_port")
+        assert f"--{flag}-port={getattr(DEFAULTS, field)}" in dockerfile
+
+
+def test_triton_image_takes_only_pins_its_python_can_install() -> None:
+    dockerfile = (ROOT / "deploy" / "triton.Dockerfile").read_text()
+    (pattern,) = re.findall(
+        r"grep -E '([^']+)'\s*\\?\s*/tmp/requirements/constraints.txt > /tmp/requirements/pins.txt", dockerfile
+    )
+    constraints = (ROOT / "requirements" / "constraints.txt").read_text().splitlines()
+    taken = [line.split("==", 1)[0] for line in constraints if re.match(pattern, line)]
+    assert {"torch", "transformers", "numpy"} <= set(taken)
+    for name in taken:
+        requires_python = importlib.metadata.metadata(name)["Requires-Python"] or ""
+        assert SpecifierSet(requires_python).contains(TRITON_PYTHON), f"{name} needs Python {requires_python}"
