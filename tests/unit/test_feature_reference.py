@@ -1,0 +1,134 @@
+"""The feature store's reference maths (atelier.feature_store.reference), its key schema and fallback tiers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from atelier import popularity
+from atelier.click_event import ClickRecord
+from atelier.feature_store import WriterSettings, keys, reference
+from atelier.feature_store.reader import fallback_tiers
+
+DAY_MS = 86_400_000
+T = (popularity.GLOBAL_EPOCH_S + 40 * 86400) * 1000 + 123  # an arbitrary fixed clock (ms)
+
+
+def click(event_id: str, event_ms: int, user: str = "u1", item: str = "a1", session: str = "") -> ClickRecord:
+    return ClickRecord(event_id, user, item, 0, "search", "web", event_ms, session_id=session)
+
+
+def test_decay_halves_every_seven_days_and_never_grows() -> None:
+    assert reference.decay(4.0, T, T + 7 * DAY_MS) == pytest.approx(2.0, rel=1e-12)
+    assert reference.decay(4.0, T, T + 7 * DAY_MS // 2) == pytest.approx(4 / math.sqrt(2), rel=1e-12)
+    assert reference.decay(4.0, T, T - DAY_MS) == 4.0  # a time before the stored one does not inflate it
+
+
+def test_accumulate_in_order_and_out_of_order() -> None:
+    score, time_ms = reference.accumulate(None, None, T)
+    assert (score, time_ms) == (1.0, T)
+    score, time_ms = reference.accumulate(score, time_ms, T + 7 * DAY_MS)
+    assert (score, time_ms) == (pytest.approx(1.5, rel=1e-12), T + 7 * DAY_MS)
+    score, time_ms = reference.accumulate(score, time_ms, T + 14 * DAY_MS)
+    assert (score, time_ms) == (pytest.approx(1.75, rel=1e-12), T + 14 * DAY_MS)
+    # A click a week older than the stored time adds half a click and keeps the time.
+    score, time_ms = reference.accumulate(score, time_ms, T + 7 * DAY_MS)
+    assert (score, time_ms) == (pytest.approx(2.25, rel=1e-12), T + 14 * DAY_MS)
+    # Applying the same clicks in any order gives the same score decayed to a later time.
+    forward = reference.accumulate(*reference.accumulate(None, None, T), T + 3 * DAY_MS)
+    backward = reference.accumulate(*reference.accumulate(None, None, T + 3 * DAY_MS), T)
+    assert forward[1] == backward[1] and forward[0] == pytest.approx(backward[0], rel=1e-12)
+
+
+def test_buckets_follow_popularity_windows() -> None:
+    for window in popularity.WINDOWS:
+        assert reference.bucket_key(window, T) == window.key(window.bucket_start(T / 1000))
+        assert reference.bucket_key(window, T).startswith(keys.bucket_prefix(window))
+        assert reference.bucket_expires_at(window, T) == window.bucket_start(T / 1000) + window.bucket_s + window.span_s
+        expires_ms = reference.bucket_expires_at(window, T) * 1000
+        assert reference.bucket_live(window, T, expires_ms - 1)
+        assert not reference.bucket_live(window, T, expires_ms)
+        # The script gets the expiry as an offset from the bucket start: it must not depend on the bucket.
+        assert window.expires_at(T / 1000) - window.bucket_start(T / 1000) == window.expires_at(0)
+    # A bucket boundary, to the millisecond.
+    boundary = popularity.HOUR.bucket_start(T / 1000) * 1000 + 300_000
+    assert reference.bucket_key(popularity.HOUR, boundary - 1) != reference.bucket_key(popularity.HOUR, boundary)
+
+
+def test_global_increment_is_epoch_relative() -> None:
+    epoch_ms = popularity.GLOBAL_EPOCH_S * 1000
+    assert reference.global_increment(epoch_ms) == 1.0
+    stored = reference.global_increment(T) + reference.global_increment(T + 7 * DAY_MS)
+    assert popularity.global_score_at(stored, (T + 7 * DAY_MS) / 1000) == pytest.approx(1.5, rel=1e-9)
+
+
+def test_insert_entry_keeps_newest_first_and_caps() -> None:
+    entries: list[str] = []
+    for ms in (10, 30, 20, 5, 30):
+        reference.insert_entry(entries, keys.list_entry(f"a{ms}", ms), ms, cap=4)
+    assert [keys.parse_list_entry(e)[1] for e in entries] == [30, 30, 20, 10]
+    reference.insert_entry(entries, keys.list_entry("old", 1), 1, cap=4)  # older than all of a full list
+    assert len(entries) == 4 and keys.list_entry("old", 1) not in entries
+
+
+def test_apply_batch_dedupes_and_writes_every_feature() -> None:
+    store = reference.FakeStore()
+    store.hashes[keys.item_metadata("a1")] = {"category": "Trousers"}
+    now = T + 1000
+    event = click("e1", T, session="s1")
+    assert reference.apply_batch(store, [event, event], now) == [True, False]
+    before = repr(store)
+    assert reference.apply_batch(store, [event], now) == [False]
+    assert repr(store) == before
+    assert store.lists[keys.user_recent("u1")] == ["a1|" + str(T)]
+    assert store.lists[keys.session_clicks("s1")] == ["a1|" + str(T)]
+    assert store.hashes[keys.user_profile("u1")] == {"last_active_ms": T}
+    assert store.hashes[keys.user_affinity("u1")] == {"s:Trousers": 1.0, "t:Trousers": T}
+    assert store.hashes[keys.item_clicks("a1")] == {"s": 1.0, "t": T}
+    for window in popularity.WINDOWS:
+        assert store.zsets[reference.bucket_key(window, T)] == {"a1": 1.0}
+    assert store.expire_at_ms[keys.dedupe("e1")] == now + 7 * DAY_MS
+    assert store.expire_at_ms[keys.user_recent("u1")] == now + 30 * DAY_MS
+    assert reference.affinities_at(store, "u1", T + 7 * DAY_MS) == {"Trousers": pytest.approx(0.5, rel=1e-12)}
+    assert reference.click_score_at(store, "a1", T + 14 * DAY_MS) == pytest.approx(0.25, rel=1e-12)
+    assert reference.window_popularity(store, popularity.HOUR, "a1", T + 3_600_000 + 300_000) == 0
+
+
+def test_global_cap_keeps_the_highest_scores() -> None:
+    store = reference.FakeStore()
+    settings = WriterSettings(global_max_items=2)
+    events = [click(f"{item}{n}", T, item=item) for item, count in (("a", 1), ("b", 3), ("c", 2)) for n in range(count)]
+    reference.apply_batch(store, events, T, settings)
+    assert set(store.zsets[popularity.GLOBAL_KEY]) == {"b", "c"}
+
+
+def test_key_schema() -> None:
+    assert keys.dedupe("e") == "dedupe:click:e"
+    assert keys.user_recent("u") == "user:u:recent"
+    assert keys.user_profile("u") == "user:u:profile"
+    assert keys.user_affinity("u") == "user:u:affinity"
+    assert keys.item_clicks("a") == "item:a:clicks"
+    assert keys.item_metadata("a") == "item:a"
+    assert keys.session_clicks("s") == "session:s:clicks"
+    assert keys.window_aggregate(popularity.DAY) == "pop:24h:agg"
+    assert keys.affinity_fields("Dress") == ("s:Dress", "t:Dress")
+    assert keys.parse_list_entry("a|b|123") == ("a|b", 123)
+    patterns = keys.script_patterns()
+    assert len(patterns) == 2 * len(keys.SCRIPT_KEY_ORDER)
+    assert patterns[:4] == ["dedupe:click:", "", "user:", ":recent"]
+
+
+def test_fallback_tiers() -> None:
+    assert fallback_tiers(None) == ("24h", "7d", "global")
+    assert fallback_tiers("1h") == ("1h", "24h", "7d", "global")
+    assert fallback_tiers("7d") == ("7d", "global")
+    assert fallback_tiers("global") == ("global",)
+    with pytest.raises(ValueError, match="unknown popularity window"):
+        fallback_tiers("1y")
+
+
+def test_writer_settings_validate() -> None:
+    with pytest.raises(ValueError, match="recent_cap"):
+        WriterSettings(recent_cap=0)
+    assert WriterSettings.from_env({"FEATURES_RECENT_CAP": "5"}).recent_cap == 5
