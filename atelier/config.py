@@ -81,6 +81,7 @@ class Endpoints:
     ranker_metrics_port: int = 9465
     features_metrics_port: int = 9466
     stream_web_port: int = 6066
+    stream_retry_web_port: int = 6067
     redis_port: int = 6379
     broker_port: int = 9092
     milvus_port: int = 19530

@@ -179,6 +179,13 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             check=lambda: readiness.http_ok(f"http://{endpoints.address(endpoints.stream_web_port)}/"),
         ),
         Component(
+            name="stream-retry",
+            tier=1,
+            command=[python, "-m", "services.stream.retry", "worker", "--loglevel", "info"],
+            ports=(endpoints.stream_retry_web_port,),
+            check=lambda: readiness.http_ok(f"http://{endpoints.address(endpoints.stream_retry_web_port)}/"),
+        ),
+        Component(
             name="envoy",
             tier=2,
             command=envoy_command(state / "envoy.yaml"),

@@ -1,29 +1,31 @@
-"""The Faust app that keeps the online features in Redis current.
+"""The primary stream worker: applies click records from the clicks topic to Redis, in batches.
 
-Agents that apply click events arrive with the click loop; until then the
-worker joins the broker and serves its web endpoint, consuming nothing (a
-consumer that committed offsets without applying events would lose them).
+Each batch is settled before it is acknowledged (see services.stream.acks):
+valid clicks are applied in one atomic Lua call (ClickWriter); an invalid record
+goes to the dead-letter topic; when the apply fails, every click of the batch
+goes to the first retry tier (services.stream.retry runs the tiers).
 """
 
 from __future__ import annotations
 
 import faust
+from faust.types import StreamT
 
+from services.stream.acks import settled_or_held
 from services.stream.config import StreamSettings
+from services.stream.faust_app import create_app
+from services.stream.records import incoming
+from services.stream.runtime import Runtime
 
 settings = StreamSettings.from_env()
+app: faust.App = create_app(settings.app_id, settings.endpoints.stream_web_port, settings.data_dir, settings)
+clicks_topic = app.topic(settings.topics.clicks, key_serializer="raw", value_serializer="raw")
+runtime = Runtime(app, settings)
 
-app = faust.App(
-    settings.app_id,
-    broker=f"kafka://{settings.endpoints.broker_bootstrap}",
-    datadir=str(settings.data_dir),
-    web_bind=settings.endpoints.listen_host,
-    web_host=settings.web_host,
-    web_port=settings.endpoints.stream_web_port,
-    topic_partitions=settings.topics.partitions,
-    topic_allow_declare=False,
-    broker_session_timeout=settings.session_timeout_s,
-    broker_heartbeat_interval=settings.heartbeat_interval_s,
-)
 
-clicks_topic = app.topic(settings.topics.clicks, value_serializer="raw")
+@app.agent(clicks_topic, name="apply-clicks")
+async def apply_clicks(stream: StreamT) -> None:
+    # take_events is take() yielding the events, whose headers (traceparent) are forwarded.
+    async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
+        async with settled_or_held(events, runtime.crash):
+            await runtime.handler().handle([incoming(event) for event in events], attempt=0)

@@ -1,0 +1,36 @@
+"""The Faust app both stream workers are built on: the broker's quirks, all from settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+
+from services.stream.config import StreamSettings
+from services.stream.fetch_wait import transport_class
+
+
+def create_app(app_id: str, web_port: int, data_dir: Path, settings: StreamSettings) -> faust.App:
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{settings.endpoints.broker_bootstrap}",
+        datadir=str(data_dir),
+        web_bind=settings.endpoints.listen_host,
+        web_host=settings.web_host,
+        web_port=web_port,
+        topic_partitions=settings.topics.partitions,
+        # Every topic, Faust's own included, is created up front (atelier.topics).
+        topic_allow_declare=False,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        # ListOffsets(LATEST) is wrong on the local broker (Tansu); a new group reads from the start.
+        consumer_auto_offset_reset="earliest",
+        # Re-routed records must be acknowledged by every in-sync replica.
+        producer_acks=-1,
+        # Faust lets environment variables (WEB_PORT, BROKER_URL, ...) silently
+        # override the arguments above; these settings come from StreamSettings only.
+        env={},
+    )
+    # Set before anything asks for app.transport (declaring a topic does).
+    app.transport = transport_class(settings.fetch_max_wait_ms)(app.conf.broker_consumer, app)
+    return app

@@ -1,0 +1,113 @@
+"""What both workers do with a batch of click records: apply, dead-letter or route onwards.
+
+`handle` returns once every record of the batch is settled: applied to Redis
+(or recognised as a duplicate), or published, with the broker's acknowledgement,
+to the dead-letter topic (a permanent failure) or to the next retry tier (a
+transient one). Only then may the caller acknowledge the records to Faust.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from atelier.click_event import ClickRecord, InvalidClick
+from atelier.feature_store.writer import StoredDataError
+from services.stream.config import RetryTier
+from services.stream.forwarder import Forwarder
+from services.stream.records import Incoming, Outgoing, dead_letter_record, retry_record
+
+log = logging.getLogger(__name__)
+
+
+class Applier(Protocol):
+    """atelier.feature_store.writer.ClickWriter: one atomic Lua call per batch."""
+
+    async def apply(self, events: Sequence[ClickRecord]) -> list[bool]: ...
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Outcome:
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
+
+
+def describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class ClickHandler:
+    def __init__(
+        self,
+        writer: Applier,
+        forwarder: Forwarder,
+        tiers: Sequence[RetryTier],
+        dead_letter_topic: str,
+        apply_timeout_s: float,
+        clock_ms: Callable[[], int] = wall_ms,
+    ) -> None:
+        self._writer = writer
+        self._forwarder = forwarder
+        self._tiers = tuple(tiers)
+        self._dead_letter_topic = dead_letter_topic
+        self._apply_timeout_s = apply_timeout_s
+        self._clock_ms = clock_ms
+
+    async def handle(self, records: Sequence[Incoming], attempt: int) -> Outcome:
+        """Settles a batch whose records have had `attempt` retries (0: from the clicks topic)."""
+        outcome = Outcome()
+        outgoing: list[Outgoing] = []
+        valid: list[tuple[Incoming, ClickRecord]] = []
+        for record in records:
+            try:
+                valid.append((record, ClickRecord.from_json(record.value or b"")))
+            except InvalidClick as error:
+                outgoing.append(dead_letter_record(record, self._dead_letter_topic, f"invalid click: {error}"))
+        while valid:
+            try:
+                flags = await asyncio.wait_for(
+                    self._writer.apply([click for _, click in valid]), timeout=self._apply_timeout_s
+                )
+            except StoredDataError as error:
+                # Permanent for that one event (its keys hold unexpected data); the script wrote nothing.
+                if not 0 <= error.event_index < len(valid):
+                    outgoing += [self._onwards(record, attempt, describe(error)) for record, _ in valid]
+                    break
+                record, _ = valid.pop(error.event_index)
+                outgoing.append(dead_letter_record(record, self._dead_letter_topic, describe(error)))
+                continue
+            except Exception as error:  # noqa: BLE001 (redis errors, timeouts and anything unforeseen: retry)
+                log.warning("applying %d clicks failed (attempt %d): %s", len(valid), attempt, describe(error))
+                outgoing += [self._onwards(record, attempt, describe(error)) for record, _ in valid]
+                break
+            outcome.applied += sum(flags)
+            outcome.duplicates += len(flags) - sum(flags)
+            break
+        for record in outgoing:
+            if record.topic == self._dead_letter_topic:
+                outcome.dead_lettered += 1
+            else:
+                outcome.retried += 1
+        await self._forwarder.forward(outgoing)
+        if outcome.dead_lettered:
+            log.warning("dead-lettered %d records", outcome.dead_lettered)
+        return outcome
+
+    def _onwards(self, record: Incoming, attempt: int, error: str) -> Outgoing:
+        if attempt < len(self._tiers):
+            tier = self._tiers[attempt]
+            due_ms = self._clock_ms() + round(tier.delay_s * 1000)
+            return retry_record(record, tier.topic, tier.attempt, due_ms, error)
+        reason = f"gave up after {attempt} retries: {error}"
+        return dead_letter_record(record, self._dead_letter_topic, reason, attempt)
