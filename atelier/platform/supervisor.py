@@ -136,6 +136,10 @@ class Supervisor:
             if "NOT_RUNNING" not in fault.faultString:
                 raise
 
+    def signal(self, name: str, signal_name: str) -> None:
+        """Sends a signal (e.g. "STOP", "CONT", "KILL") to one program; for failure tests and operators."""
+        self._proxy().supervisor.signalProcess(name, signal_name)
+
     def shutdown(self, timeout_s: float = 60.0) -> None:
         """Stops every program, then supervisord itself, and waits for it to exit."""
         pid = self.pid()

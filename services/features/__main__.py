@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import grpc
+import asyncio
 
-from atelier.config import Endpoints
+import grpc
+import redis.asyncio as aioredis
+
+from atelier.feature_store.reader import FeatureReader, ReaderSettings
 from atelier.grpc_server import ServiceSpec, run
 from fashion.v1 import events_service_pb2, events_service_pb2_grpc, features_service_pb2
 from fashion.v1 import features_service_pb2_grpc as pb_grpc
-from services.features.servicer import EventsServicer, FeaturesServicer
+from services.features.config import FeaturesSettings
+from services.features.events import EventsServicer
+from services.features.publisher import ClickPublisher
+from services.features.servicer import FeaturesServicer
 
 SERVICE_NAMES = (
     features_service_pb2.DESCRIPTOR.services_by_name["FeaturesService"].full_name,
@@ -16,21 +22,55 @@ SERVICE_NAMES = (
 )
 
 
-def register(server: grpc.aio.Server) -> list[str]:
-    pb_grpc.add_FeaturesServiceServicer_to_server(FeaturesServicer(), server)
-    events_service_pb2_grpc.add_EventsServiceServicer_to_server(EventsServicer(), server)
-    return list(SERVICE_NAMES)
+class FeaturesApp:
+    """Owns the service's clients: created in the server's event loop, closed when it stops."""
+
+    def __init__(self, settings: FeaturesSettings) -> None:
+        self.settings = settings
+        self.publisher: ClickPublisher | None = None
+        self.redis: aioredis.Redis | None = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        self.publisher = ClickPublisher(
+            settings.endpoints.broker_bootstrap,
+            settings.topics.clicks,
+            settings.publish_timeout_s,
+            settings.producer_linger_ms,
+        )
+        self.redis = aioredis.from_url(
+            settings.endpoints.redis_url,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+        )
+
+    def register(self, server: grpc.aio.Server) -> list[str]:
+        assert self.publisher is not None and self.redis is not None, "start() first"
+        reader = FeatureReader(self.redis, ReaderSettings())
+        pb_grpc.add_FeaturesServiceServicer_to_server(FeaturesServicer(self.settings, reader), server)
+        events_service_pb2_grpc.add_EventsServiceServicer_to_server(EventsServicer(self.publisher), server)
+        return list(SERVICE_NAMES)
+
+    async def stop(self) -> None:
+        if self.publisher is not None:
+            await asyncio.to_thread(self.publisher.close)
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 def main() -> None:
-    endpoints = Endpoints.from_env()
+    settings = FeaturesSettings.from_env()
+    app = FeaturesApp(settings)
+    endpoints = settings.endpoints
     run(
         ServiceSpec(
             name="features",
             host=endpoints.listen_host,
             port=endpoints.features_port,
             metrics_port=endpoints.features_metrics_port,
-            register=register,
+            register=app.register,
+            on_start=[app.start],
+            on_stop=[app.stop],
         )
     )
 

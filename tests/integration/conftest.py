@@ -72,3 +72,9 @@ def catalog(stack: Stack, catalog_dataset: HMDataset) -> int:
 @pytest.fixture
 def reload_catalog(stack: Stack, catalog_dataset: HMDataset) -> Callable[[], LoadResult]:
     return lambda: _load(stack, catalog_dataset)
+
+
+@pytest.fixture(scope="session")
+def article_ids(catalog_dataset: HMDataset, catalog: int) -> list[str]:
+    """Ids of articles in the loaded test catalogue, in file order."""
+    return [article.article_id for article in iter_articles(catalog_dataset.articles)][:100]

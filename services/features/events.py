@@ -1,0 +1,69 @@
+"""fashion.v1.EventsService: validates clicks and publishes them to the clicks topic."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import propagate
+
+from atelier.click_event import ClickRecord
+from atelier.rpc import FieldViolation, InvalidArgument, abort_invalid_argument
+from fashion.v1 import events_service_pb2 as pb
+from fashion.v1 import events_service_pb2_grpc as pb_grpc
+from services.features.publisher import ClickPublisher, PublishError
+
+# A client clock this far ahead is wrong, not early.
+MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+
+
+def click_record(click: pb.ClickEvent, now_ms: int) -> ClickRecord:
+    """The record to publish; raises InvalidArgument naming every bad field."""
+    event_time_ms = click.event_time.ToMilliseconds() if click.HasField("event_time") else now_ms
+    record = ClickRecord(
+        event_id=click.event_id or uuid.uuid4().hex,
+        user_id=click.user_id,
+        item_id=click.item_id,
+        position=click.position,
+        source=click.source,
+        device=click.device,
+        event_time_ms=event_time_ms,
+        query=click.query,
+        session_id=click.session_id,
+    )
+    violations = [FieldViolation(f"click.{field}", reason) for field, reason in record.problems()]
+    if event_time_ms > now_ms + MAX_CLOCK_SKEW_MS:
+        violations.append(FieldViolation("click.event_time", "must not be in the future"))
+    if violations:
+        raise InvalidArgument(violations)
+    return record
+
+
+def trace_headers() -> list[tuple[str, bytes]]:
+    """The current trace context (W3C traceparent) as Kafka record headers."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return [(key, value.encode()) for key, value in carrier.items()]
+
+
+class EventsServicer(pb_grpc.EventsServiceServicer):
+    def __init__(self, publisher: ClickPublisher) -> None:
+        self._publisher = publisher
+
+    async def RecordClick(
+        self, request: pb.RecordClickRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordClickResponse:
+        try:
+            record = click_record(request.click, int(time.time() * 1000))
+        except InvalidArgument as error:
+            await abort_invalid_argument(context, error)
+        try:
+            await self._publisher.publish(record, trace_headers())
+        except PublishError as error:
+            # Not acknowledged: the client may retry with the same event id (applied once).
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"click {record.event_id} not recorded: {error}")
+        event_time = Timestamp()
+        event_time.FromMilliseconds(record.event_time_ms)
+        return pb.RecordClickResponse(event_id=record.event_id, event_time=event_time)
