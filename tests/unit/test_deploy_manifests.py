@@ -9,10 +9,12 @@ image's packages importable.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib.metadata
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -32,6 +34,7 @@ from atelier.catalog import command as catalog_command
 from atelier.cli import build_parser
 from atelier.codegen import DESCRIPTOR_SET
 from atelier.config import ROOT, Endpoints
+from atelier.platform import components as stack_components
 from atelier.platform import envoy as envoy_renderer
 from atelier.topics import Topics
 
@@ -44,6 +47,7 @@ PORTS = {
     "ranker": ("ranker_port", "ranker_metrics_port"),
     "features": ("features_port", "features_metrics_port"),
     "stream": ("stream_web_port",),
+    "stream-retry": ("stream_retry_web_port",),
     "envoy": ("envoy_port", "envoy_admin_port"),
     "triton": ("triton_grpc_port", "triton_http_port", "triton_metrics_port"),
     "redis": ("redis_port",),
@@ -57,7 +61,15 @@ GRPC_SERVICES = {
 }
 # Servers reached by name: ATELIER_<PEER>_HOST.
 PEERS = ("search", "ranker", "features", "redis", "broker", "milvus", "triton")
-PYTHON_SERVICES = ("search", "ranker", "features", "stream", "envoy-config", "catalog-load")
+PYTHON_SERVICES = ("search", "ranker", "features", "stream", "stream-retry", "envoy-config", "catalog-load")
+# The stream workers (services.stream and services.stream.retry): compose service and k8s Deployment.
+STREAM_WORKERS = {
+    "stream": ("stream_web_port", ["-m", "services.stream", "worker", "--loglevel", "info"]),
+    "stream-retry": ("stream_retry_web_port", ["-m", "services.stream.retry", "worker", "--loglevel", "info"]),
+}
+# Components of the local stack (atelier.platform.components) that are not ours:
+# the servers we run as they come. Every other one is a service of ours.
+THIRD_PARTY_COMPONENTS = {"redis", "broker", "milvus", "triton"}
 SERVICES_IMAGE = "atelier/services:0.1.0"
 MILVUS_METRICS_PORT = 9091
 WORKLOADS = ("Deployment", "StatefulSet")
@@ -169,6 +181,13 @@ def cli_args(command: list[str]) -> Any:
     return build_parser().parse_args(command[1:])
 
 
+def python_args(command: list[str]) -> list[str]:
+    """The arguments a container command starts python with, through `sh -c` or not."""
+    if command[:2] == ["sh", "-c"]:
+        command = shlex.split(command[2].replace("$$", "$"))
+    return command[command.index("python") + 1 :]
+
+
 def assert_runs_as_non_root(workload: dict[str, Any]) -> None:
     name = workload["metadata"]["name"]
     pod_security = workload["spec"]["template"]["spec"].get("securityContext", {})
@@ -177,6 +196,36 @@ def assert_runs_as_non_root(workload: dict[str, Any]) -> None:
         assert security.get("runAsNonRoot") is True, name
         assert security.get("runAsUser", 0) != 0, name
         assert security.get("allowPrivilegeEscalation") is False, name
+
+
+# --- the local stack's services, deployed ------------------------------------------------
+
+
+def test_every_service_of_ours_in_the_local_stack_runs_in_compose_and_k8s(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Listing the launcher's components needs none of its own binaries.
+    monkeypatch.setattr(stack_components, "redis_server_binary", lambda: Path("valkey-server"))
+    monkeypatch.setattr(stack_components, "tansu_binary", lambda: Path("tansu"))
+    monkeypatch.setattr(stack_components, "envoy_command", lambda config: ["envoy", "--config-path", str(config)])
+    components = {c.name: c for c in stack_components.build_components(DEFAULTS, tmp_path)}
+    assert THIRD_PARTY_COMPONENTS < set(components)
+    ours = set(components) - THIRD_PARTY_COMPONENTS
+    # A new component is either ours (then deployed, below) or named a third-party server above.
+    assert ours == {"search", "ranker", "features", "stream", "stream-retry", "envoy"}
+    k8s_workloads = {w["metadata"]["name"]: w for w in workloads()}
+    for name in sorted(ours):
+        component = components[name]
+        assert name in compose_services(), f"{name} is not in compose.yaml"
+        assert long_running(compose_services()[name]), name
+        assert name in k8s_workloads, f"{name} is no workload of k8s/base"
+        # Under the same name, serving the ports the launcher gives it.
+        assert set(component.ports) == ports_of(name), name
+        if component.command[0] == sys.executable:
+            # And started as the launcher starts it.
+            assert python_args(compose_services()[name]["command"]) == component.command[1:], name
+            (container,) = containers(k8s_workloads[name])
+            assert python_args(container["command"]) == component.command[1:], name
 
 
 # --- compose -----------------------------------------------------------------------------
@@ -232,7 +281,11 @@ def test_compose_health_checks_every_long_running_container() -> None:
         compile(command[3], f"{name} healthcheck", "exec")
         assert f"'127.0.0.1:{getattr(DEFAULTS, port_field)}'" in command[3]
         assert f"'{grpc_service}'" in command[3]
-    assert f":{DEFAULTS.stream_web_port}/" in compose_services()["stream"]["healthcheck"]["test"][-1]
+    for name, (port_field, _) in STREAM_WORKERS.items():
+        command = compose_services()[name]["healthcheck"]["test"]
+        assert command[:3] == ["CMD", "python", "-c"]
+        compile(command[3], f"{name} healthcheck", "exec")
+        assert f"'http://127.0.0.1:{getattr(DEFAULTS, port_field)}/'" in command[3], name
     assert f"/{DEFAULTS.envoy_admin_port}" in compose_services()["envoy"]["healthcheck"]["test"][-1]
 
 
@@ -243,7 +296,8 @@ def test_compose_starts_each_container_after_what_it_needs() -> None:
             expected = "service_healthy" if long_running(services[dependency]) else "service_completed_successfully"
             assert rule == {"condition": expected}, f"{name} -> {dependency}"
     assert {"redis", "milvus", "triton"} <= set(services["search"]["depends_on"])
-    assert {"redis", "kafka-topics"} <= set(services["stream"]["depends_on"])
+    for name in STREAM_WORKERS:
+        assert {"redis", "kafka-topics"} <= set(services[name]["depends_on"]), name
     assert {"envoy-config", "search", "ranker", "features"} <= set(services["envoy"]["depends_on"])
     assert set(services["catalog-load"]["depends_on"]) == {"redis", "milvus", "triton"}
 
@@ -294,18 +348,68 @@ def test_grafana_reads_prometheus() -> None:
 # --- topics ------------------------------------------------------------------------------
 
 
+def compose_topics() -> dict[str, int]:
+    """The kafka-topics step's TOPICS, <topic>:<partitions> each: the partitions by topic name."""
+    specs = [spec.rpartition(":") for spec in compose_services()["kafka-topics"]["environment"]["TOPICS"].split()]
+    assert len({name for name, _, _ in specs}) == len(specs), "a topic listed twice"
+    return {name: int(partitions) for name, _, partitions in specs}
+
+
 def test_compose_creates_the_code_topics() -> None:
-    environment = compose_services()["kafka-topics"]["environment"]
-    assert tuple(environment["TOPICS"].split()) == TOPICS.all()
-    assert int(environment["PARTITIONS"]) == TOPICS.partitions
+    expected = TOPICS.partitions_by_name()
+    assert set(TOPICS.faust_internal()) < set(expected)
+    assert compose_topics() == expected
+    # The workers' environment names their Faust apps, so Faust's topics after them.
+    for worker in STREAM_WORKERS:
+        assert Topics.from_env(container_environment(worker)).partitions_by_name() == expected, worker
+
+
+def test_compose_topic_step_creates_each_topic_with_its_partitions(tmp_path: Path) -> None:
+    service = compose_services()["kafka-topics"]
+    assert service["entrypoint"] == ["/bin/sh", "-c"]
+    (script,) = service["command"]
+    assert not re.search(r"(?<!\$)\$(?!\$)", script), "a single $ is interpolated by compose on the host"
+    # A stand-in kafka-topics.sh shows what the container's would be run with.
+    binary = "/opt/kafka/bin/kafka-topics.sh"
+    assert binary in script
+    fake = tmp_path / "kafka-topics.sh"
+    fake.write_text('#!/bin/sh\necho "$*"\n')
+    fake.chmod(0o755)
+    environment = {name: compose_value(value) for name, value in service["environment"].items()}
+    result = subprocess.run(
+        ["sh", "-c", script.replace("$$", "$").replace(binary, str(fake))],
+        env={"PATH": "/usr/bin:/bin", **environment},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    parser.add_argument("--bootstrap-server", required=True)
+    parser.add_argument("--create", action="store_true")
+    parser.add_argument("--if-not-exists", action="store_true")
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--partitions", type=int, required=True)
+    parser.add_argument("--replication-factor", type=int, required=True)
+    created: dict[str, int] = {}
+    for line in result.stdout.splitlines():
+        args = parser.parse_args(line.split())
+        assert args.bootstrap_server == f"kafka:{DEFAULTS.broker_port}"
+        assert args.create and args.if_not_exists
+        assert args.replication_factor == 1
+        created[args.topic] = args.partitions
+    assert created == TOPICS.partitions_by_name()
 
 
 def test_kafka_topic_resources_are_the_code_topics() -> None:
     topics = base_resources("KafkaTopic")
-    assert sorted(t["spec"].get("topicName", t["metadata"]["name"]) for t in topics) == sorted(TOPICS.all())
+    partitions = {t["spec"].get("topicName", t["metadata"]["name"]): t["spec"]["partitions"] for t in topics}
+    assert len(partitions) == len(topics), "a topic listed twice"
+    environment = base_resource("ConfigMap", "atelier-env")["data"]
+    assert partitions == Topics.from_env(environment).partitions_by_name() == TOPICS.partitions_by_name()
     cluster = base_resource("Kafka", "atelier")
     for topic in topics:
-        assert topic["spec"]["partitions"] == TOPICS.partitions
+        # Faust's topic names (atelier-stream-__assignor-__leader) are no Kubernetes names.
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", topic["metadata"]["name"]), topic["metadata"]["name"]
         assert topic["spec"]["replicas"] == 3
         assert topic["spec"]["config"]["min.insync.replicas"] == 2
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == cluster["metadata"]["name"]
@@ -398,8 +502,9 @@ def test_k8s_services_bind_every_interface_and_reach_peers_by_name() -> None:
 # --- the stream worker's advertised address ------------------------------------------------
 
 
-def test_compose_stream_workers_advertise_their_own_host_name(tmp_path: Path) -> None:
-    command = compose_services()["stream"]["command"]
+@pytest.mark.parametrize("worker", STREAM_WORKERS)
+def test_compose_stream_workers_advertise_their_own_host_name(worker: str, tmp_path: Path) -> None:
+    command = compose_services()[worker]["command"]
     assert command[:2] == ["sh", "-c"]
     assert not re.search(r"(?<!\$)\$(?!\$)", command[2]), "a single $ is interpolated by compose on the host"
     # A stand-in python shows what the container's python would be started with.
@@ -413,12 +518,29 @@ def test_compose_stream_workers_advertise_their_own_host_name(tmp_path: Path) ->
         text=True,
         check=True,
     )
-    assert result.stdout.strip() == "3f2a1b9c0d4e|-m services.stream worker --loglevel info"
+    _, args = STREAM_WORKERS[worker]
+    assert result.stdout.strip() == "3f2a1b9c0d4e|" + " ".join(args)
 
 
-def test_k8s_stream_workers_advertise_their_pod_ip() -> None:
-    (container,) = containers(base_resource("Deployment", "stream"))
+@pytest.mark.parametrize("worker", STREAM_WORKERS)
+def test_k8s_stream_workers_advertise_their_pod_ip(worker: str) -> None:
+    (container,) = containers(base_resource("Deployment", worker))
+    assert container["command"] == ["python", *STREAM_WORKERS[worker][1]]
     assert {"name": "STREAM_WEB_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in container["env"]
+
+
+@pytest.mark.parametrize("worker", STREAM_WORKERS)
+def test_k8s_stream_workers_are_probed_on_their_web_port(worker: str) -> None:
+    workload = base_resource("Deployment", worker)
+    (container,) = containers(workload)
+    port_field, _ = STREAM_WORKERS[worker]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        http = container[probe]["httpGet"]
+        assert ports.get(http["port"], http["port"]) == getattr(DEFAULTS, port_field), (worker, probe)
+    (budget,) = [b for b in base_resources("PodDisruptionBudget") if b["metadata"]["name"] == worker]
+    assert budget["spec"]["selector"]["matchLabels"] == workload["spec"]["selector"]["matchLabels"]
+    assert budget["spec"]["maxUnavailable"] == 1
 
 
 def test_redis_is_standalone_with_an_append_only_file() -> None:
@@ -574,6 +696,10 @@ def test_overlays_render_with_kustomize() -> None:
         (container,) = job["spec"]["template"]["spec"]["containers"]
         assert ("--demo" in container["command"]) == (overlay == "local"), overlay
         assert [name for kind, name in documents if kind == "ConfigMap"] == ["atelier-env"], overlay
+        deployments = {name: doc for (kind, name), doc in documents.items() if kind == "Deployment"}
+        assert set(STREAM_WORKERS) <= set(deployments), overlay
+        if overlay == "local":
+            assert {name: doc["spec"]["replicas"] for name, doc in deployments.items()} == dict.fromkeys(deployments, 1)
 
 
 # --- images ------------------------------------------------------------------------------
@@ -701,6 +827,7 @@ def test_services_image_commands_import_only_what_the_image_installs() -> None:
         "services.ranker.__main__",
         "services.features.__main__",
         "services.stream.__main__",
+        "services.stream.retry.__main__",
         "atelier.platform.envoy",
         "atelier.cli",
         "atelier.catalog.bootstrap",
