@@ -34,6 +34,7 @@ import transformers
 
 from atelier.config import ROOT
 from atelier.embedding import TextEmbedder
+from atelier.platform import procfs
 from atelier.platform.triton import prepare_backends, triton_command, wait_ready
 
 HOST = "127.0.0.1"
@@ -85,19 +86,13 @@ def rss_mib(pid: int) -> tuple[float, float]:
 
 
 def stub_pids(server_pid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    def is_stub(pid: int) -> bool:
         try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
+            return b"triton_python_backend_stub" in Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == server_pid and b"triton_python_backend_stub" in cmdline:
-            pids.append(int(entry.name))
-    return pids
+            return False
+
+    return [p.pid for p in procfs.processes() if p.ppid == server_pid and is_stub(p.pid)]
 
 
 def summary(values: Sequence[float], unit: str, scale: float = 1.0) -> str:

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import milvus
 
+from atelier.platform import procfs
+
 # Offsets from --port. index_coord is only written into the config (no server
 # of its own in 2.3 standalone), but gets a slot so the layout stays fixed.
 PORT_OFFSETS: dict[str, int] = {
@@ -206,18 +208,7 @@ def _die_with_parent() -> None:
 
 def session_pids(sid: int) -> list[int]:
     """Pids of all live processes in session sid (the Milvus process tree)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after "(comm)": state ppid pgrp session ...
-        if int(stat.rsplit(")", 1)[1].split()[3]) == sid:
-            pids.append(int(entry.name))
-    return pids
+    return [p.pid for p in procfs.processes() if p.session == sid and p.alive]
 
 
 def non_loopback_listeners(pids: list[int]) -> list[str]:

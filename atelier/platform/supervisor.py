@@ -16,6 +16,8 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from atelier.platform import procfs
+
 
 @dataclass(frozen=True)
 class Program:
@@ -148,15 +150,7 @@ class Supervisor:
         except (OSError, xmlrpc.client.Fault):
             pass
         deadline = time.monotonic() + timeout_s
-        while pid is not None and _alive(pid):
+        while pid is not None and procfs.alive(pid):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"supervisord (pid {pid}) did not exit within {timeout_s:.0f}s")
             time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False

@@ -9,9 +9,10 @@ import grpc
 import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from atelier.article_proto import article_message
 from atelier.feature_store.reader import FeatureReader
 from atelier.rpc import FieldViolation, InvalidArgument, abort_invalid_argument
-from fashion.v1 import article_pb2, features_pb2
+from fashion.v1 import features_pb2
 from fashion.v1 import features_service_pb2 as pb
 from fashion.v1 import features_service_pb2_grpc as pb_grpc
 from services.features.config import FeaturesSettings
@@ -37,20 +38,6 @@ def _timestamp(ms: int) -> Timestamp:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def article(article_id: str, fields: dict[str, str]) -> article_pb2.Article:
-    return article_pb2.Article(
-        article_id=article_id,
-        name=fields.get("name", ""),
-        product_type=fields.get("product_type", ""),
-        product_group=fields.get("product_group", ""),
-        colour=fields.get("colour", ""),
-        department=fields.get("department", ""),
-        index_group=fields.get("index_group", ""),
-        garment_group=fields.get("garment_group", ""),
-        description=fields.get("description", ""),
-    )
 
 
 class FeaturesServicer(pb_grpc.FeaturesServiceServicer):
@@ -130,7 +117,7 @@ class FeaturesServicer(pb_grpc.FeaturesServiceServicer):
             await self._unavailable(context, error)
         return pb.ListPopularItemsResponse(
             items=[
-                pb.PopularItem(article=article(article_id, metadata.get(article_id, {})), score=score)
+                pb.PopularItem(article=article_message(article_id, metadata.get(article_id, {})), score=score)
                 for article_id, score in ranked
             ],
             window=TIER_WINDOWS[tier],

@@ -10,7 +10,8 @@ import numpy as np
 from pymilvus import AsyncMilvusClient
 
 from atelier import article_index
-from fashion.v1 import article_pb2, search_service_pb2
+from atelier.article_proto import article_message
+from fashion.v1 import search_service_pb2
 from services.search.config import SearchSettings
 from services.search.embedding_cache import EmbeddingCache
 from services.search.validation import TextQuery
@@ -34,21 +35,6 @@ class Timings:
 
     def as_proto(self) -> list[search_service_pb2.StageTiming]:
         return [search_service_pb2.StageTiming(stage=s, millis=ms) for s, ms in self.stages.items()]
-
-
-def article_from_hit(hit: article_index.Hit) -> article_pb2.Article:
-    f = hit.fields
-    return article_pb2.Article(
-        article_id=hit.article_id,
-        name=f.get("name", ""),
-        product_type=f.get("product_type", ""),
-        product_group=f.get("product_group", ""),
-        colour=f.get("colour", ""),
-        department=f.get("department", ""),
-        index_group=f.get("index_group", ""),
-        garment_group=f.get("garment_group", ""),
-        description=f.get("description", ""),
-    )
 
 
 class TextSearch:
@@ -90,7 +76,10 @@ class TextSearch:
 
         results = [
             search_service_pb2.SearchResult(
-                article=article_from_hit(hit), score=hit.score, rank=rank, retrieval_score=hit.score
+                article=article_message(hit.article_id, hit.fields),
+                score=hit.score,
+                rank=rank,
+                retrieval_score=hit.score,
             )
             for rank, hit in enumerate(hits[: query.k], start=1)
         ]

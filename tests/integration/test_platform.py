@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 
@@ -16,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from pymilvus import MilvusClient
 
+from atelier.platform import procfs
 from atelier.platform.readiness import port_in_use
 from atelier.platform.stack import Stack
 from atelier.topics import Topics
@@ -119,40 +119,13 @@ def test_internal_rpcs_are_not_routed_at_the_edge(stack: Stack) -> None:
     assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-def _process_tree(roots: list[int]) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    tree, todo = set(), list(roots)
-    while todo:
-        pid = todo.pop()
-        if pid not in tree:
-            tree.add(pid)
-            todo.extend(children.get(pid, []))
-    return tree
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.last
 def test_down_leaves_no_process_and_no_listening_port(stack: Stack) -> None:
     supervisor_pid = stack.supervisor.pid()
     assert supervisor_pid is not None
-    processes = _process_tree([supervisor_pid])
+    processes = procfs.descendants([supervisor_pid])
     assert len(processes) > len(stack.components())
     stack.down()
-    assert [pid for pid in processes if _alive(pid)] == []
+    assert [pid for pid in processes if procfs.alive(pid)] == []
     ports = [(c.name, port) for c in stack.components() for port in c.ports]
     assert [(name, port) for name, port in ports if port_in_use(stack.endpoints.host, port)] == []
