@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import grpc
 
-from atelier.config import Endpoints
 from atelier.grpc_server import ServiceSpec, run
 from fashion.v1 import ranker_service_pb2
 from fashion.v1 import ranker_service_pb2_grpc as pb_grpc
+from services.ranker.config import RankerSettings
 from services.ranker.servicer import RankerServicer
 
 SERVICE_NAME = ranker_service_pb2.DESCRIPTOR.services_by_name["RankerService"].full_name
 
 
-def register(server: grpc.aio.Server) -> list[str]:
-    pb_grpc.add_RankerServiceServicer_to_server(RankerServicer(), server)
-    return [SERVICE_NAME]
-
-
 def main() -> None:
-    endpoints = Endpoints.from_env()
+    settings = RankerSettings.from_env()
+
+    def register(server: grpc.aio.Server) -> list[str]:
+        pb_grpc.add_RankerServiceServicer_to_server(RankerServicer(settings), server)
+        return [SERVICE_NAME]
+
+    endpoints = settings.endpoints
     run(
         ServiceSpec(
             name="ranker",

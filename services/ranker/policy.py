@@ -1,0 +1,174 @@
+"""The behaviour boost: how a user's clicks and the candidates' popularity reorder results.
+
+Pure functions, no I/O. Per candidate the boost is
+
+    personal   = recent_click_boost                      if the user recently clicked it
+               = category factor (see `category_factor`)  elif its category has affinity > 0
+               = 1                                        otherwise
+    popularity = 1 + sum over windows w in (1h, 24h, 7d) of
+                 weight_w * log1p(p_w) / log1p(max p_w over the candidate set)
+                 (a window's term is 0 when its maximum is 0)
+    boost      = min(personal * popularity, max_boost)
+
+and the final score is the relevance score boosted (see `boosted_score`). Anonymous
+requests get no personal factor, and no popularity factor unless
+`popularity_for_anonymous`: their order is the relevance order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+
+
+@dataclass(frozen=True)
+class BoostSettings:
+    recent_click_boost: float = 1.5
+    # The category factor of a plain match, and the ceiling of a scaled one.
+    category_boost: float = 1.2
+    # Scale the category factor with the affinity: 1 + (category_boost - 1) * min(1, affinity / saturation).
+    # Off: any category with affinity > 0 gets exactly category_boost.
+    affinity_scaling: bool = True
+    # The decayed click count at which a category earns the full category_boost.
+    affinity_saturation: float = 3.0
+    popularity_weight_1h: float = 0.20
+    popularity_weight_24h: float = 0.10
+    popularity_weight_7d: float = 0.05
+    max_boost: float = 3.0
+    # Popularity is not personal, but boosting anonymous results by it would make them
+    # differ from the relevance order; off by default.
+    popularity_for_anonymous: bool = False
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be finite, got {value}")
+        for name in ("recent_click_boost", "category_boost", "max_boost"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"{name} must be at least 1 (a boost never lowers a result), got {getattr(self, name)}"
+                )
+        for name in ("popularity_weight_1h", "popularity_weight_24h", "popularity_weight_7d"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.affinity_saturation <= 0:
+            raise ValueError(f"affinity_saturation must be positive, got {self.affinity_saturation}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    article_id: str
+    category: str
+    # Relevance (rerank or retrieval) score.
+    score: float
+
+
+@dataclass(frozen=True)
+class Popularity:
+    """Clicks of one article in the last hour, day and week (decayed counts, >= 0)."""
+
+    p1h: float = 0.0
+    p24h: float = 0.0
+    p7d: float = 0.0
+
+
+@dataclass(frozen=True)
+class UserBehaviour:
+    """What is known of an identified user; empty for one without history."""
+
+    recent_clicks: frozenset[str] = frozenset()
+    # Category -> decayed affinity; categories with a score <= 0 do not count.
+    category_affinities: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    article_id: str
+    score: float
+    # score - relevance score; 0 when the boost is 1.
+    behaviour_score: float
+    boost: float
+
+
+def category_factor(affinity: float, settings: BoostSettings) -> float:
+    if not affinity > 0:
+        return 1.0
+    if not settings.affinity_scaling:
+        return settings.category_boost
+    return 1.0 + (settings.category_boost - 1.0) * min(1.0, affinity / settings.affinity_saturation)
+
+
+def personal_factor(candidate: Candidate, behaviour: UserBehaviour, settings: BoostSettings) -> float:
+    # A recent click already says more than the category: the two never multiply.
+    if candidate.article_id in behaviour.recent_clicks:
+        return settings.recent_click_boost
+    if not candidate.category:
+        return 1.0
+    return category_factor(behaviour.category_affinities.get(candidate.category, 0.0), settings)
+
+
+def popularity_factors(
+    candidates: Sequence[Candidate], signals: Mapping[str, Popularity], settings: BoostSettings
+) -> list[float]:
+    """The popularity factor of each candidate, normalised over the candidate set."""
+    empty = Popularity()
+    found = [signals.get(c.article_id, empty) for c in candidates]
+    factors = [1.0] * len(candidates)
+    windows = (
+        (settings.popularity_weight_1h, [max(0.0, p.p1h) for p in found]),
+        (settings.popularity_weight_24h, [max(0.0, p.p24h) for p in found]),
+        (settings.popularity_weight_7d, [max(0.0, p.p7d) for p in found]),
+    )
+    for weight, counts in windows:
+        top = max(counts, default=0.0)
+        if weight == 0 or top == 0:
+            continue
+        # The ratio first: weight / log1p(top) would overflow for a subnormal top.
+        log_top = math.log1p(top)
+        for i, count in enumerate(counts):
+            factors[i] += weight * (math.log1p(count) / log_top)
+    return factors
+
+
+def boosted_score(score: float, boost: float) -> float:
+    """The relevance score raised by a boost >= 1.
+
+    Non-negative scores are multiplied. A negative score (a reranker's logit) is divided
+    instead, which moves it towards 0: multiplying would push a boosted result below an
+    unboosted one. Both branches meet at 0, so the result rises with the score (equal
+    boosts keep the relevance order) and with the boost, and is never below the score.
+    """
+    return score * boost if score >= 0 else score / boost
+
+
+def rank(
+    candidates: Sequence[Candidate],
+    behaviour: UserBehaviour | None,
+    signals: Mapping[str, Popularity],
+    k: int,
+    settings: BoostSettings,
+) -> list[Ranked]:
+    """Candidates by final score, best first; ties keep the input order. k <= 0: all of them.
+
+    `behaviour` None means an anonymous request. A user without behaviour data (no
+    clicks, no affinity) is ranked as an anonymous one: unpersonalised, factor 1.
+    """
+    if behaviour is not None and not behaviour.recent_clicks and not any(
+        score > 0 for score in behaviour.category_affinities.values()
+    ):
+        behaviour = None
+    if behaviour is None and not settings.popularity_for_anonymous:
+        popularity = [1.0] * len(candidates)
+    else:
+        popularity = popularity_factors(candidates, signals, settings)
+    ranked = []
+    for candidate, pop in zip(candidates, popularity, strict=True):
+        personal = 1.0 if behaviour is None else personal_factor(candidate, behaviour, settings)
+        boost = min(personal * pop, settings.max_boost)
+        final = boosted_score(candidate.score, boost)
+        ranked.append(Ranked(candidate.article_id, final, final - candidate.score, boost))
+    # sorted() is stable: equal final scores stay in the input (retrieval/rerank) order.
+    ranked.sort(key=lambda item: item.score, reverse=True)
+    return ranked[:k] if k > 0 else ranked
