@@ -12,6 +12,7 @@ from fashion.v1 import events_service_pb2, features_service_pb2, search_service_
 from fashion.v1 import search_service_pb2_grpc as pb_grpc
 from services.search.config import SearchSettings
 from services.search.filter_values import FilterValues
+from services.search.personalisation import Personaliser
 from services.search.servicer import SearchServicer
 from services.search.text_search import TextSearch
 
@@ -32,21 +33,25 @@ class SearchApp:
         self.filter_values = FilterValues(settings.endpoints.redis_url, settings.filter_values_refresh_s)
         self.embedder: TextEmbedder | None = None
         self.milvus: AsyncMilvusClient | None = None
+        self.personaliser: Personaliser | None = None
 
     async def start(self) -> None:
         endpoints = self.settings.endpoints
         self.embedder = TextEmbedder(endpoints.triton_address, self.settings.text_model, self.settings.embed_timeout_s)
         self.milvus = AsyncMilvusClient(uri=endpoints.milvus_uri)
+        self.personaliser = Personaliser(
+            endpoints.features_address, endpoints.ranker_address, self.settings.personalisation_timeout_s
+        )
         await self.filter_values.start()
 
     def register(self, server: grpc.aio.Server) -> list[str]:
-        assert self.embedder is not None and self.milvus is not None, "start() first"
+        assert self.embedder and self.milvus and self.personaliser, "start() first"
         embedder = self.embedder
 
         async def embed_query(query: str) -> np.ndarray:
             return (await embedder.embed_queries([query]))[0]
 
-        text_search = TextSearch(self.settings, embed_query, self.milvus)
+        text_search = TextSearch(self.settings, embed_query, self.milvus, self.personaliser)
         servicer = SearchServicer(self.settings, text_search, self.filter_values)
         pb_grpc.add_SearchServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
@@ -57,6 +62,8 @@ class SearchApp:
             await self.embedder.close()
         if self.milvus is not None:
             await self.milvus.close()
+        if self.personaliser is not None:
+            await self.personaliser.close()
 
 
 def main() -> None:

@@ -22,6 +22,8 @@ class SearchSettings:
     hnsw_ef: int
     embed_timeout_s: float
     ann_timeout_s: float
+    # Deadline of each call to the features service and the ranker.
+    personalisation_timeout_s: float
     embedding_cache_size: int
     # How often the known filter values are re-read from the feature store.
     filter_values_refresh_s: float
@@ -40,6 +42,7 @@ class SearchSettings:
             hnsw_ef=env_int(env, "SEARCH_HNSW_EF", 128),
             embed_timeout_s=env_float(env, "SEARCH_EMBED_TIMEOUT_S", 1.0),
             ann_timeout_s=env_float(env, "SEARCH_ANN_TIMEOUT_S", 0.5),
+            personalisation_timeout_s=env_float(env, "SEARCH_PERSONALISATION_TIMEOUT_S", 0.2),
             embedding_cache_size=env_int(env, "SEARCH_EMBEDDING_CACHE_SIZE", 10_000),
             filter_values_refresh_s=env_float(env, "SEARCH_FILTER_VALUES_REFRESH_S", 30.0),
         )

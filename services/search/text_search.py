@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -11,9 +12,10 @@ from pymilvus import AsyncMilvusClient
 
 from atelier import article_index
 from atelier.article_proto import article_message
-from fashion.v1 import search_service_pb2
+from fashion.v1 import features_pb2, ranker_service_pb2, search_service_pb2
 from services.search.config import SearchSettings
 from services.search.embedding_cache import EmbeddingCache
+from services.search.personalisation import Personaliser
 from services.search.validation import TextQuery
 
 
@@ -43,13 +45,29 @@ class TextSearch:
         settings: SearchSettings,
         embed_query: Callable[[str], Awaitable[np.ndarray]],
         milvus: AsyncMilvusClient,
+        personaliser: Personaliser,
     ) -> None:
         self._settings = settings
         self._cache = EmbeddingCache(settings.embedding_cache_size, embed_query)
         self._milvus = milvus
+        self._personaliser = personaliser
 
     async def search(self, query: TextQuery) -> search_service_pb2.SearchTextResponse:
         timings = Timings()
+        # Anonymous searches are never personalised: no call to make.
+        user_features = self._personaliser.fetch_user_features(query.user_id) if query.user_id else None
+        try:
+            return await self._search(query, timings, user_features)
+        finally:
+            if user_features is not None and not user_features.done():
+                user_features.cancel()
+
+    async def _search(
+        self,
+        query: TextQuery,
+        timings: Timings,
+        user_features: asyncio.Task[features_pb2.UserFeatures] | None,
+    ) -> search_service_pb2.SearchTextResponse:
         started = time.perf_counter()
         try:
             vector, cached = await self._cache.get(query.query)
@@ -74,6 +92,7 @@ class TextSearch:
             raise DependencyError("milvus", f"retrieval failed: {error}") from error
         timings.record("ann", started)
 
+        degradations = []
         results = [
             search_service_pb2.SearchResult(
                 article=article_message(hit.article_id, hit.fields),
@@ -83,4 +102,26 @@ class TextSearch:
             )
             for rank, hit in enumerate(hits[: query.k], start=1)
         ]
-        return search_service_pb2.SearchTextResponse(results=results, timings=timings.as_proto())
+        if user_features is not None and hits:
+            started = time.perf_counter()
+            personalised = await self._personaliser.rank(query.user_id, user_features, hits, query.k)
+            timings.record("personalise", started)
+            degradations = personalised.degradations
+            if personalised.order is not None:
+                by_id = {hit.article_id: hit for hit in hits}
+                results = [personalised_result(by_id[item.article_id], item) for item in personalised.order]
+        return search_service_pb2.SearchTextResponse(
+            results=results, degradations=degradations, timings=timings.as_proto()
+        )
+
+
+def personalised_result(hit: article_index.Hit, item: ranker_service_pb2.RankedItem) -> search_service_pb2.SearchResult:
+    result = search_service_pb2.SearchResult(
+        article=article_message(hit.article_id, hit.fields),
+        score=item.score,
+        rank=item.rank,
+        retrieval_score=hit.score,
+    )
+    if item.behaviour_score:
+        result.behaviour_score = item.behaviour_score
+    return result
