@@ -113,8 +113,11 @@ def unique_queries(seed: int) -> list[str]:
     return queries
 
 
-async def _one(session: aiohttp.ClientSession, base: str, query: str, k: int) -> tuple[float, dict[str, float]]:
-    url = f"{base}/v1/search?" + urllib.parse.urlencode({"query": query, "k": k})
+async def _one(
+    session: aiohttp.ClientSession, base: str, query: str, k: int, user: str
+) -> tuple[float, dict[str, float]]:
+    params = {"query": query, "k": k} | ({"userId": user} if user else {})
+    url = f"{base}/v1/search?" + urllib.parse.urlencode(params)
     started = time.perf_counter()
     async with session.get(url) as response:
         body = await response.json()
@@ -124,7 +127,9 @@ async def _one(session: aiohttp.ClientSession, base: str, query: str, k: int) ->
     return latency, {t["stage"]: t["millis"] for t in body.get("timings", [])}
 
 
-async def run_phase(base: str, queries: list[str], concurrency: int, k: int) -> list[tuple[float, dict[str, float]]]:
+async def run_phase(
+    base: str, queries: list[str], concurrency: int, k: int, user: str = ""
+) -> list[tuple[float, dict[str, float]]]:
     results: list[tuple[float, dict[str, float]]] = []
     pending = iter(queries)
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -132,7 +137,7 @@ async def run_phase(base: str, queries: list[str], concurrency: int, k: int) -> 
 
         async def worker() -> None:
             for query in pending:
-                results.append(await _one(session, base, query, k))
+                results.append(await _one(session, base, query, k, user))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return results
@@ -166,6 +171,7 @@ async def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--user", default="", help="search as this user (personalised: features + ranker)")
     args = parser.parse_args()
     endpoints = Endpoints.from_env()
     base = endpoints.edge_url
@@ -173,7 +179,10 @@ async def main() -> None:
     articles = (store.hgetall(CATALOG_META_KEY) or {}).get(b"articles", b"?").decode()
     tc = triton.InferenceServerClient(endpoints.triton_address)
     print(f"machine: {machine()}")
-    print(f"catalogue: {articles} articles; {args.requests} requests per row after {args.warmup} warm-up requests\n")
+    print(
+        f"catalogue: {articles} articles; {args.requests} requests per row after {args.warmup} warm-up requests; "
+        f"user: {args.user or 'anonymous'}\n"
+    )
     print(
         "| queries | concurrency | requests | req/s | p50 ms | p95 ms | p99 ms | embed p50 ms | ann p50 ms "
         "| other p50 ms | Triton compute ms/exec (execs) |"
@@ -189,10 +198,10 @@ async def main() -> None:
             else:
                 warm = popular
                 queries = [popular[i % len(popular)] for i in range(args.requests)]
-            await run_phase(base, warm, concurrency, args.k)
+            await run_phase(base, warm, concurrency, args.k, args.user)
             before = triton_compute_ms(tc, "text_embedding")
             started = time.perf_counter()
-            results = await run_phase(base, queries, concurrency, args.k)
+            results = await run_phase(base, queries, concurrency, args.k, args.user)
             seconds = time.perf_counter() - started
             after = triton_compute_ms(tc, "text_embedding")
             report(label, concurrency, results, seconds, (after[0] - before[0], after[1] - before[1]))
