@@ -155,8 +155,10 @@ def rank(
     `behaviour` None means an anonymous request. A user without behaviour data (no
     clicks, no affinity) is ranked as an anonymous one: unpersonalised, factor 1.
     """
-    if behaviour is not None and not behaviour.recent_clicks and not any(
-        score > 0 for score in behaviour.category_affinities.values()
+    if (
+        behaviour is not None
+        and not behaviour.recent_clicks
+        and not any(score > 0 for score in behaviour.category_affinities.values())
     ):
         behaviour = None
     if behaviour is None and not settings.popularity_for_anonymous:
