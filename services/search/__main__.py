@@ -11,6 +11,7 @@ from atelier.grpc_server import ServiceSpec, run
 from fashion.v1 import events_service_pb2, features_service_pb2, search_service_pb2
 from fashion.v1 import search_service_pb2_grpc as pb_grpc
 from services.search.config import SearchSettings
+from services.search.fallback import PopularFallback
 from services.search.filter_values import FilterValues
 from services.search.personalisation import Personaliser
 from services.search.servicer import SearchServicer
@@ -34,6 +35,7 @@ class SearchApp:
         self.embedder: TextEmbedder | None = None
         self.milvus: AsyncMilvusClient | None = None
         self.personaliser: Personaliser | None = None
+        self.fallback: PopularFallback | None = None
 
     async def start(self) -> None:
         endpoints = self.settings.endpoints
@@ -42,17 +44,18 @@ class SearchApp:
         self.personaliser = Personaliser(
             endpoints.features_address, endpoints.ranker_address, self.settings.personalisation_timeout_s
         )
+        self.fallback = PopularFallback(endpoints.features_address, self.settings.personalisation_timeout_s)
         await self.filter_values.start()
 
     def register(self, server: grpc.aio.Server) -> list[str]:
-        assert self.embedder and self.milvus and self.personaliser, "start() first"
+        assert self.embedder and self.milvus and self.personaliser and self.fallback, "start() first"
         embedder = self.embedder
 
         async def embed_query(query: str) -> np.ndarray:
             return (await embedder.embed_queries([query]))[0]
 
         text_search = TextSearch(self.settings, embed_query, self.milvus, self.personaliser)
-        servicer = SearchServicer(self.settings, text_search, self.filter_values)
+        servicer = SearchServicer(self.settings, text_search, self.filter_values, self.fallback)
         pb_grpc.add_SearchServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
 
@@ -64,6 +67,8 @@ class SearchApp:
             await self.milvus.close()
         if self.personaliser is not None:
             await self.personaliser.close()
+        if self.fallback is not None:
+            await self.fallback.close()
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from atelier.rpc import InvalidArgument, abort_invalid_argument, abort_unimpleme
 from fashion.v1 import search_service_pb2 as pb
 from fashion.v1 import search_service_pb2_grpc as pb_grpc
 from services.search.config import SearchSettings
+from services.search.fallback import PopularFallback
 from services.search.filter_values import FilterValues
 from services.search.text_search import DependencyError, TextSearch
 from services.search.validation import validate_text_request
@@ -18,10 +19,17 @@ log = logging.getLogger(__name__)
 
 
 class SearchServicer(pb_grpc.SearchServiceServicer):
-    def __init__(self, settings: SearchSettings, text_search: TextSearch, filter_values: FilterValues) -> None:
+    def __init__(
+        self,
+        settings: SearchSettings,
+        text_search: TextSearch,
+        filter_values: FilterValues,
+        fallback: PopularFallback,
+    ) -> None:
         self._settings = settings
         self._text_search = text_search
         self._filter_values = filter_values
+        self._fallback = fallback
 
     async def SearchText(
         self, request: pb.SearchTextRequest, context: grpc.aio.ServicerContext
@@ -43,13 +51,17 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             return await self._text_search.search(query)
         except DependencyError as error:
             log.warning("search failed", extra={"component": error.component, "error": str(error)})
-            if "not found" in str(error) and error.component == "milvus":
+            if "collection not found" in str(error) and error.component == "milvus":
                 await context.abort(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"the catalogue is not loaded (run `atelier catalog load`): {error}",
                 )
+            try:
+                return await self._fallback.answer(query.k, query.filters, error.component, str(error), error.timed_out)
+            except grpc.aio.AioRpcError as fallback_error:
+                log.warning("popularity fallback failed", extra={"error": str(fallback_error)})
             code = grpc.StatusCode.DEADLINE_EXCEEDED if error.timed_out else grpc.StatusCode.UNAVAILABLE
-            await context.abort(code, str(error))
+            await context.abort(code, f"{error}; popular items unavailable too")
 
     async def SearchImage(
         self, request: pb.SearchImageRequest, context: grpc.aio.ServicerContext

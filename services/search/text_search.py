@@ -28,6 +28,12 @@ class DependencyError(RuntimeError):
         self.timed_out = timed_out
 
 
+def _is_timeout(error: BaseException) -> bool:
+    # tritonclient and pymilvus report deadlines in their own exception types.
+    text = str(error).lower()
+    return isinstance(error, TimeoutError) or "deadline" in text or "timeout" in text
+
+
 @dataclass
 class Timings:
     stages: dict[str, float] = field(default_factory=dict)
@@ -71,25 +77,27 @@ class TextSearch:
         started = time.perf_counter()
         try:
             vector, cached = await self._cache.get(query.query)
-        except TimeoutError as error:
-            raise DependencyError("triton", f"embedding timed out: {error}", timed_out=True) from error
         except Exception as error:
-            raise DependencyError("triton", f"embedding failed: {error}") from error
+            raise DependencyError("triton", f"embedding failed: {error}", timed_out=_is_timeout(error)) from error
         timings.record("embed_cached" if cached else "embed", started)
 
         started = time.perf_counter()
         try:
-            hits = await article_index.search(
-                self._milvus,
-                self._settings.collection,
-                vector,
-                limit=max(query.k, self._settings.candidates),
-                filters=query.filters,
-                timeout_s=self._settings.ann_timeout_s,
-                ef=self._settings.hnsw_ef,
+            # pymilvus' own timeout does not bound every wait (a hung server); this does.
+            hits = await asyncio.wait_for(
+                article_index.search(
+                    self._milvus,
+                    self._settings.collection,
+                    vector,
+                    limit=max(query.k, self._settings.candidates),
+                    filters=query.filters,
+                    timeout_s=self._settings.ann_timeout_s,
+                    ef=self._settings.hnsw_ef,
+                ),
+                timeout=self._settings.ann_timeout_s,
             )
         except Exception as error:
-            raise DependencyError("milvus", f"retrieval failed: {error}") from error
+            raise DependencyError("milvus", f"retrieval failed: {error}", timed_out=_is_timeout(error)) from error
         timings.record("ann", started)
 
         degradations = []

@@ -1,0 +1,78 @@
+"""When embedding or retrieval is unavailable, search answers with popular items instead of an
+error: the features service's 24h -> 7d -> global list, filtered like the query, same shape,
+with the degradation saying what failed and which tier answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import grpc
+
+from fashion.v1 import degradation_pb2, features_service_pb2, search_service_pb2
+from fashion.v1 import features_service_pb2_grpc as features_grpc
+
+Reason = degradation_pb2.DegradationReason
+WINDOW_NAMES = {
+    features_service_pb2.POPULARITY_WINDOW_HOUR: "1h",
+    features_service_pb2.POPULARITY_WINDOW_DAY: "24h",
+    features_service_pb2.POPULARITY_WINDOW_WEEK: "7d",
+    features_service_pb2.POPULARITY_WINDOW_GLOBAL: "global",
+}
+# Popular items are fetched in bulk so that a filter still leaves k of them.
+FETCH = 100
+
+
+def _matches(article: object, filters: Mapping[str, Sequence[str]]) -> bool:
+    return all(not values or getattr(article, attribute) in values for attribute, values in filters.items())
+
+
+class PopularFallback:
+    def __init__(self, features_address: str, timeout_s: float) -> None:
+        self._channel = grpc.aio.insecure_channel(features_address)
+        self._features = features_grpc.FeaturesServiceStub(self._channel)
+        self._timeout_s = timeout_s
+
+    async def answer(
+        self, k: int, filters: Mapping[str, Sequence[str]], component: str, detail: str, timed_out: bool
+    ) -> search_service_pb2.SearchTextResponse:
+        """Popular items in place of search results; raises grpc.aio.AioRpcError when they are unavailable too."""
+        reply = await self._features.ListPopularItems(
+            features_service_pb2.ListPopularItemsRequest(
+                window=features_service_pb2.POPULARITY_WINDOW_DAY, k=max(k, FETCH)
+            ),
+            timeout=self._timeout_s,
+        )
+        items = [item for item in reply.items if _matches(item.article, filters)][:k]
+        reason = (
+            Reason.DEGRADATION_REASON_INFERENCE_TIMEOUT
+            if timed_out
+            else Reason.DEGRADATION_REASON_INFERENCE_UNAVAILABLE
+        )
+        degradations = [
+            degradation_pb2.Degradation(
+                reason=reason,
+                component=component,
+                fallback=f"popular_{WINDOW_NAMES.get(reply.window, 'unknown')}",
+                detail=detail[:500],
+            )
+        ]
+        if not items:
+            degradations.append(
+                degradation_pb2.Degradation(
+                    reason=Reason.DEGRADATION_REASON_EMPTY_RESULTS_ALLOWED,
+                    component="features",
+                    fallback="empty",
+                    detail="no popular item matches the request",
+                )
+            )
+        return search_service_pb2.SearchTextResponse(
+            results=[
+                search_service_pb2.SearchResult(article=item.article, score=item.score, rank=rank)
+                for rank, item in enumerate(items, start=1)
+            ],
+            degradations=degradations,
+        )
+
+    async def close(self) -> None:
+        await self._channel.close()

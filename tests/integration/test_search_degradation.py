@@ -1,0 +1,69 @@
+"""Search with a dependency down: a well-formed answer that says what was degraded and why."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from atelier.platform.stack import Stack
+
+
+def _search(stack: Stack, **params: object) -> tuple[int, dict]:
+    url = stack.endpoints.edge_url + "/v1/search?" + urllib.parse.urlencode(params)
+    try:
+        with urllib.request.urlopen(url, timeout=15) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@contextmanager
+def _stopped(stack: Stack, component: str) -> Iterator[None]:
+    stack.supervisor.signal(component, "STOP")
+    try:
+        yield
+    finally:
+        stack.supervisor.signal(component, "CONT")
+
+
+@pytest.mark.parametrize("component", ["triton", "milvus"])
+def test_inference_down_answers_with_popular_items_and_the_reason(catalog: int, stack: Stack, component: str) -> None:
+    query = f"warm wool coat {uuid.uuid4().hex[:6]}"  # never cached
+    with _stopped(stack, component):
+        status, body = _search(stack, query=query, k=5)
+    assert status == 200, body
+    assert len(body["results"]) == 5
+    assert [r["rank"] for r in body["results"]] == [1, 2, 3, 4, 5]
+    assert all(r["article"]["name"] for r in body["results"])
+    (degradation,) = body["degradations"]
+    assert degradation["component"] == component
+    assert degradation["reason"] in {
+        "DEGRADATION_REASON_INFERENCE_TIMEOUT",
+        "DEGRADATION_REASON_INFERENCE_UNAVAILABLE",
+    }
+    assert degradation["fallback"] in {"popular_24h", "popular_7d", "popular_global"}
+    assert degradation["detail"]
+
+
+def test_popular_fallback_honours_the_filter(catalog: int, stack: Stack) -> None:
+    with _stopped(stack, "triton"):
+        status, body = _search(stack, query=f"anything {uuid.uuid4().hex[:6]}", k=5, **{"filter.colours": "Black"})
+    assert status == 200, body
+    assert all(r["article"]["colour"] == "Black" for r in body["results"])
+
+
+def test_personalisation_down_answers_unpersonalised_with_the_reason(catalog: int, stack: Stack) -> None:
+    with _stopped(stack, "ranker"):
+        status, body = _search(stack, query="black trousers", k=5, userId=f"u-{uuid.uuid4().hex[:6]}")
+    assert status == 200, body
+    assert len(body["results"]) == 5
+    (degradation,) = body["degradations"]
+    assert degradation["reason"] == "DEGRADATION_REASON_PERSONALIZATION_UNAVAILABLE"
+    assert degradation["component"] == "ranker" and degradation["fallback"] == "retrieval_order"
