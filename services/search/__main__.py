@@ -6,6 +6,7 @@ import grpc
 import numpy as np
 from pymilvus import AsyncMilvusClient
 
+from atelier.circuit_breaker import CircuitBreaker
 from atelier.embedding import TextEmbedder
 from atelier.grpc_server import ServiceSpec, run
 from fashion.v1 import events_service_pb2, features_service_pb2, search_service_pb2
@@ -42,7 +43,10 @@ class SearchApp:
         self.embedder = TextEmbedder(endpoints.triton_address, self.settings.text_model, self.settings.embed_timeout_s)
         self.milvus = AsyncMilvusClient(uri=endpoints.milvus_uri)
         self.personaliser = Personaliser(
-            endpoints.features_address, endpoints.ranker_address, self.settings.personalisation_timeout_s
+            endpoints.features_address,
+            endpoints.ranker_address,
+            self.settings.personalisation_timeout_s,
+            self.settings.breaker,
         )
         self.fallback = PopularFallback(endpoints.features_address, self.settings.personalisation_timeout_s)
         await self.filter_values.start()
@@ -51,10 +55,20 @@ class SearchApp:
         assert self.embedder and self.milvus and self.personaliser and self.fallback, "start() first"
         embedder = self.embedder
 
-        async def embed_query(query: str) -> np.ndarray:
-            return (await embedder.embed_queries([query]))[0]
+        triton_breaker = CircuitBreaker("triton", self.settings.breaker)
 
-        text_search = TextSearch(self.settings, embed_query, self.milvus, self.personaliser)
+        async def embed_query(query: str) -> np.ndarray:
+            triton_breaker.check()
+            try:
+                vector = (await embedder.embed_queries([query]))[0]
+            except Exception:
+                triton_breaker.record(False)
+                raise
+            triton_breaker.record(True)
+            return vector
+
+        milvus_breaker = CircuitBreaker("milvus", self.settings.breaker)
+        text_search = TextSearch(self.settings, embed_query, self.milvus, self.personaliser, milvus_breaker)
         servicer = SearchServicer(self.settings, text_search, self.filter_values, self.fallback)
         pb_grpc.add_SearchServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from atelier.circuit_breaker import BreakerSettings
 from atelier.config import Endpoints, env_float, env_int, env_str
 
 
@@ -27,6 +28,8 @@ class SearchSettings:
     embedding_cache_size: int
     # How often the known filter values are re-read from the feature store.
     filter_values_refresh_s: float
+    # One circuit breaker per downstream (Triton, Milvus, features, ranker).
+    breaker: BreakerSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SearchSettings:
@@ -45,4 +48,11 @@ class SearchSettings:
             personalisation_timeout_s=env_float(env, "SEARCH_PERSONALISATION_TIMEOUT_S", 0.2),
             embedding_cache_size=env_int(env, "SEARCH_EMBEDDING_CACHE_SIZE", 10_000),
             filter_values_refresh_s=env_float(env, "SEARCH_FILTER_VALUES_REFRESH_S", 30.0),
+            breaker=BreakerSettings(
+                window=env_int(env, "SEARCH_BREAKER_WINDOW", BreakerSettings.window),
+                failure_rate=env_float(env, "SEARCH_BREAKER_FAILURE_RATE", BreakerSettings.failure_rate),
+                minimum_calls=env_int(env, "SEARCH_BREAKER_MINIMUM_CALLS", BreakerSettings.minimum_calls),
+                open_s=env_float(env, "SEARCH_BREAKER_OPEN_S", BreakerSettings.open_s),
+                half_open_calls=env_int(env, "SEARCH_BREAKER_HALF_OPEN_CALLS", BreakerSettings.half_open_calls),
+            ),
         )

@@ -34,7 +34,13 @@ class PopularFallback:
         self._timeout_s = timeout_s
 
     async def answer(
-        self, k: int, filters: Mapping[str, Sequence[str]], component: str, detail: str, timed_out: bool
+        self,
+        k: int,
+        filters: Mapping[str, Sequence[str]],
+        component: str,
+        detail: str,
+        timed_out: bool,
+        circuit_open: bool = False,
     ) -> search_service_pb2.SearchTextResponse:
         """Popular items in place of search results; raises grpc.aio.AioRpcError when they are unavailable too."""
         reply = await self._features.ListPopularItems(
@@ -44,11 +50,12 @@ class PopularFallback:
             timeout=self._timeout_s,
         )
         items = [item for item in reply.items if _matches(item.article, filters)][:k]
-        reason = (
-            Reason.DEGRADATION_REASON_INFERENCE_TIMEOUT
-            if timed_out
-            else Reason.DEGRADATION_REASON_INFERENCE_UNAVAILABLE
-        )
+        if circuit_open:
+            reason = Reason.DEGRADATION_REASON_DOWNSTREAM_CIRCUIT_OPEN
+        elif timed_out:
+            reason = Reason.DEGRADATION_REASON_INFERENCE_TIMEOUT
+        else:
+            reason = Reason.DEGRADATION_REASON_INFERENCE_UNAVAILABLE
         degradations = [
             degradation_pb2.Degradation(
                 reason=reason,

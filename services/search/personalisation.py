@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from atelier import article_index
+from atelier.circuit_breaker import BreakerSettings, CircuitBreaker, CircuitOpen
 from fashion.v1 import degradation_pb2, features_pb2, features_service_pb2, ranker_service_pb2
 from fashion.v1 import features_service_pb2_grpc as features_grpc
 from fashion.v1 import ranker_service_pb2_grpc as ranker_grpc
@@ -35,7 +36,11 @@ def _degradation(component: str, fallback: str, error: BaseException) -> degrada
     timed_out = isinstance(error, TimeoutError) or (
         isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     )
-    reason = Reason.DEGRADATION_REASON_PERSONALIZATION_UNAVAILABLE
+    reason = (
+        Reason.DEGRADATION_REASON_DOWNSTREAM_CIRCUIT_OPEN
+        if isinstance(error, CircuitOpen)
+        else Reason.DEGRADATION_REASON_PERSONALIZATION_UNAVAILABLE
+    )
     detail = error.details() if isinstance(error, grpc.aio.AioRpcError) else str(error)
     return degradation_pb2.Degradation(
         reason=reason,
@@ -46,7 +51,9 @@ def _degradation(component: str, fallback: str, error: BaseException) -> degrada
 
 
 class Personaliser:
-    def __init__(self, features_address: str, ranker_address: str, timeout_s: float) -> None:
+    def __init__(self, features_address: str, ranker_address: str, timeout_s: float, breaker: BreakerSettings) -> None:
+        self._features_breaker = CircuitBreaker("features", breaker)
+        self._ranker_breaker = CircuitBreaker("ranker", breaker)
         self._features_channel = grpc.aio.insecure_channel(features_address)
         self._ranker_channel = grpc.aio.insecure_channel(ranker_address)
         self._features = features_grpc.FeaturesServiceStub(self._features_channel)
@@ -72,12 +79,20 @@ class Personaliser:
         k: int,
     ) -> Personalised:
         outcome = Personalised()
+        try:
+            self._features_breaker.check()
+        except CircuitOpen as error:
+            user_features.cancel()
+            outcome.degradations.append(_degradation("features", "unpersonalised", error))
+            return outcome
         signals_call = self._features.BatchGetItemSignals(
             features_service_pb2.BatchGetItemSignalsRequest(article_ids=[hit.article_id for hit in hits]),
             timeout=self._timeout_s,
         )
         features, signals = await asyncio.gather(user_features, signals_call, return_exceptions=True)
-        if isinstance(features, BaseException) or isinstance(signals, BaseException):
+        failed = isinstance(features, BaseException) or isinstance(signals, BaseException)
+        self._features_breaker.record(not failed)
+        if failed:
             error = features if isinstance(features, BaseException) else signals
             log.warning("personalisation skipped: features unavailable", extra={"error": str(error)})
             outcome.degradations.append(_degradation("features", "unpersonalised", error))
@@ -95,11 +110,15 @@ class Personaliser:
             k=k,
         )
         try:
+            self._ranker_breaker.check()
             reply = await self._ranker.Rank(request, timeout=self._timeout_s)
-        except grpc.aio.AioRpcError as error:
+        except (grpc.aio.AioRpcError, CircuitOpen) as error:
+            if not isinstance(error, CircuitOpen):
+                self._ranker_breaker.record(False)
             log.warning("personalisation skipped: ranker unavailable", extra={"error": str(error)})
             outcome.degradations.append(_degradation("ranker", "retrieval_order", error))
             return outcome
+        self._ranker_breaker.record(True)
         outcome.order = list(reply.items)
         return outcome
 

@@ -57,7 +57,9 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
                     f"the catalogue is not loaded (run `atelier catalog load`): {error}",
                 )
             try:
-                return await self._fallback.answer(query.k, query.filters, error.component, str(error), error.timed_out)
+                return await self._fallback.answer(
+                    query.k, query.filters, error.component, str(error), error.timed_out, error.circuit_open
+                )
             except grpc.aio.AioRpcError as fallback_error:
                 log.warning("popularity fallback failed", extra={"error": str(fallback_error)})
             code = grpc.StatusCode.DEADLINE_EXCEEDED if error.timed_out else grpc.StatusCode.UNAVAILABLE

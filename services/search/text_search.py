@@ -12,6 +12,7 @@ from pymilvus import AsyncMilvusClient
 
 from atelier import article_index
 from atelier.article_proto import article_message
+from atelier.circuit_breaker import CircuitBreaker, CircuitOpen
 from fashion.v1 import features_pb2, ranker_service_pb2, search_service_pb2
 from services.search.config import SearchSettings
 from services.search.embedding_cache import EmbeddingCache
@@ -22,10 +23,17 @@ from services.search.validation import TextQuery
 class DependencyError(RuntimeError):
     """A dependency failed; `component` names it (triton, milvus)."""
 
-    def __init__(self, component: str, detail: str, timed_out: bool = False) -> None:
+    def __init__(self, component: str, detail: str, timed_out: bool = False, circuit_open: bool = False) -> None:
         super().__init__(f"{component}: {detail}")
         self.component = component
         self.timed_out = timed_out
+        self.circuit_open = circuit_open
+
+    @classmethod
+    def from_error(cls, component: str, doing: str, error: Exception) -> DependencyError:
+        if isinstance(error, CircuitOpen):
+            return cls(component, str(error), circuit_open=True)
+        return cls(component, f"{doing} failed: {error}", timed_out=_is_timeout(error))
 
 
 def _is_timeout(error: BaseException) -> bool:
@@ -52,11 +60,13 @@ class TextSearch:
         embed_query: Callable[[str], Awaitable[np.ndarray]],
         milvus: AsyncMilvusClient,
         personaliser: Personaliser,
+        milvus_breaker: CircuitBreaker,
     ) -> None:
         self._settings = settings
         self._cache = EmbeddingCache(settings.embedding_cache_size, embed_query)
         self._milvus = milvus
         self._personaliser = personaliser
+        self._milvus_breaker = milvus_breaker
 
     async def search(self, query: TextQuery) -> search_service_pb2.SearchTextResponse:
         timings = Timings()
@@ -78,11 +88,12 @@ class TextSearch:
         try:
             vector, cached = await self._cache.get(query.query)
         except Exception as error:
-            raise DependencyError("triton", f"embedding failed: {error}", timed_out=_is_timeout(error)) from error
+            raise DependencyError.from_error("triton", "embedding", error) from error
         timings.record("embed_cached" if cached else "embed", started)
 
         started = time.perf_counter()
         try:
+            self._milvus_breaker.check()
             # pymilvus' own timeout does not bound every wait (a hung server); this does.
             hits = await asyncio.wait_for(
                 article_index.search(
@@ -96,8 +107,12 @@ class TextSearch:
                 ),
                 timeout=self._settings.ann_timeout_s,
             )
+            self._milvus_breaker.record(True)
+        except CircuitOpen as error:
+            raise DependencyError.from_error("milvus", "retrieval", error) from error
         except Exception as error:
-            raise DependencyError("milvus", f"retrieval failed: {error}", timed_out=_is_timeout(error)) from error
+            self._milvus_breaker.record(False)
+            raise DependencyError.from_error("milvus", "retrieval", error) from error
         timings.record("ann", started)
 
         degradations = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -67,3 +68,25 @@ def test_personalisation_down_answers_unpersonalised_with_the_reason(catalog: in
     (degradation,) = body["degradations"]
     assert degradation["reason"] == "DEGRADATION_REASON_PERSONALIZATION_UNAVAILABLE"
     assert degradation["component"] == "ranker" and degradation["fallback"] == "retrieval_order"
+
+
+def test_an_open_circuit_answers_at_once_without_waiting_on_the_dependency(catalog: int, stack: Stack) -> None:
+    with _stopped(stack, "milvus"):
+        reasons = []
+        for _ in range(12):  # the breaker opens after 10 calls at >= 50 % failures
+            started = time.monotonic()
+            status, body = _search(stack, query="black trousers", k=3)
+            assert status == 200, body
+            reasons.append((body["degradations"][0]["reason"], time.monotonic() - started))
+    assert reasons[0][0] != "DEGRADATION_REASON_DOWNSTREAM_CIRCUIT_OPEN"
+    reason, seconds = reasons[-1]
+    assert reason == "DEGRADATION_REASON_DOWNSTREAM_CIRCUIT_OPEN"
+    assert seconds < 0.3  # no wait on the stopped Milvus
+    # Recovery: after open_s the breaker lets probes through, and they close it.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status, body = _search(stack, query="black trousers", k=3)
+        if status == 200 and not body["degradations"]:
+            break
+        time.sleep(0.5)
+    assert body["degradations"] == [], "search did not recover after Milvus came back"
