@@ -162,17 +162,23 @@ class ServerSettings:
     log_level: str = "INFO"
     # Seconds in-flight calls get to finish after SIGTERM.
     shutdown_grace_s: float = 10.0
+    # Calls worked on at once; more are refused with RESOURCE_EXHAUSTED (see atelier.admission).
+    max_in_flight: int = 64
     # OpenTelemetry span exporter: "none", "console" or "otlp".
     traces_exporter: str = "none"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
         env = os.environ if env is None else env
+        max_in_flight = env_int(env, "ATELIER_MAX_IN_FLIGHT", cls.max_in_flight)
+        if max_in_flight < 1:
+            raise ValueError(f"ATELIER_MAX_IN_FLIGHT must be at least 1, got {max_in_flight}")
         exporter = env_str(env, "OTEL_TRACES_EXPORTER", cls.traces_exporter).lower()
         if exporter not in {"none", "console", "otlp"}:
             raise ValueError(f"OTEL_TRACES_EXPORTER must be none, console or otlp, got {exporter!r}")
         return cls(
             log_level=env_str(env, "ATELIER_LOG_LEVEL", cls.log_level).upper(),
             shutdown_grace_s=env_float(env, "ATELIER_SHUTDOWN_GRACE_S", cls.shutdown_grace_s),
+            max_in_flight=max_in_flight,
             traces_exporter=exporter,
         )

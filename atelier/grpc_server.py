@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import start_http_server
 
+from atelier.admission import AdmissionInterceptor
 from atelier.config import ServerSettings
 from atelier.logs import configure_logging
 from atelier.telemetry import MetricsInterceptor, configure_tracing
@@ -48,7 +49,7 @@ class ServiceSpec:
 
 async def _serve(spec: ServiceSpec, settings: ServerSettings) -> None:
     server = grpc.aio.server(
-        interceptors=[MetricsInterceptor(), aio_server_interceptor()],
+        interceptors=[MetricsInterceptor(), aio_server_interceptor(), AdmissionInterceptor(settings.max_in_flight)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -25,11 +27,14 @@ PORT, METRICS_PORT = 47601, 47602
 
 
 @pytest.fixture
-def server() -> Iterator[subprocess.Popen]:
+def server(request: pytest.FixtureRequest) -> Iterator[subprocess.Popen]:
     assert not port_in_use("127.0.0.1", PORT)
+    limit = request.node.get_closest_marker("max_in_flight")
+    env = os.environ | ({"ATELIER_MAX_IN_FLIGHT": str(limit.args[0])} if limit else {})
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.integration.support.slow_ranker", str(PORT), str(METRICS_PORT)],
         cwd=ROOT,
+        env=env,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -76,3 +81,27 @@ def test_sigterm_drains_in_flight_calls_then_exits_cleanly(server: subprocess.Po
     logs = [json.loads(line) for line in server.stderr.read().splitlines() if line.startswith("{")]
     assert [entry["message"] for entry in logs][-2:] == ["shutting down", "stopped"]
     assert all(entry["service"] == "slow-ranker" for entry in logs)
+
+
+@pytest.mark.max_in_flight(2)
+def test_overload_is_refused_at_once_with_resource_exhausted(server: subprocess.Popen) -> None:
+    def call(_: int) -> tuple[grpc.StatusCode, float]:
+        started = time.monotonic()
+        with grpc.insecure_channel(f"127.0.0.1:{PORT}") as channel:
+            try:
+                pb_grpc.RankerServiceStub(channel).Rank(pb.RankRequest(), timeout=10)
+                code = grpc.StatusCode.OK
+            except grpc.RpcError as error:
+                code = error.code()
+        return code, time.monotonic() - started
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        calls = [pool.submit(call, i) for i in range(5)]
+        time.sleep(0.5)  # two calls are in flight, the service is full
+        with grpc.insecure_channel(f"127.0.0.1:{PORT}") as channel:  # health is always admitted
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        outcomes = [c.result() for c in calls]
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    codes = sorted(code.name for code, _ in outcomes)
+    assert codes == ["OK", "OK", "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"]
+    assert all(seconds < 1.0 for code, seconds in outcomes if code is grpc.StatusCode.RESOURCE_EXHAUSTED)
