@@ -8,33 +8,27 @@ always admitted.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 from prometheus_client import Counter, Gauge
+
+from atelier.telemetry import UnaryBehaviour, UnaryInterceptor
 
 REJECTED = Counter("grpc_server_admission_rejected_total", "Calls refused by admission control.", ["grpc_method"])
 IN_FLIGHT = Gauge("grpc_server_in_flight", "Calls being worked on.")
 ALWAYS_ADMITTED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
-class AdmissionInterceptor(grpc.aio.ServerInterceptor):
+class AdmissionInterceptor(UnaryInterceptor):
     def __init__(self, max_in_flight: int) -> None:
         self._max_in_flight = max_in_flight
         self._in_flight = 0
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or handler.unary_unary is None or method.startswith(ALWAYS_ADMITTED):
-            return handler
-        inner = handler.unary_unary
+    def applies(self, method: str) -> bool:
+        return not method.startswith(ALWAYS_ADMITTED)
 
+    def wrap(self, method: str, inner: UnaryBehaviour) -> UnaryBehaviour:
         async def admitted(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if self._in_flight >= self._max_in_flight:
                 REJECTED.labels(method).inc()
@@ -50,8 +44,4 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
                 self._in_flight -= 1
                 IN_FLIGHT.set(self._in_flight)
 
-        return grpc.unary_unary_rpc_method_handler(
-            admitted,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return admitted

@@ -38,8 +38,17 @@ def configure_tracing(service: str, exporter: str) -> None:
     trace.set_tracer_provider(provider)
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and times every unary call in Prometheus metrics."""
+UnaryBehaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class UnaryInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every unary-unary handler whose method `applies`; streaming ones pass untouched."""
+
+    def applies(self, method: str) -> bool:
+        return True
+
+    def wrap(self, method: str, inner: UnaryBehaviour) -> UnaryBehaviour:
+        raise NotImplementedError
 
     async def intercept_service(
         self,
@@ -47,13 +56,24 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        method = handler_call_details.method
+        if handler is None or handler.unary_unary is None or not self.applies(method):
             return handler
-        _, service, method = handler_call_details.method.split("/", 2)
-        inner = handler.unary_unary
+        return grpc.unary_unary_rpc_method_handler(
+            self.wrap(method, handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class MetricsInterceptor(UnaryInterceptor):
+    """Counts and times every unary call in Prometheus metrics."""
+
+    def wrap(self, method: str, inner: UnaryBehaviour) -> UnaryBehaviour:
+        _, service, name = method.split("/", 2)
 
         async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            RPC_STARTED.labels(service, method).inc()
+            RPC_STARTED.labels(service, name).inc()
             start = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
@@ -64,10 +84,6 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 if code is grpc.StatusCode.OK and context.code() is not None:
                     code = context.code()
-                RPC_LATENCY.labels(service, method, code.name).observe(time.perf_counter() - start)
+                RPC_LATENCY.labels(service, name, code.name).observe(time.perf_counter() - start)
 
-        return grpc.unary_unary_rpc_method_handler(
-            timed,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return timed
