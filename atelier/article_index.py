@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from pymilvus import AsyncMilvusClient, DataType, MilvusClient
 
+from atelier.article_proto import FILTER_ATTRIBUTES
+
 # Article attribute -> Milvus field, for the fields search can filter on.
-FILTER_FIELDS = ("product_group", "product_type", "colour", "department", "index_group", "garment_group")
+FILTER_FIELDS = FILTER_ATTRIBUTES
 DISPLAY_FIELDS = ("name", "description")
 OUTPUT_FIELDS = (*FILTER_FIELDS, *DISPLAY_FIELDS)
 VECTOR_FIELD = "embedding"

@@ -6,16 +6,9 @@ from collections.abc import Mapping
 
 from fashion.v1 import article_pb2
 
-ARTICLE_FIELDS = (
-    "name",
-    "product_type",
-    "product_group",
-    "colour",
-    "department",
-    "index_group",
-    "garment_group",
-    "description",
-)
+# The attributes search filters on; the catalogue stores and shows them all.
+FILTER_ATTRIBUTES = ("product_group", "product_type", "colour", "department", "index_group", "garment_group")
+ARTICLE_FIELDS = ("name", *FILTER_ATTRIBUTES, "description")
 
 
 def article_message(article_id: str, fields: Mapping[str, str]) -> article_pb2.Article:

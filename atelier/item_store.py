@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping
 import redis
 import redis.asyncio as aioredis
 
-FILTER_ATTRIBUTES = ("product_group", "product_type", "colour", "department", "index_group", "garment_group")
+from atelier.article_proto import FILTER_ATTRIBUTES
+
 ITEM_FIELDS = ("name", *FILTER_ATTRIBUTES, "description", "category")
 CATALOG_META_KEY = "catalog:meta"
 

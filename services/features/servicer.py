@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from atelier.article_proto import article_message
+from atelier.click_event import MAX_ID_CHARS
 from atelier.feature_store.reader import FeatureReader
 from atelier.rpc import FieldViolation, InvalidArgument, abort_invalid_argument
 from fashion.v1 import features_pb2
@@ -27,7 +28,6 @@ WINDOW_TIERS = {
     pb.POPULARITY_WINDOW_GLOBAL: "global",
 }
 TIER_WINDOWS = {tier: window for window, tier in WINDOW_TIERS.items() if tier}
-MAX_USER_ID_CHARS = 128
 
 
 def _timestamp(ms: int) -> Timestamp:
@@ -53,8 +53,8 @@ class FeaturesServicer(pb_grpc.FeaturesServiceServicer):
     async def GetUserFeatures(
         self, request: pb.GetUserFeaturesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetUserFeaturesResponse:
-        if not request.user_id.strip() or len(request.user_id) > MAX_USER_ID_CHARS:
-            reason = "must not be empty" if not request.user_id.strip() else f"at most {MAX_USER_ID_CHARS} characters"
+        if not request.user_id.strip() or len(request.user_id) > MAX_ID_CHARS:
+            reason = "must not be empty" if not request.user_id.strip() else f"at most {MAX_ID_CHARS} characters"
             await abort_invalid_argument(context, InvalidArgument([FieldViolation("user_id", reason)]))
         try:
             found = await self._reader.user_features(request.user_id, _now_ms())

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from atelier.click_event import MAX_ID_CHARS
 from atelier.rpc import FieldViolation, InvalidArgument
 from fashion.v1 import ranker_service_pb2 as pb
 from services.ranker.policy import Candidate, Popularity, UserBehaviour
 
-MAX_USER_ID_CHARS = 128
 # Violations travel in the trailers, which clients cap (8 KiB by default): a request
 # with a thousand bad scores must still get its INVALID_ARGUMENT.
 MAX_REPORTED_VIOLATIONS = 10
@@ -87,8 +87,8 @@ def validate_rank_request(request: pb.RankRequest, max_candidates: int) -> RankI
     violations: list[FieldViolation] = []
     # Proto field order, so the first reported problems are the first fields.
     user_id = request.user_id.strip()
-    if len(user_id) > MAX_USER_ID_CHARS:
-        violations.append(FieldViolation("user_id", f"must be at most {MAX_USER_ID_CHARS} characters"))
+    if len(user_id) > MAX_ID_CHARS:
+        violations.append(FieldViolation("user_id", f"must be at most {MAX_ID_CHARS} characters"))
     candidates = _candidates(request, max_candidates, violations)
     behaviour = _behaviour(request, user_id, violations)
     signals = _signals(request, max_candidates, violations)

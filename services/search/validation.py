@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from atelier.click_event import MAX_ID_CHARS
 from atelier.rpc import FieldViolation, InvalidArgument
 from fashion.v1 import article_pb2
 
@@ -87,8 +88,8 @@ def validate_text_request(
     elif len(text) > max_query_chars:
         violations.append(FieldViolation("query", f"must be at most {max_query_chars} characters, got {len(text)}"))
     k = validate_k(k, default_k, max_k, violations)
-    if len(user_id) > 128:
-        violations.append(FieldViolation("user_id", "must be at most 128 characters"))
+    if len(user_id) > MAX_ID_CHARS:
+        violations.append(FieldViolation("user_id", f"must be at most {MAX_ID_CHARS} characters"))
     filters = validate_filter(article_filter, known_values, violations)
     if violations:
         raise InvalidArgument(violations)
