@@ -7,8 +7,10 @@ import os
 import sys
 
 from atelier.catalog import command as catalog_command
+from atelier.evaluation import command as eval_command
 from atelier.platform import StackError
 from atelier.platform.logfiles import tail
+from atelier.training import command as training_command
 
 
 def _stack():  # imported lazily: `atelier catalog` must not need the launcher's packages
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-f", "--follow", action="store_true")
     logs.set_defaults(run=_logs)
     catalog_command.add_parser(commands)
+    eval_command.add_parser(commands)
+    training_command.add_parser(commands)
     return parser
 
 

@@ -145,6 +145,11 @@ class Endpoints:
         return f"http://{self.address(self.envoy_port)}"
 
     @property
+    def edge_grpc_address(self) -> str:
+        """Envoy's address for gRPC clients (the same listener as REST)."""
+        return self.address(self.envoy_port)
+
+    @property
     def listen_host(self) -> str:
         return self.bind_host or self.host
 

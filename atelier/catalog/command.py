@@ -6,8 +6,12 @@ import argparse
 import asyncio
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from atelier.config import ROOT, Endpoints
+
+if TYPE_CHECKING:
+    from atelier.catalog.hm_loader import HMDataset
 
 HM_DIR = Path(os.environ.get("ATELIER_HM_DIR", ROOT / "data" / "hm"))
 SYNTHETIC_DIR = ROOT / "data" / "synthetic"
@@ -20,14 +24,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         dest="catalog_command", required=True
     )
     load = catalog.add_parser("load", help="embed articles into Milvus, metadata into Redis, seed popularity")
-    load.add_argument(
-        "--source",
-        help=f"an H&M directory with articles.csv (default: {HM_DIR} if present, else the synthetic catalogue)",
-    )
-    load.add_argument("--synthetic", action="store_true", help="use the synthetic catalogue even if H&M files exist")
-    load.add_argument("--articles", type=int, default=FULL_ARTICLES, help="synthetic catalogue size")
-    load.add_argument("--demo", action="store_true", help=f"a small synthetic catalogue ({DEMO_ARTICLES} articles)")
-    load.add_argument("--seed", type=int, default=7, help="synthetic catalogue seed")
+    add_dataset_arguments(load)
     load.add_argument("--force", action="store_true", help="re-embed every article")
     load.add_argument("--if-empty", action="store_true", help="do nothing when a catalogue is already loaded")
     load.set_defaults(run=run_load)
@@ -47,18 +44,27 @@ def _loaded_articles(endpoints: Endpoints) -> int:
         client.close()
 
 
-def run_load(args: argparse.Namespace) -> int:
-    # Imported here: `atelier up` and friends should not pay for the catalogue's imports.
-    import redis
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that choose a catalogue, shared by every command that reads one."""
+    parser.add_argument(
+        "--source",
+        help=f"an H&M directory with articles.csv (default: {HM_DIR} if present, else the synthetic catalogue)",
+    )
+    parser.add_argument("--synthetic", action="store_true", help="use the synthetic catalogue even if H&M files exist")
+    parser.add_argument("--articles", type=int, default=FULL_ARTICLES, help="synthetic catalogue size")
+    parser.add_argument("--demo", action="store_true", help=f"a small synthetic catalogue ({DEMO_ARTICLES} articles)")
+    parser.add_argument("--seed", type=int, default=7, help="synthetic catalogue seed")
 
-    from atelier.catalog.bootstrap import LoadSettings, load_articles, seed_popularity
-    from atelier.catalog.hm_loader import LoadReport, find_hm_dataset, iter_articles, iter_transactions
+
+def choose_dataset(args: argparse.Namespace, reuse_synthetic: bool = False) -> HMDataset:
+    """The H&M files when present (or named), else the seeded synthetic catalogue, written on first use.
+
+    ``reuse_synthetic`` keeps a synthetic catalogue already written for the same size and seed
+    instead of writing it again (about 20 s for the full size).
+    """
+    from atelier.catalog.hm_loader import find_hm_dataset
     from atelier.catalog.synthetic import write_synthetic_catalog
 
-    endpoints = Endpoints.from_env()
-    if args.if_empty and (loaded := _loaded_articles(endpoints)):
-        print(f"catalogue already loaded ({loaded} articles); skipping")
-        return 0
     source = Path(args.source) if args.source else HM_DIR
     dataset = None if args.synthetic else find_hm_dataset(source)
     if dataset is None:
@@ -67,10 +73,26 @@ def run_load(args: argparse.Namespace) -> int:
         n = DEMO_ARTICLES if args.demo else args.articles
         directory = SYNTHETIC_DIR / f"articles-{n}-seed-{args.seed}"
         print(f"synthetic catalogue: {n} articles, seed {args.seed} -> {directory}")
-        dataset = write_synthetic_catalog(directory, n_articles=n, n_transactions=10 * n, seed=args.seed)
-    else:
-        print(f"H&M catalogue: {dataset.articles}")
+        existing = find_hm_dataset(directory) if reuse_synthetic else None
+        if existing is not None and existing.transactions is not None:
+            return existing
+        return write_synthetic_catalog(directory, n_articles=n, n_transactions=10 * n, seed=args.seed)
+    print(f"H&M catalogue: {dataset.articles}")
+    return dataset
 
+
+def run_load(args: argparse.Namespace) -> int:
+    # Imported here: `atelier up` and friends should not pay for the catalogue's imports.
+    import redis
+
+    from atelier.catalog.bootstrap import LoadSettings, load_articles, seed_popularity
+    from atelier.catalog.hm_loader import LoadReport, iter_articles, iter_transactions
+
+    endpoints = Endpoints.from_env()
+    if args.if_empty and (loaded := _loaded_articles(endpoints)):
+        print(f"catalogue already loaded ({loaded} articles); skipping")
+        return 0
+    dataset = choose_dataset(args)
     report = LoadReport(source=str(dataset.articles))
     total = sum(1 for _ in dataset.articles.open(encoding="utf-8", errors="replace")) - 1
     result = asyncio.run(

@@ -88,8 +88,23 @@ class Article:
             description=(row.get("detail_desc") or "").strip(),
         )
 
+    @classmethod
+    def from_fields(cls, article_id: str, fields: Mapping[str, str]) -> Article:
+        """An article from its stored fields (a Milvus row or a Redis item hash)."""
+        return cls(
+            article_id=article_id,
+            name=fields.get("name", ""),
+            product_type=fields.get("product_type", ""),
+            product_group=fields.get("product_group", ""),
+            colour=fields.get("colour", ""),
+            department=fields.get("department", ""),
+            index_group=fields.get("index_group", ""),
+            garment_group=fields.get("garment_group", ""),
+            description=fields.get("description", ""),
+        )
+
     def text(self) -> str:
-        """The passage we embed: name, "<colour> <type>", the other attributes, then the description.
+        """The passage we embed and rerank: name, "<colour> <type>", the other attributes, the description.
 
         Attributes that repeat an earlier one (a department called "Trousers" for trousers) are
         left out, so the passage stays short; the order never varies, so its hash is stable.

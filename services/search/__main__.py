@@ -9,12 +9,14 @@ from pymilvus import AsyncMilvusClient
 from atelier.circuit_breaker import CircuitBreaker
 from atelier.embedding import TextEmbedder
 from atelier.grpc_server import ServiceSpec, run
+from atelier.reranking import Reranker
 from fashion.v1 import events_service_pb2, features_service_pb2, search_service_pb2
 from fashion.v1 import search_service_pb2_grpc as pb_grpc
 from services.search.config import SearchSettings
 from services.search.fallback import PopularFallback
 from services.search.filter_values import FilterValues
 from services.search.personalisation import Personaliser
+from services.search.rerank import RerankStage
 from services.search.servicer import SearchServicer
 from services.search.text_search import TextSearch
 
@@ -34,6 +36,7 @@ class SearchApp:
         self.settings = settings
         self.filter_values = FilterValues(settings.endpoints.redis_url, settings.filter_values_refresh_s)
         self.embedder: TextEmbedder | None = None
+        self.reranker: Reranker | None = None
         self.milvus: AsyncMilvusClient | None = None
         self.personaliser: Personaliser | None = None
         self.fallback: PopularFallback | None = None
@@ -41,6 +44,9 @@ class SearchApp:
     async def start(self) -> None:
         endpoints = self.settings.endpoints
         self.embedder = TextEmbedder(endpoints.triton_address, self.settings.text_model, self.settings.embed_timeout_s)
+        if self.settings.rerank_enabled:
+            settings = self.settings
+            self.reranker = Reranker(endpoints.triton_address, settings.rerank_model, settings.rerank_budget_s)
         self.milvus = AsyncMilvusClient(uri=endpoints.milvus_uri)
         self.personaliser = Personaliser(
             endpoints.features_address,
@@ -68,7 +74,16 @@ class SearchApp:
             return vector
 
         milvus_breaker = CircuitBreaker("milvus", self.settings.breaker)
-        text_search = TextSearch(self.settings, embed_query, self.milvus, self.personaliser, milvus_breaker)
+        rerank = None
+        if self.reranker is not None:
+            rerank = RerankStage(
+                self.reranker,
+                self.settings.rerank_candidates,
+                self.settings.rerank_budget_s,
+                CircuitBreaker("reranker", self.settings.breaker),
+                self.settings.rerank_cache_size,
+            )
+        text_search = TextSearch(self.settings, embed_query, self.milvus, self.personaliser, milvus_breaker, rerank)
         servicer = SearchServicer(self.settings, text_search, self.filter_values, self.fallback)
         pb_grpc.add_SearchServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
@@ -77,6 +92,8 @@ class SearchApp:
         await self.filter_values.stop()
         if self.embedder is not None:
             await self.embedder.close()
+        if self.reranker is not None:
+            await self.reranker.close()
         if self.milvus is not None:
             await self.milvus.close()
         if self.personaliser is not None:

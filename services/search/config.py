@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from atelier.circuit_breaker import BreakerSettings
-from atelier.config import Endpoints, env_float, env_int, env_str
+from atelier.config import Endpoints, env_bool, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,13 @@ class SearchSettings:
     # Deadline of each call to the features service and the ranker.
     personalisation_timeout_s: float
     embedding_cache_size: int
+    # Cross-encoder rerank of the top `rerank_candidates` within `rerank_budget_s`; the stack
+    # turns it off when no reranker weights exist.
+    rerank_enabled: bool
+    rerank_model: str
+    rerank_candidates: int
+    rerank_budget_s: float
+    rerank_cache_size: int
     # How often the known filter values are re-read from the feature store.
     filter_values_refresh_s: float
     # One circuit breaker per downstream (Triton, Milvus, features, ranker).
@@ -47,6 +54,11 @@ class SearchSettings:
             ann_timeout_s=env_float(env, "SEARCH_ANN_TIMEOUT_S", 0.5),
             personalisation_timeout_s=env_float(env, "SEARCH_PERSONALISATION_TIMEOUT_S", 0.2),
             embedding_cache_size=env_int(env, "SEARCH_EMBEDDING_CACHE_SIZE", 10_000),
+            rerank_enabled=env_bool(env, "SEARCH_RERANK_ENABLED", True),
+            rerank_model=env_str(env, "SEARCH_RERANK_MODEL", "reranker"),
+            rerank_candidates=env_int(env, "SEARCH_RERANK_CANDIDATES", 30),
+            rerank_budget_s=env_int(env, "SEARCH_RERANK_BUDGET_MS", 250) / 1000,
+            rerank_cache_size=env_int(env, "SEARCH_RERANK_CACHE_SIZE", 100_000),
             filter_values_refresh_s=env_float(env, "SEARCH_FILTER_VALUES_REFRESH_S", 30.0),
             breaker=BreakerSettings(
                 window=env_int(env, "SEARCH_BREAKER_WINDOW", BreakerSettings.window),

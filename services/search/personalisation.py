@@ -1,5 +1,6 @@
 """Personalisation in search: the user's features (fetched while the query is embedded and
-retrieved), the candidates' popularity signals, then the ranker's order.
+retrieved), the candidates' popularity signals, then the ranker's order of the (reranked)
+candidates.
 
 A failed or slow dependency never fails the search: the answer comes back in
 retrieval order, unpersonalised, with a degradation naming the component.
@@ -14,11 +15,11 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from atelier import article_index
 from atelier.circuit_breaker import BreakerSettings, CircuitBreaker, CircuitOpen
 from fashion.v1 import degradation_pb2, features_pb2, features_service_pb2, ranker_service_pb2
 from fashion.v1 import features_service_pb2_grpc as features_grpc
 from fashion.v1 import ranker_service_pb2_grpc as ranker_grpc
+from services.search.rerank import Candidate
 
 log = logging.getLogger(__name__)
 Reason = degradation_pb2.DegradationReason
@@ -75,7 +76,7 @@ class Personaliser:
         self,
         user_id: str,
         user_features: asyncio.Task[features_pb2.UserFeatures],
-        hits: Sequence[article_index.Hit],
+        candidates: Sequence[Candidate],
         k: int,
     ) -> Personalised:
         outcome = Personalised()
@@ -86,7 +87,7 @@ class Personaliser:
             outcome.degradations.append(_degradation("features", "unpersonalised", error))
             return outcome
         signals_call = self._features.BatchGetItemSignals(
-            features_service_pb2.BatchGetItemSignalsRequest(article_ids=[hit.article_id for hit in hits]),
+            features_service_pb2.BatchGetItemSignalsRequest(article_ids=[c.hit.article_id for c in candidates]),
             timeout=self._timeout_s,
         )
         features, signals = await asyncio.gather(user_features, signals_call, return_exceptions=True)
@@ -101,9 +102,9 @@ class Personaliser:
             user_id=user_id,
             candidates=[
                 ranker_service_pb2.RankCandidate(
-                    article_id=hit.article_id, category=hit.fields.get("product_type", ""), score=hit.score
+                    article_id=c.hit.article_id, category=c.hit.fields.get("product_type", ""), score=c.score
                 )
-                for hit in hits
+                for c in candidates
             ],
             user_features=features,
             item_signals=signals.item_signals,

@@ -17,6 +17,7 @@ from fashion.v1 import features_pb2, ranker_service_pb2, search_service_pb2
 from services.search.config import SearchSettings
 from services.search.embedding_cache import EmbeddingCache
 from services.search.personalisation import Personaliser
+from services.search.rerank import Candidate, RerankStage, retrieval_order
 from services.search.validation import TextQuery
 
 
@@ -61,12 +62,14 @@ class TextSearch:
         milvus: AsyncMilvusClient,
         personaliser: Personaliser,
         milvus_breaker: CircuitBreaker,
+        rerank: RerankStage | None,
     ) -> None:
         self._settings = settings
         self._cache = EmbeddingCache(settings.embedding_cache_size, embed_query)
         self._milvus = milvus
         self._personaliser = personaliser
         self._milvus_breaker = milvus_breaker
+        self._rerank = rerank
 
     async def search(self, query: TextQuery) -> search_service_pb2.SearchTextResponse:
         timings = Timings()
@@ -116,35 +119,43 @@ class TextSearch:
         timings.record("ann", started)
 
         degradations = []
-        results = [
-            search_service_pb2.SearchResult(
-                article=article_message(hit.article_id, hit.fields),
-                score=hit.score,
-                rank=rank,
-                retrieval_score=hit.score,
-            )
-            for rank, hit in enumerate(hits[: query.k], start=1)
-        ]
-        if user_features is not None and hits:
+        candidates = retrieval_order(hits)
+        if self._rerank is not None and hits:
             started = time.perf_counter()
-            personalised = await self._personaliser.rank(query.user_id, user_features, hits, query.k)
+            candidates, degradation = await self._rerank.rerank(query.query, hits, query.k)
+            timings.record("rerank", started)
+            if degradation is not None:
+                degradations.append(degradation)
+        results = [result_message(candidate, rank) for rank, candidate in enumerate(candidates[: query.k], start=1)]
+        if user_features is not None and candidates:
+            started = time.perf_counter()
+            personalised = await self._personaliser.rank(query.user_id, user_features, candidates, query.k)
             timings.record("personalise", started)
-            degradations = personalised.degradations
+            degradations += personalised.degradations
             if personalised.order is not None:
-                by_id = {hit.article_id: hit for hit in hits}
+                by_id = {candidate.hit.article_id: candidate for candidate in candidates}
                 results = [personalised_result(by_id[item.article_id], item) for item in personalised.order]
         return search_service_pb2.SearchTextResponse(
             results=results, degradations=degradations, timings=timings.as_proto()
         )
 
 
-def personalised_result(hit: article_index.Hit, item: ranker_service_pb2.RankedItem) -> search_service_pb2.SearchResult:
+def result_message(candidate: Candidate, rank: int) -> search_service_pb2.SearchResult:
+    hit = candidate.hit
     result = search_service_pb2.SearchResult(
         article=article_message(hit.article_id, hit.fields),
-        score=item.score,
-        rank=item.rank,
+        score=candidate.score,
+        rank=rank,
         retrieval_score=hit.score,
     )
+    if candidate.rerank_score is not None:
+        result.rerank_score = candidate.rerank_score
+    return result
+
+
+def personalised_result(candidate: Candidate, item: ranker_service_pb2.RankedItem) -> search_service_pb2.SearchResult:
+    result = result_message(candidate, item.rank)
+    result.score = item.score
     if item.behaviour_score:
         result.behaviour_score = item.behaviour_score
     return result

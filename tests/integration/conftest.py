@@ -16,10 +16,11 @@ from atelier.catalog.synthetic import write_synthetic_catalog
 from atelier.config import ROOT
 from atelier.platform.stack import Stack
 
-# Beside a developer's running stack (default ports), never on top of it.
+# Beside a developer's running stack (default ports), never on top of it. Two test runs side
+# by side (parallel work on one machine) each set ATELIER_TEST_PORT_OFFSET and ATELIER_TEST_STATE_DIR.
 TEST_STACK_ENV = {
-    "ATELIER_PORT_OFFSET": "1000",
-    "ATELIER_STATE_DIR": str(ROOT / "build" / "test-stack"),
+    "ATELIER_PORT_OFFSET": os.environ.get("ATELIER_TEST_PORT_OFFSET", "1000"),
+    "ATELIER_STATE_DIR": os.environ.get("ATELIER_TEST_STATE_DIR", str(ROOT / "build" / "test-stack")),
 }
 
 

@@ -1,0 +1,78 @@
+"""The evaluation's view of the running stack: gRPC through the edge, as a user's app calls it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from fashion.v1 import degradation_pb2, events_service_pb2, features_service_pb2, search_service_pb2
+from fashion.v1 import events_service_pb2_grpc as events_grpc
+from fashion.v1 import features_service_pb2_grpc as features_grpc
+from fashion.v1 import search_service_pb2_grpc as search_grpc
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One search answer: article ids in each stage's order, and what was degraded."""
+
+    final: list[str]
+    retrieval: list[str]  # the same articles ordered by retrieval score: plain ANN's order
+    reranked: bool
+    personalised: bool  # some result carries a behaviour score
+    scores: list[float]
+    degradations: list[str]
+
+    def canonical(self) -> list[tuple[float, str]]:
+        """(score, id) in order, equal-score runs sorted by id: two answers that differ only in how
+        ties were broken compare equal."""
+        return sorted(zip((-round(s, 5) for s in self.scores), self.final, strict=True))
+
+
+class StackClient:
+    def __init__(self, edge_address: str, timeout_s: float = 10.0) -> None:
+        self._channel = grpc.insecure_channel(edge_address)
+        self._search = search_grpc.SearchServiceStub(self._channel)
+        self._events = events_grpc.EventsServiceStub(self._channel)
+        self._features = features_grpc.FeaturesServiceStub(self._channel)
+        self._timeout_s = timeout_s
+
+    def search(self, query: str, k: int, user_id: str = "") -> Ranked:
+        reply = self._search.SearchText(
+            search_service_pb2.SearchTextRequest(query=query, k=k, user_id=user_id), timeout=self._timeout_s
+        )
+        results = list(reply.results)
+        by_retrieval = sorted(results, key=lambda r: (-r.retrieval_score, r.rank))
+        return Ranked(
+            final=[r.article.article_id for r in results],
+            retrieval=[r.article.article_id for r in by_retrieval],
+            reranked=any(r.HasField("rerank_score") for r in results),
+            personalised=any(r.HasField("behaviour_score") for r in results),
+            scores=[r.score for r in results],
+            degradations=[
+                f"{d.component}: {degradation_pb2.DegradationReason.Name(d.reason)}" for d in reply.degradations
+            ],
+        )
+
+    def click(self, user_id: str, item_id: str, position: int, query: str) -> None:
+        click = events_service_pb2.ClickEvent(
+            user_id=user_id, item_id=item_id, position=position, source="search", device="other", query=query
+        )
+        self._events.RecordClick(events_service_pb2.RecordClickRequest(click=click), timeout=self._timeout_s)
+
+    def recent_clicks(self, user_id: str) -> list[str]:
+        reply = self._features.GetUserFeatures(
+            features_service_pb2.GetUserFeaturesRequest(user_id=user_id), timeout=self._timeout_s
+        )
+        return [click.article_id for click in reply.user_features.recent_clicks]
+
+    def wait_for_clicks(self, user_id: str, count: int, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.recent_clicks(user_id)) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{user_id}: {count} clicks not visible after {timeout_s:.0f} s")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._channel.close()

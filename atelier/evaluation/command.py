@@ -1,0 +1,95 @@
+"""`atelier eval`: held-out queries and simulated users through the running stack; writes a report."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from atelier.config import ROOT
+
+NOTES = (
+    "Stages: `ann` is the retrieval order of the anonymous answer's articles, `ann+rerank` the "
+    "anonymous answer, `ann+rerank+personalisation` the answer for the user (for anonymous attribute "
+    "queries it equals ann+rerank). Relevance: graded attribute agreement (atelier/evaluation/queries.py); "
+    "recall and MRR count fully matching articles; recall@k is hits / min(k, relevant). "
+    "Simulated users: atelier/evaluation/users.py."
+)
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    from atelier.catalog.command import add_dataset_arguments
+
+    parser = commands.add_parser("eval", help="offline evaluation through the running stack (NDCG, recall, MRR)")
+    add_dataset_arguments(parser)
+    parser.add_argument("--queries", type=int, default=200, help="held-out attribute queries")
+    parser.add_argument("--users", type=int, default=40, help="simulated users with a click history")
+    parser.add_argument("--cold-users", type=int, default=10, help="simulated users without history")
+    parser.add_argument("--eval-seed", type=int, default=5, help="seed of the queries and users")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "eval", help="report directory")
+    parser.set_defaults(run=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from atelier.catalog.command import choose_dataset
+    from atelier.catalog.hm_loader import iter_articles, iter_transactions
+    from atelier.config import Endpoints
+    from atelier.evaluation import report, users
+    from atelier.evaluation.client import StackClient
+    from atelier.evaluation.purchases import last_week_purchases, purchase_queries
+    from atelier.evaluation.queries import graded_queries
+    from atelier.evaluation.relevance import ALL, evaluate_queries
+    from atelier.machine import machine
+
+    dataset = choose_dataset(args)
+    articles = list(iter_articles(dataset.articles))
+    client = StackClient(Endpoints.from_env().edge_grpc_address)
+    started = time.monotonic()
+    try:
+        print(f"{args.queries} held-out attribute queries ...", flush=True)
+        queries = graded_queries(articles, args.queries, args.eval_seed, held_out=True)
+        relevance, counts = evaluate_queries(client, queries)
+        purchases = None
+        if dataset.transactions is not None:
+            print(f"{args.queries} purchase queries (last week's purchases) ...", flush=True)
+            bought = last_week_purchases(iter_transactions(dataset.transactions))
+            by_id = {article.article_id: article for article in articles}
+            purchase_tables, purchase_counts = evaluate_queries(
+                client, purchase_queries(by_id, bought, args.queries, args.eval_seed), relevant_from=1
+            )
+            purchases = {"means": purchase_tables[ALL].means(), "counts": purchase_counts}
+        run_tag = f"eval-{int(time.time())}"
+        simulated = users.simulate_users(articles, args.users, args.eval_seed, run_tag)
+        print(f"{len(simulated)} simulated users: sending their clicks ...", flush=True)
+        users.send_histories(client, simulated)
+        personalised = users.evaluate_users(client, simulated)
+        cold = users.simulate_users(articles, args.cold_users, args.eval_seed + 1, run_tag)
+        unchanged, compared = users.unchanged_without_history(client, cold, run_tag)
+    finally:
+        client.close()
+    result = {
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(),
+        "catalogue": str(dataset.articles),
+        "articles": len(articles),
+        "seed": args.eval_seed,
+        "seconds": round(time.monotonic() - started, 1),
+        "relevance": {
+            "means": relevance[ALL].means(),
+            "by_wording": {name: table.means() for name, table in relevance.items() if name != ALL},
+            "counts": counts,
+        },
+        "purchases": purchases,
+        "personalisation": {
+            "means": personalised.means(),
+            "users": len(simulated),
+            "cold_users": compared,
+            "cold_unchanged": unchanged,
+        },
+        "notes": NOTES,
+    }
+    json_path, md_path = report.write(result, args.out)
+    print(report.render(result))
+    print(f"report: {md_path} and {json_path.name} ({result['seconds']} s)")
+    return 0

@@ -1,0 +1,223 @@
+"""Attribute queries over a catalogue, with graded relevance and a fixed held-out split.
+
+A query is what a shopper types: "women's dark blue slim fit jeans" = a garment noun plus
+some of colour, fit/style modifier and audience. Half the queries use shoppers' words where
+they differ from the catalogue's ("navy" for Dark Blue, "pants", "mens", "gray"): the
+catalogue's own words alone make retrieval look better than it is for real queries.
+
+Each part is a constraint an article meets or not; an article's grade is 0 when the noun does
+not match, else 1 + the other constraints it meets. So the best answers meet all of them and
+near misses still earn partial credit.
+
+The split is by (noun, colour family): a query is held out when that pair hashes into the
+held-out fifth, so the reranker never trains on a noun/colour combination it is evaluated on,
+whatever the seed. Training and evaluation draw from the same generator and filter on
+`is_held_out`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import cache
+
+from atelier.catalog.schema import Article
+from atelier.catalog.vocabulary import (
+    CHILDREN,
+    COLOURS_BY_NAME,
+    DIVIDED,
+    LADIESWEAR,
+    MENSWEAR,
+    PRODUCT_TYPES,
+    SPORT,
+)
+
+HELD_OUT_BUCKETS = 5  # one pair in five is held out
+
+AUDIENCES: Mapping[str, frozenset[str]] = {
+    "women's": frozenset({LADIESWEAR, DIVIDED}),
+    "men's": frozenset({MENSWEAR}),
+    "kids'": frozenset({CHILDREN}),
+    "sports": frozenset({SPORT}),
+}
+
+
+SHOPPER_WORDS: Mapping[str, tuple[str, ...]] = {
+    # nouns
+    "t-shirt": ("tee", "t shirt"),
+    "trousers": ("pants",),
+    "jumper": ("pullover",),
+    "joggers": ("sweatpants", "jogging bottoms"),
+    "pyjamas": ("pjs",),
+    "sunglasses": ("shades",),
+    "cardigan": ("cardi",),
+    # colours and colour families
+    "dark blue": ("navy", "navy blue"),
+    "off white": ("cream", "ivory"),
+    "dark grey": ("charcoal", "dark gray"),
+    "light grey": ("light gray", "pale grey"),
+    "grey": ("gray",),
+    "khaki green": ("olive", "olive green"),
+    "light beige": ("sand", "stone"),
+    "dark red": ("burgundy", "wine red"),
+    "light pink": ("pale pink", "blush pink"),
+    "light blue": ("pale blue", "sky blue"),
+    "dark green": ("bottle green", "forest green"),
+    # audiences
+    "women's": ("ladies", "womens"),
+    "men's": ("mens", "for men"),
+    "kids'": ("children's", "kids"),
+    "sports": ("gym", "training"),
+}
+SHOPPER_SHARE = 0.5
+
+
+@cache
+def _modifiers() -> tuple[str, ...]:
+    """Every fit/style word of the vocabulary, lower case, longest first ("slim fit" before "slim")."""
+    names = {
+        modifier.name.lower()
+        for product_type in PRODUCT_TYPES
+        for style in product_type.styles
+        for modifier in style.modifiers
+        if modifier.name
+    }
+    return tuple(sorted(names, key=lambda name: (-len(name), name)))
+
+
+def _words(text: str) -> str:
+    return " " + re.sub(r"[^a-z0-9'-]+", " ", text.lower()).strip() + " "
+
+
+def noun_of(article: Article) -> str:
+    """The garment noun a shopper would type: the last word of the name ("jeans", "jumper")."""
+    words = _words(article.name).split()
+    return words[-1] if words else article.product_type.lower()
+
+
+def _type_terms(article: Article) -> tuple[str, ...]:
+    return tuple(term.strip() for term in article.product_type.lower().split("/") if term.strip())
+
+
+def colour_family(colour: str) -> str:
+    known = COLOURS_BY_NAME.get(colour)
+    return known.family if known else colour.lower()
+
+
+@dataclass(frozen=True)
+class AttributeQuery:
+    noun: str
+    colour: str = ""  # a colour_group_name ("Dark Blue"), or a family word ("blue") when `family`
+    colour_is_family: bool = False
+    modifier: str = ""
+    audience: str = ""
+    wording: str = ""  # the typed text when it uses shoppers' words
+
+    @property
+    def text(self) -> str:
+        return self.wording or " ".join(self.parts())
+
+    def parts(self) -> tuple[str, ...]:
+        """The catalogue's words for audience, colour, modifier and noun, in typing order."""
+        return tuple(part for part in (self.audience, self.colour.lower(), self.modifier, self.noun) if part)
+
+    @property
+    def family(self) -> str:
+        if not self.colour:
+            return ""
+        return self.colour if self.colour_is_family else colour_family(self.colour)
+
+    @property
+    def max_grade(self) -> int:
+        return 1 + sum(1 for part in (self.colour, self.modifier, self.audience) if part)
+
+    def grade(self, article: Article) -> int:
+        if self.noun != noun_of(article) and self.noun not in _type_terms(article):
+            return 0
+        grade = 1
+        if self.colour:
+            family = colour_family(article.colour)
+            grade += family == self.colour if self.colour_is_family else article.colour == self.colour
+        if self.modifier:
+            grade += f" {self.modifier} " in _words(article.name)
+        if self.audience:
+            grade += article.index_group in AUDIENCES[self.audience]
+        return grade
+
+
+def is_held_out(query: AttributeQuery) -> bool:
+    key = f"{query.noun}|{query.family}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % HELD_OUT_BUCKETS == 0
+
+
+def _audience_of(article: Article) -> str:
+    return next((word for word, groups in AUDIENCES.items() if article.index_group in groups), "")
+
+
+def query_from(article: Article, rng: random.Random) -> AttributeQuery:
+    """A query this article fully answers: its noun plus a random choice of its other attributes."""
+    while True:
+        colour, is_family = "", False
+        if rng.random() < 0.8:
+            is_family = rng.random() < 0.5
+            colour = colour_family(article.colour) if is_family else article.colour
+        words, noun = _words(article.name), noun_of(article)
+        modifiers = [m for m in _modifiers() if f" {m} " in words and m != noun]
+        modifier = rng.choice(modifiers) if modifiers and rng.random() < 0.5 else ""
+        audience = _audience_of(article) if rng.random() < 0.4 else ""
+        query = AttributeQuery(noun, colour, is_family, modifier, audience)
+        if query.max_grade >= 2:
+            return _in_shoppers_words(query, rng) if rng.random() < SHOPPER_SHARE else query
+
+
+def _in_shoppers_words(query: AttributeQuery, rng: random.Random) -> AttributeQuery:
+    words = [rng.choice(SHOPPER_WORDS[part]) if part in SHOPPER_WORDS else part for part in query.parts()]
+    if words[0] == "for men":  # reads after the noun
+        words = [*words[1:], words[0]]
+    wording = " ".join(words)
+    return query if wording == query.text else replace(query, wording=wording)
+
+
+def generate_queries(
+    articles: Sequence[Article], n: int, seed: int, held_out: bool | None = None
+) -> list[AttributeQuery]:
+    """`n` distinct queries seeded from random articles; `held_out` picks one side of the split."""
+    rng = random.Random(seed)
+    queries: dict[str, AttributeQuery] = {}
+    attempts = 0
+    while len(queries) < n and attempts < 50 * n:
+        attempts += 1
+        query = query_from(rng.choice(articles), rng)
+        if held_out is None or is_held_out(query) == held_out:
+            queries.setdefault(query.text, query)
+    return list(queries.values())
+
+
+def grades(query: AttributeQuery, articles: Iterable[Article]) -> dict[str, int]:
+    """article_id -> grade for every article of grade >= 1."""
+    graded = {}
+    for article in articles:
+        grade = query.grade(article)
+        if grade:
+            graded[article.article_id] = grade
+    return graded
+
+
+def by_noun(articles: Iterable[Article]) -> dict[str, list[Article]]:
+    """Articles indexed by every noun that can match them, so grading a query scans only those."""
+    index: dict[str, list[Article]] = {}
+    for article in articles:
+        for noun in {noun_of(article), *_type_terms(article)}:
+            index.setdefault(noun, []).append(article)
+    return index
+
+
+def graded_queries(
+    articles: Sequence[Article], n: int, seed: int, held_out: bool | None
+) -> Iterator[tuple[AttributeQuery, dict[str, int]]]:
+    index = by_noun(articles)
+    for query in generate_queries(articles, n, seed, held_out):
+        yield query, grades(query, index.get(query.noun, ()))
