@@ -81,8 +81,8 @@ def load_model_module() -> ModuleType:
 
 def rss_mib(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) of a process in MiB."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    memory = procfs.memory_kib(pid)
+    return memory["VmRSS"] / 1024, memory["VmHWM"] / 1024
 
 
 def stub_pids(server_pid: int) -> list[int]:

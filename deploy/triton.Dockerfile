@@ -25,11 +25,15 @@ RUN grep -E '^(torch|transformers|numpy|tokenizers|safetensors|huggingface_hub)=
 COPY triton_models/ /models/
 
 # Loads ATELIER_TRITON_MODELS (comma-separated) or, like the local stack, every
-# model folder that has a config.pbtxt. Extra arguments go to tritonserver.
+# model folder that has a config.pbtxt, the reranker only when a checkpoint is
+# mounted at ATELIER_RERANK_MODEL_DIR. Extra arguments go to tritonserver.
 COPY --chmod=755 <<'SH' /usr/local/bin/start-triton
 #!/bin/sh
 set -eu
 models="${ATELIER_TRITON_MODELS:-$(cd /models && ls -d */config.pbtxt | cut -d/ -f1 | paste -sd, -)}"
+if [ -z "${ATELIER_TRITON_MODELS:-}" ] && [ ! -f "${ATELIER_RERANK_MODEL_DIR:-/nonexistent}/config.json" ]; then
+  models=$(echo "$models" | tr ',' '\n' | grep -vx reranker | paste -sd, - || true)
+fi
 for model in $(echo "$models" | tr ',' ' '); do
   set -- "$@" "--load-model=$model"
 done
@@ -39,7 +43,7 @@ exec tritonserver --model-repository=/models --model-control-mode=explicit \
 SH
 
 # Weights are read from the image or a mounted checkpoint directory
-# (ATELIER_TEXT_MODEL_DIR); never from the hub.
+# (ATELIER_TEXT_MODEL_DIR, ATELIER_RERANK_MODEL_DIR); never from the hub.
 ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME=/tmp/huggingface
 # The image's non-root user (uid 1000).
 USER triton-server

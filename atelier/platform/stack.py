@@ -12,7 +12,7 @@ from pathlib import Path
 
 from atelier.config import ROOT, Endpoints, state_dir
 from atelier.platform import StackError, envoy
-from atelier.platform.components import Component, build_components
+from atelier.platform.components import Component, build_components, reranking_off_reason, triton_models
 from atelier.platform.logfiles import tail
 from atelier.platform.readiness import port_in_use
 from atelier.platform.supervisor import Program, Supervisor, render_config
@@ -72,6 +72,9 @@ class Stack:
         started = time.monotonic()
         components = self.components()
         self._write_configs(components)
+        reason = reranking_off_reason(triton_models())
+        if reason:
+            self.say(f"  {reason}")
         supervisor = self.supervisor
         if supervisor.is_running():
             supervisor.reload()

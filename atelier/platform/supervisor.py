@@ -30,7 +30,8 @@ class Program:
 
 def _quote(arg: str) -> str:
     escaped = arg.replace("%", "%%")
-    if escaped and all(c.isalnum() or c in "-_./=:,@+%" for c in escaped):
+    # No comma: it separates the pairs of an environment= line.
+    if escaped and all(c.isalnum() or c in "-_./=:@+%" for c in escaped):
         return escaped
     return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -17,13 +17,15 @@ config.pbtxt parameter (the variable's name without ``ATELIER_``, lower case), t
   ATELIER_TEXT_NUM_THREADS   text_num_threads   torch intra-op threads per instance (default 2)
 
 The pure helpers (settings, prefixing, pooling, ``TextEncoder``) do not need Triton, so unit
-tests and benchmarks import this file directly.
+tests and benchmarks import this file directly. The settings helpers shared with the other
+models live in ``triton_models/common/model_settings.py``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,20 @@ from typing import Any
 
 import numpy as np
 import torch
+
+# triton_models/common, beside this model's folder (here and in the Triton image's /models).
+_COMMON = str(Path(__file__).resolve().parents[2] / "common")
+if _COMMON not in sys.path:
+    sys.path.insert(0, _COMMON)
+
+from model_settings import (  # noqa: E402
+    SettingsError,
+    check_checkpoint_dir,
+    config_parameters,
+    positive_int,
+    setting,
+)
+from request_batch import decode_rows, gather, respond  # noqa: E402
 
 try:
     import triton_python_backend_utils as pb_utils
@@ -42,8 +58,6 @@ PASSAGE = "passage"
 MODES = (QUERY, PASSAGE)
 POOLINGS = ("cls", "mean")
 BGE_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
-# Files of which a checkpoint directory needs at least one to build its tokenizer.
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
 
 
 @dataclass(frozen=True)
@@ -59,10 +73,6 @@ PRESETS = {
 }
 
 
-class SettingsError(ValueError):
-    """A setting is missing or invalid; the message names it."""
-
-
 @dataclass(frozen=True)
 class Settings:
     model: str = "minilm"
@@ -75,65 +85,36 @@ class Settings:
     num_threads: int = 2
 
 
-def _setting(
-    name: str, environ: Mapping[str, str], parameters: Mapping[str, str], keep_empty: bool = False
-) -> tuple[str, str | None]:
-    """(where it came from, raw value) of ATELIER_<NAME>, else of parameter <name>, else None.
-
-    A blank value counts as not set unless ``keep_empty``.
-    """
-    env_name, key = f"ATELIER_{name}", name.lower()
-    for where, raw in ((env_name, environ.get(env_name)), (f"config.pbtxt parameter {key}", parameters.get(key))):
-        if raw is not None and (keep_empty or raw.strip()):
-            return where, raw if keep_empty else raw.strip()
-    return env_name, None
-
-
-def _positive_int(where: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{where} must be a positive integer, got {raw!r}") from None
-    if value < 1:
-        raise SettingsError(f"{where} must be a positive integer, got {raw!r}")
-    return value
-
-
 def read_settings(environ: Mapping[str, str], parameters: Mapping[str, str] | None = None) -> Settings:
     """The model's settings from the environment, then config.pbtxt ``parameters``, then defaults."""
     parameters = parameters or {}
 
     defaults = Settings()
-    where, raw = _setting("TEXT_MODEL", environ, parameters)
+    where, raw = setting("TEXT_MODEL", environ, parameters)
     model = (raw or defaults.model).lower()
     if model not in PRESETS:
         raise SettingsError(f"{where} must be one of {', '.join(PRESETS)}, got {raw!r}")
     preset = PRESETS[model]
 
-    _, raw = _setting("TEXT_MODEL_DIR", environ, parameters)
+    _, raw = setting("TEXT_MODEL_DIR", environ, parameters)
     model_dir = Path(raw).expanduser() if raw else None
 
-    where, raw = _setting("TEXT_MAX_LENGTH", environ, parameters)
-    max_length = _positive_int(where, raw) if raw else defaults.max_length
+    where, raw = setting("TEXT_MAX_LENGTH", environ, parameters)
+    max_length = positive_int(where, raw) if raw else defaults.max_length
 
-    where, raw = _setting("TEXT_POOLING", environ, parameters)
+    where, raw = setting("TEXT_POOLING", environ, parameters)
     pooling = (raw or preset.pooling).lower()
     if pooling not in POOLINGS:
         raise SettingsError(f"{where} must be one of {', '.join(POOLINGS)}, got {raw!r}")
 
     # Unlike the others, an empty prefix is a real choice (no prefix) and spaces matter.
-    _, raw_prefix = _setting("TEXT_QUERY_PREFIX", environ, parameters, keep_empty=True)
+    _, raw_prefix = setting("TEXT_QUERY_PREFIX", environ, parameters, keep_empty=True)
     query_prefix = preset.query_prefix if raw_prefix is None else raw_prefix
 
-    where, raw = _setting("TEXT_NUM_THREADS", environ, parameters)
-    num_threads = _positive_int(where, raw) if raw else defaults.num_threads
+    where, raw = setting("TEXT_NUM_THREADS", environ, parameters)
+    num_threads = positive_int(where, raw) if raw else defaults.num_threads
 
     return Settings(model, model_dir, max_length, pooling, query_prefix, num_threads)
-
-
-def config_parameters(model_config: Mapping[str, Any]) -> dict[str, str]:
-    """config.pbtxt ``parameters`` (as Triton gives them in JSON) as a plain mapping."""
-    return {key: value.get("string_value", "") for key, value in model_config.get("parameters", {}).items()}
 
 
 def _packaged_minilm_dir() -> Path:
@@ -158,13 +139,7 @@ def resolve_model_dir(settings: Settings) -> Path:
             f"ATELIER_TEXT_MODEL={settings.model} needs ATELIER_TEXT_MODEL_DIR: a local checkpoint "
             f"directory of {PRESETS[settings.model].checkpoint} (weights are never downloaded)"
         )
-    if not model_dir.is_dir():
-        raise SettingsError(f"{where}: directory does not exist")
-    if not (model_dir / "config.json").is_file():
-        raise SettingsError(f"{where}: no config.json in {model_dir}")
-    if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
-        raise SettingsError(f"{where}: no tokenizer in {model_dir} (none of {', '.join(TOKENIZER_FILES)})")
-    return model_dir
+    return check_checkpoint_dir(model_dir, where)
 
 
 def parse_mode(raw: bytes | str) -> str:
@@ -231,13 +206,8 @@ class TextEncoder:
         return vectors.float().numpy()
 
 
-def _decode_request(request: Any) -> tuple[list[str], list[str]]:
-    texts = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)
-    modes = pb_utils.get_input_tensor_by_name(request, "MODE").as_numpy().reshape(-1)
-    if len(texts) != len(modes):
-        raise ValueError(f"TEXT has {len(texts)} rows but MODE has {len(modes)}")
-    decoded = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts]
-    return decoded, [parse_mode(m) for m in modes]
+def _decode_request(request: Any) -> list[tuple[str, str]]:
+    return [(text, parse_mode(mode)) for text, mode in decode_rows(request, "TEXT", "MODE")]
 
 
 class TritonPythonModel:
@@ -253,29 +223,9 @@ class TritonPythonModel:
         )
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        texts: list[str] = []
-        modes: list[str] = []
-        spans: list[tuple[int, int] | str] = []  # rows of each request, or its error
-        for request in requests:
-            try:
-                request_texts, request_modes = _decode_request(request)
-            except ValueError as exc:  # also UnicodeDecodeError
-                spans.append(str(exc))
-                continue
-            spans.append((len(texts), len(texts) + len(request_texts)))
-            texts += request_texts
-            modes += request_modes
-
-        embeddings = self.encoder.encode(texts, modes)
-        responses = []
-        for span in spans:
-            if isinstance(span, str):
-                error = pb_utils.TritonError(span, pb_utils.TritonError.INVALID_ARG)
-                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
-            else:
-                output = pb_utils.Tensor("EMBEDDING", embeddings[span[0] : span[1]])
-                responses.append(pb_utils.InferenceResponse(output_tensors=[output]))
-        return responses
+        rows, spans = gather(requests, _decode_request)
+        embeddings = self.encoder.encode([text for text, _ in rows], [mode for _, mode in rows])
+        return respond(spans, {"EMBEDDING": embeddings})
 
     def finalize(self) -> None:
         self.encoder = None

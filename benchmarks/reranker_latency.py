@@ -1,0 +1,77 @@
+"""In-process latency of the reranker's CrossEncoder (model.py, the code Triton runs) scoring one
+query against its top-M candidates in one forward pass, as search asks it to.
+
+The checkpoints are stand-ins built from the packaged all-MiniLM-L6-v2 weights with a random
+classification head (tests/reranker_support.py): all 6 layers, and its first 3. Their scores mean
+nothing; their cost is that of a trained MiniLM cross-encoder of the same shape.
+
+    .venv/bin/python benchmarks/reranker_latency.py [--pairs 20,30,50] [--layers 6,3] [--repeats 50]
+
+Figures vary with the machine's load: run it on an otherwise idle machine. "min ms" (the fastest
+call) suffers least from other load; "cpu ms" is this process's CPU time per call (all torch
+threads, spin-waiting included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from atelier.training import triton_model_code
+from benchmarks.common import machine, summary
+from benchmarks.embedding_throughput import QUERIES, passages
+from tests.reranker_support import build_stand_in_checkpoint
+
+
+def latencies_ms(encoder: object, n_pairs: int, repeats: int) -> tuple[list[float], list[float]]:
+    """(wall ms, this process's CPU ms) of each call after 3 warm-up calls."""
+    texts = passages(n_pairs * len(QUERIES))
+    wall, cpu = [], []
+    for i in range(repeats + 3):
+        query = QUERIES[i % len(QUERIES)]
+        candidates = texts[(i % len(QUERIES)) * n_pairs :][:n_pairs]
+        started, started_cpu = time.perf_counter(), time.process_time()
+        encoder.score([query] * n_pairs, candidates)
+        if i >= 3:
+            wall.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - started_cpu) * 1000)
+    return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", default="20,30,50", help="candidates per query, comma-separated")
+    parser.add_argument("--layers", default="6,3", help="transformer layers kept, comma-separated")
+    parser.add_argument("--max-length", type=int, default=64, help="tokens per pair")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+
+    rr = triton_model_code("reranker")
+    torch.set_num_threads(args.threads)
+    print(machine())
+    print(f"max_length {args.max_length}, {args.threads} torch thread(s), {args.repeats} calls per row")
+    print(os.getloadavg())
+    print(f"{'layers':>6} {'pairs':>5} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'min ms':>8} {'cpu ms':>8}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for layers in map(int, args.layers.split(",")):
+            model_dir = build_stand_in_checkpoint(Path(tmp) / f"layers-{layers}", num_hidden_layers=layers)
+            settings = {"ATELIER_RERANK_MODEL_DIR": str(model_dir), "ATELIER_RERANK_MAX_LENGTH": str(args.max_length)}
+            encoder = rr.CrossEncoder(rr.read_settings(settings))
+            for n_pairs in map(int, args.pairs.split(",")):
+                wall, cpu = latencies_ms(encoder, n_pairs, args.repeats)
+                figures = summary(wall)
+                print(
+                    f"{layers:>6} {n_pairs:>5} {figures['p50']:>8.1f} {figures['p95']:>8.1f} "
+                    f"{figures['mean']:>8.1f} {min(wall):>8.1f} {statistics.fmean(cpu):>8.1f}"
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""A Triton process of a test's own serving one model of triton_models/, on ports apart from every stack's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from atelier.config import ROOT
+from atelier.platform.triton import prepare_backends, triton_command
+
+HOST = "127.0.0.1"
+
+
+def start_triton(
+    state: Path, ports: tuple[int, int, int], model: str, settings_prefix: str, **settings: str
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """(the server, its log) loading only ``model`` with ``settings`` as environment variables.
+
+    The developer's own variables starting with ``settings_prefix`` (the model's settings) do not
+    leak into the server under test.
+    """
+    prepare_backends(state)
+    argv, env = triton_command(ROOT / "triton_models", state, *ports, host=HOST, load_models=[model])
+    server_env = {k: v for k, v in os.environ.items() if not k.startswith(settings_prefix)}
+    log = state / "triton.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv,
+            env={**server_env, "HF_HUB_OFFLINE": "1", **settings, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return process, log
+
+
+def stop_triton(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
