@@ -17,6 +17,16 @@ from tritonclient.grpc import InferInput, InferRequestedOutput
 
 QUERY = "query"
 PASSAGE = "passage"
+# tritonclient's own message size limit (channel arguments replace its defaults), and a short
+# reconnect backoff: gRPC's default grows towards 2 minutes while Triton is down, so search went
+# on answering degraded ~10 s after a restarted Triton was ready (tests/integration/test_chaos.py).
+MAX_MESSAGE_BYTES = 2**31 - 1
+CHANNEL_ARGS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
 
 
 class TextEmbedder:
@@ -44,7 +54,7 @@ class TextEmbedder:
 
     def _get_client(self) -> triton_aio.InferenceServerClient:
         if self._client is None:
-            self._client = triton_aio.InferenceServerClient(self.url)
+            self._client = triton_aio.InferenceServerClient(self.url, channel_args=CHANNEL_ARGS)
         return self._client
 
     async def _max_batch_size(self) -> int:

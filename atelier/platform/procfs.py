@@ -51,3 +51,17 @@ def descendants(roots: list[int]) -> set[int]:
             tree.add(pid)
             todo.extend(children.get(pid, []))
     return tree
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """The memory figures of /proc/PID/status (VmRSS, VmHWM, ...) in KiB; empty once the process is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    figures = {}
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name.startswith("Vm") and value.strip().endswith("kB"):
+            figures[name] = int(value.split()[0])
+    return figures

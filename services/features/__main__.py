@@ -6,6 +6,9 @@ import asyncio
 
 import grpc
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from atelier.feature_store.reader import FeatureReader, ReaderSettings
 from atelier.grpc_server import ServiceSpec, run
@@ -42,6 +45,9 @@ class FeaturesApp:
             settings.endpoints.redis_url,
             socket_timeout=settings.redis_timeout_s,
             socket_connect_timeout=settings.redis_timeout_s,
+            # One immediate reconnect when a pooled connection turns out closed: after a Redis
+            # restart each idle one otherwise failed one read (seen in tests/integration/test_chaos.py).
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
 
     def register(self, server: grpc.aio.Server) -> list[str]:

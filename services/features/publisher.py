@@ -8,8 +8,10 @@ each result to the event loop that is awaiting it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -30,7 +32,10 @@ ACK_LATENCY = Histogram(
 # Delivery errors after which this producer's idempotence state is unusable: a
 # new producer (new producer id) is the way out. Seen with the local broker when
 # a produce request timed out in flight (librdkafka bumps the epoch; the broker
-# then answers PRODUCER_FENCED forever).
+# then answers PRODUCER_FENCED forever), and after a broker restart lost the
+# producer ids: librdkafka then retried UNKNOWN_PRODUCER_ID until every record
+# timed out, forever. A timed-out record is treated the same: a new producer
+# costs a reconnect, a stuck one every click from then on.
 PRODUCER_STATE_ERRORS = frozenset(
     {
         KafkaError.PRODUCER_FENCED,
@@ -40,8 +45,15 @@ PRODUCER_STATE_ERRORS = frozenset(
         KafkaError.UNKNOWN_PRODUCER_ID,
         KafkaError.INVALID_PRODUCER_ID_MAPPING,
         KafkaError._FATAL,
+        KafkaError._MSG_TIMED_OUT,
     }
 )
+
+
+def _is_fatal(error: Exception) -> bool:
+    """A KafkaException carrying a fatal KafkaError: that producer is unusable from now on."""
+    cause = error.args[0] if isinstance(error, KafkaException) and error.args else None
+    return isinstance(cause, KafkaError) and cause.fatal()
 
 
 class PublishError(RuntimeError):
@@ -77,22 +89,35 @@ class ClickPublisher:
         """librdkafka's global errors; most are transient and retried by librdkafka itself."""
         log.warning("producer error", extra={"error": str(error), "fatal": error.fatal()})
         if error.fatal():
-            # The next publish starts a new producer.
+            # _current_producer() starts a new one (the poller calls it at once).
             self._fatal = True
 
     def _poll(self) -> None:
         while self._running:
-            with self._lock:
-                producer = self._producer
-            producer.poll(0.05)
+            # A producer that went fatal is replaced here, without waiting for the next click.
+            producer = self._current_producer()
+            try:
+                producer.poll(0.05)
+            except KafkaException as error:
+                # poll() raises a fatal error (seen: UNKNOWN_PRODUCER_ID once a broker restart
+                # lost the producer ids). This thread must live on: without it no acknowledgement
+                # would ever be delivered again.
+                if _is_fatal(error):
+                    self._on_error(error.args[0])
+                else:
+                    log.warning("producer poll failed", extra={"error": str(error)})
+                    time.sleep(0.05)
 
     def _current_producer(self) -> Producer:
         with self._lock:
             if self._fatal:
                 old, self._producer = self._producer, Producer(self._config)
                 self._fatal = False
-                old.purge()
-                old.flush(0)  # fails the purged records' callbacks, so their callers hear of it
+                # Fails the purged records' callbacks, so their callers hear of it; a fatal
+                # producer may raise its error once more on the way out.
+                with contextlib.suppress(KafkaException):
+                    old.purge()
+                    old.flush(0)
             return self._producer
 
     async def publish(self, record: ClickRecord, headers: Sequence[tuple[str, bytes]] = ()) -> None:
@@ -124,6 +149,8 @@ class ClickPublisher:
                 on_delivery=on_delivery,
             )
         except (BufferError, KafkaException) as error:
+            if _is_fatal(error):
+                self._fatal = True  # the click after this one gets a new producer
             PUBLISHED.labels("rejected").inc()
             raise PublishError(f"click not queued for the broker: {error}") from error
         try:

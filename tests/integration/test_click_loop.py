@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 
@@ -14,31 +11,11 @@ from confluent_kafka import Consumer, Producer
 
 from atelier.platform.stack import Stack
 from atelier.topics import Topics
-
-
-def _call(stack: Stack, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        stack.endpoints.edge_url + path, data=data, method=method, headers={"content-type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def _click(stack: Stack, user: str, item: str, **extra: object) -> tuple[int, dict]:
-    return _call(
-        stack,
-        "POST",
-        "/v1/events/clicks",
-        {"userId": user, "itemId": item, "position": 3, "source": "search", "device": "web", **extra},
-    )
+from tests.integration.support import edge
 
 
 def _features(stack: Stack, user: str) -> dict:
-    status, body = _call(stack, "GET", f"/v1/users/{user}/features")
+    status, body = edge.call(stack, "GET", f"/v1/users/{user}/features")
     assert status == 200, body
     return body["userFeatures"]
 
@@ -57,7 +34,7 @@ def _clicked(stack: Stack, user: str) -> list[str]:
 
 def test_a_click_shows_up_in_the_users_features(catalog: int, stack: Stack, article_ids: list[str]) -> None:
     user = f"u-{uuid.uuid4().hex[:8]}"
-    status, body = _click(stack, user, article_ids[0])
+    status, body = edge.click(stack, user, article_ids[0])
     assert status == 200, body
     assert body["eventId"] and body["eventTime"]
     waited = _eventually(lambda: _clicked(stack, user) == [article_ids[0]], timeout_s=10)
@@ -71,9 +48,9 @@ def test_the_same_event_id_is_applied_once(catalog: int, stack: Stack, article_i
     user = f"u-{uuid.uuid4().hex[:8]}"
     event_id = uuid.uuid4().hex
     for _ in range(3):
-        status, body = _click(stack, user, article_ids[1], eventId=event_id)
+        status, body = edge.click(stack, user, article_ids[1], eventId=event_id)
         assert status == 200 and body["eventId"] == event_id
-    status, _ = _click(stack, user, article_ids[2])  # a later, different click marks the end
+    status, _ = edge.click(stack, user, article_ids[2])  # a later, different click marks the end
     _eventually(lambda: len(_clicked(stack, user)) == 2, timeout_s=10)
     time.sleep(0.5)
     assert _clicked(stack, user) == [article_ids[2], article_ids[1]]
@@ -93,7 +70,7 @@ def test_the_same_event_id_is_applied_once(catalog: int, stack: Stack, article_i
 )
 def test_bad_clicks_are_400_naming_the_field(stack: Stack, body: dict, field: str) -> None:
     payload = {"position": 0, "source": "search", "device": "web", **body}
-    status, reply = _call(stack, "POST", "/v1/events/clicks", payload)
+    status, reply = edge.call(stack, "POST", "/v1/events/clicks", payload)
     assert status == 400, reply
     fields = [v["field"] for d in reply["details"] for v in d.get("fieldViolations", [])]
     assert field in fields
@@ -104,17 +81,17 @@ def test_popular_items_follow_clicks_with_the_tier_that_answered(
 ) -> None:
     hot = article_ids[5]
     for i in range(5):
-        assert _click(stack, f"fan-{i}-{uuid.uuid4().hex[:6]}", hot)[0] == 200
+        assert edge.click(stack, f"fan-{i}-{uuid.uuid4().hex[:6]}", hot)[0] == 200
 
     def hot_is_first() -> bool:
-        status, body = _call(stack, "GET", "/v1/popular?window=POPULARITY_WINDOW_HOUR&k=3")
+        status, body = edge.call(stack, "GET", "/v1/popular?window=POPULARITY_WINDOW_HOUR&k=3")
         return status == 200 and body["items"] and body["items"][0]["article"]["articleId"] == hot
 
     _eventually(hot_is_first, timeout_s=15, step_s=0.2)
-    status, body = _call(stack, "GET", "/v1/popular?window=POPULARITY_WINDOW_HOUR&k=3")
+    status, body = edge.call(stack, "GET", "/v1/popular?window=POPULARITY_WINDOW_HOUR&k=3")
     assert body["window"] == "POPULARITY_WINDOW_HOUR"
     assert body["items"][0]["article"]["name"]
-    status, body = _call(stack, "GET", "/v1/popular?k=2")
+    status, body = edge.call(stack, "GET", "/v1/popular?k=2")
     assert status == 200 and body["window"] in {"POPULARITY_WINDOW_DAY", "POPULARITY_WINDOW_WEEK"}
     assert len(body["items"]) == 2
 
@@ -128,7 +105,7 @@ def test_a_malformed_record_goes_to_the_dead_letter_topic_and_the_loop_goes_on(
     producer.produce(topics.clicks, key=b"garbage", value=f"not json {marker}".encode())
     assert producer.flush(10) == 0
     user = f"u-{uuid.uuid4().hex[:8]}"
-    assert _click(stack, user, article_ids[3])[0] == 200
+    assert edge.click(stack, user, article_ids[3])[0] == 200
     _eventually(lambda: _clicked(stack, user) == [article_ids[3]], timeout_s=10)
     consumer = Consumer(
         {
@@ -156,15 +133,15 @@ def test_with_the_broker_stopped_clicks_are_refused_and_none_acknowledged_is_los
 ) -> None:
     user = f"u-{uuid.uuid4().hex[:8]}"
     acknowledged = [article_ids[10]]
-    assert _click(stack, user, article_ids[10])[0] == 200
+    assert edge.click(stack, user, article_ids[10])[0] == 200
     stack.supervisor.signal("broker", "STOP")
     try:
-        status, body = _click(stack, user, article_ids[11])
+        status, body = edge.click(stack, user, article_ids[11])
         assert status == 503, body
         assert "not recorded" in body["message"]
     finally:
         stack.supervisor.signal("broker", "CONT")
-    _eventually(lambda: _click(stack, user, article_ids[12])[0] == 200, timeout_s=20, step_s=0.5)
+    _eventually(lambda: edge.click(stack, user, article_ids[12])[0] == 200, timeout_s=20, step_s=0.5)
     acknowledged.append(article_ids[12])
     _eventually(lambda: set(acknowledged) <= set(_clicked(stack, user)), timeout_s=20, step_s=0.2)
 
@@ -176,7 +153,7 @@ def test_with_redis_stopped_clicks_go_through_retries_and_are_applied_once(
     stack.supervisor.signal("redis", "STOP")
     try:
         for item in article_ids[20:23]:
-            assert _click(stack, user, item)[0] == 200
+            assert edge.click(stack, user, item)[0] == 200
         time.sleep(2)  # the primary worker fails to apply them and re-routes them to retry.1s
     finally:
         stack.supervisor.signal("redis", "CONT")

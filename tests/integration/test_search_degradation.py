@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,15 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from atelier.platform.stack import Stack
-
-
-def _search(stack: Stack, **params: object) -> tuple[int, dict]:
-    url = stack.endpoints.edge_url + "/v1/search?" + urllib.parse.urlencode(params)
-    try:
-        with urllib.request.urlopen(url, timeout=15) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+from tests.integration.support import edge
 
 
 @contextmanager
@@ -38,7 +26,7 @@ def _stopped(stack: Stack, component: str) -> Iterator[None]:
 def test_inference_down_answers_with_popular_items_and_the_reason(catalog: int, stack: Stack, component: str) -> None:
     query = f"warm wool coat {uuid.uuid4().hex[:6]}"  # never cached
     with _stopped(stack, component):
-        status, body = _search(stack, query=query, k=5)
+        status, body = edge.search(stack, query=query, k=5)
     assert status == 200, body
     assert len(body["results"]) == 5
     assert [r["rank"] for r in body["results"]] == [1, 2, 3, 4, 5]
@@ -55,14 +43,14 @@ def test_inference_down_answers_with_popular_items_and_the_reason(catalog: int, 
 
 def test_popular_fallback_honours_the_filter(catalog: int, stack: Stack) -> None:
     with _stopped(stack, "triton"):
-        status, body = _search(stack, query=f"anything {uuid.uuid4().hex[:6]}", k=5, **{"filter.colours": "Black"})
+        status, body = edge.search(stack, query=f"anything {uuid.uuid4().hex[:6]}", k=5, **{"filter.colours": "Black"})
     assert status == 200, body
     assert all(r["article"]["colour"] == "Black" for r in body["results"])
 
 
 def test_personalisation_down_answers_unpersonalised_with_the_reason(catalog: int, stack: Stack) -> None:
     with _stopped(stack, "ranker"):
-        status, body = _search(stack, query="black trousers", k=5, userId=f"u-{uuid.uuid4().hex[:6]}")
+        status, body = edge.search(stack, query="black trousers", k=5, userId=f"u-{uuid.uuid4().hex[:6]}")
     assert status == 200, body
     assert len(body["results"]) == 5
     (degradation,) = body["degradations"]
@@ -75,7 +63,7 @@ def test_an_open_circuit_answers_at_once_without_waiting_on_the_dependency(catal
         reasons = []
         for _ in range(12):  # the breaker opens after 10 calls at >= 50 % failures
             started = time.monotonic()
-            status, body = _search(stack, query="black trousers", k=3)
+            status, body = edge.search(stack, query="black trousers", k=3)
             assert status == 200, body
             reasons.append((body["degradations"][0]["reason"], time.monotonic() - started))
     assert reasons[0][0] != "DEGRADATION_REASON_DOWNSTREAM_CIRCUIT_OPEN"
@@ -85,7 +73,7 @@ def test_an_open_circuit_answers_at_once_without_waiting_on_the_dependency(catal
     # Recovery: after open_s the breaker lets probes through, and they close it.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        status, body = _search(stack, query="black trousers", k=3)
+        status, body = edge.search(stack, query="black trousers", k=3)
         if status == 200 and not body["degradations"]:
             break
         time.sleep(0.5)

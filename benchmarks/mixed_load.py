@@ -1,0 +1,210 @@
+"""The original's mixed workload through Envoy (REST): 70 % text search, 15 % image search,
+10 % hybrid search, 5 % clicks, from --concurrency closed-loop clients for --seconds.
+
+Runs against a stack that is up with a catalogue loaded (`make up`):
+
+    .venv/bin/python -m benchmarks.mixed_load [--concurrency 10] [--seconds 120]
+    .venv/bin/python -m benchmarks.mixed_load --soak          # c=10 for 600 s
+
+Image and hybrid search are not built yet: text search stands in for them (said in the output),
+and their latencies are reported under their own names. Queries are varied (colour, style,
+garment), 30 % of them from a head of 50 popular queries as real traffic repeats itself; half the
+searches carry one of --users user ids, clicks go to articles that searches returned, as those
+users. Prints throughput, latency per request kind, the hard-error rate (transport errors,
+timeouts, any non-2xx but 429), the degraded rate (answers with degradations), and the RSS of
+every component's process tree at start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from atelier.platform import procfs
+from atelier.platform.stack import Stack
+from benchmarks.common import machine, summary
+from benchmarks.search_text import unique_queries
+
+MIX = {"text": 70, "image": 15, "hybrid": 10, "click": 5}
+# Kinds that are not built yet, and what stands in for them.
+STAND_INS = {"image": "text", "hybrid": "text"}
+REPEATED_SHARE = 0.3
+POPULAR_QUERIES = 50
+PERSONALISED_SHARE = 0.5
+TIMEOUT_S = 10.0
+
+
+@dataclass
+class Tally:
+    latencies_ms: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
+    hard_errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    rejected: int = 0  # 429: admission control said no, which is not a failure
+    degraded: int = 0
+    degradations: collections.Counter[str] = field(default_factory=collections.Counter)
+    searches: int = 0  # attempted, answered or not
+    clicks: int = 0
+
+
+@dataclass(frozen=True)
+class ProcessTree:
+    pid: int
+    processes: int
+    rss_kib: int
+
+
+def process_trees(stack: Stack) -> dict[str, ProcessTree]:
+    """component -> its supervised process and everything below it."""
+    trees = {}
+    for info in stack.supervisor.all_info():
+        if not info["pid"]:
+            continue
+        pids = procfs.descendants([info["pid"]])
+        rss = sum(procfs.memory_kib(pid).get("VmRSS", 0) for pid in pids)
+        trees[info["name"]] = ProcessTree(info["pid"], len(pids), rss)
+    return trees
+
+
+class Workload:
+    def __init__(self, base: str, seed: int, users: int) -> None:
+        self._base = base
+        self._rng = random.Random(seed)
+        self._fresh = iter(unique_queries(seed))
+        self._popular = unique_queries(seed + 1)[:POPULAR_QUERIES]
+        run = uuid.uuid4().hex[:6]
+        self._users = [f"mixed-{run}-{n}" for n in range(users)]
+        self._kinds = list(MIX)
+        self._weights = list(MIX.values())
+        self._seen: collections.deque[str] = collections.deque(maxlen=500)
+        self.tally = Tally()
+
+    def _query(self) -> str:
+        if self._rng.random() < REPEATED_SHARE:
+            return self._rng.choice(self._popular)
+        return next(self._fresh, None) or self._rng.choice(self._popular)
+
+    async def _search(self, session: aiohttp.ClientSession, kind: str) -> None:
+        params: dict[str, str | int] = {"query": self._query(), "k": 10}
+        if self._rng.random() < PERSONALISED_SHARE:
+            params["userId"] = self._rng.choice(self._users)
+        async with session.get(f"{self._base}/v1/search", params=params) as response:
+            body = await response.json(content_type=None)
+            self._settle(kind, response.status, body)
+        if response.status == 200:
+            self.tally.degraded += bool(body.get("degradations"))
+            self.tally.degradations.update(f"{d['component']} {d['reason']}" for d in body.get("degradations", []))
+            self._seen.extend(r["article"]["articleId"] for r in body.get("results", [])[:3])
+
+    async def _click(self, session: aiohttp.ClientSession) -> None:
+        click = {
+            "userId": self._rng.choice(self._users),
+            "itemId": self._rng.choice(self._seen),
+            "position": self._rng.randint(1, 10),
+            "source": "search",
+            "device": self._rng.choice(["web", "ios", "android"]),
+        }
+        async with session.post(f"{self._base}/v1/events/clicks", json=click) as response:
+            await response.read()
+            self._settle("click", response.status, None)
+
+    def _settle(self, kind: str, status: int, body: dict | None) -> None:
+        if status == 429:
+            self.tally.rejected += 1
+        elif not 200 <= status < 300:
+            self.tally.hard_errors[f"{kind} {status}: {(body or {}).get('message', '')[:80]}"] += 1
+
+    async def one(self, session: aiohttp.ClientSession) -> None:
+        kind = self._rng.choices(self._kinds, self._weights)[0]
+        if kind == "click" and not self._seen:  # no result shown yet to click on
+            kind = "text"
+        if kind == "click":
+            self.tally.clicks += 1
+        else:
+            self.tally.searches += 1
+        started = time.perf_counter()
+        try:
+            if kind == "click":
+                await self._click(session)
+            else:
+                await self._search(session, kind)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            self.tally.hard_errors[f"{kind}: {type(error).__name__}"] += 1
+            return
+        self.tally.latencies_ms[kind].append((time.perf_counter() - started) * 1000)
+
+
+async def run(base: str, concurrency: int, seconds: float, seed: int, users: int) -> tuple[Tally, float]:
+    workload = Workload(base, seed, users)
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def client() -> None:
+            while time.perf_counter() < deadline:
+                await workload.one(session)
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return workload.tally, time.perf_counter() - started
+
+
+def report(tally: Tally, seconds: float, before: dict[str, ProcessTree], after: dict[str, ProcessTree]) -> None:
+    requests = tally.searches + tally.clicks
+    hard = sum(tally.hard_errors.values())
+    print(f"duration: {seconds:.1f} s; {requests} requests (1 run)")
+    print(f"searches: {tally.searches / seconds:.1f}/s; clicks: {tally.clicks / seconds:.1f}/s")
+    print(f"hard errors: {hard} = {hard / max(requests, 1):.2%}; rejected (429): {tally.rejected}")
+    print(f"degraded searches: {tally.degraded} = {tally.degraded / max(tally.searches, 1):.2%}")
+    for what, count in [*tally.hard_errors.most_common(5), *tally.degradations.most_common(5)]:
+        print(f"  {count} x {what}")
+    print("\n| kind | requests | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|")
+    for kind in MIX:
+        latency = summary(tally.latencies_ms[kind])
+        label = f"{kind} ({STAND_INS[kind]} stand-in)" if kind in STAND_INS else kind
+        print(
+            f"| {label} | {len(tally.latencies_ms[kind])} | "
+            f"{latency['p50']:.1f} | {latency['p95']:.1f} | {latency['p99']:.1f} |"
+        )
+    print("\n| component | processes | RSS MiB start | RSS MiB end | growth |\n|---|---|---|---|---|")
+    for name, start in before.items():
+        end = after.get(name)
+        if end is None or end.pid != start.pid:
+            print(f"| {name} | {start.processes} | {start.rss_kib / 1024:.0f} | restarted or gone | - |")
+            continue
+        growth = (end.rss_kib - start.rss_kib) / start.rss_kib if start.rss_kib else 0.0
+        print(f"| {name} | {end.processes} | {start.rss_kib / 1024:.0f} | {end.rss_kib / 1024:.0f} | {growth:+.1%} |")
+    total_start = sum(t.rss_kib for t in before.values()) / 1024
+    total_end = sum(t.rss_kib for t in after.values()) / 1024
+    growth = (total_end - total_start) / total_start if total_start else 0.0
+    print(f"| total | | {total_start:.0f} | {total_end:.0f} | {growth:+.1%} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument("--soak", action="store_true", help="the soak preset: concurrency 10 for 600 s")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--users", type=int, default=200, help="how many user ids search and click")
+    args = parser.parse_args()
+    if args.soak:
+        args.concurrency, args.seconds = 10, 600
+    stack = Stack.from_env()
+    print(f"machine: {machine()}")
+    print(f"mix: {', '.join(f'{share} % {kind}' for kind, share in MIX.items())}; concurrency {args.concurrency}")
+    for kind, stand_in in STAND_INS.items():
+        print(f"substitution: {kind} search is not built yet; {stand_in} search stands in for it")
+    before = process_trees(stack)
+    tally, seconds = asyncio.run(run(stack.endpoints.edge_url, args.concurrency, args.seconds, args.seed, args.users))
+    report(tally, seconds, before, process_trees(stack))
+
+
+if __name__ == "__main__":
+    main()
