@@ -125,14 +125,22 @@ def evaluate_users(client: StackClient, users: Sequence[SimulatedUser]) -> Stage
     return table
 
 
-def unchanged_without_history(client: StackClient, users: Sequence[SimulatedUser], id_prefix: str) -> tuple[int, int]:
+def unchanged_without_history(
+    client: StackClient, users: Sequence[SimulatedUser], id_prefix: str, attempts: int = 3
+) -> tuple[int, int]:
     """(answers identical to the anonymous one, answers compared) for fresh ids without clicks.
 
     Identical: no behaviour score anywhere and the same articles with the same scores in the
-    same order (articles of equal score may come back in either order from retrieval)."""
+    same order (articles of equal score may come back in either order from retrieval). A pair in
+    which either answer was degraded (a rerank over its budget answers in retrieval order) says
+    nothing about personalisation, so it is asked again, up to `attempts` times.
+    """
     same = 0
     for i, user in enumerate(users):
-        anonymous = client.search(user.intent, K)
-        cold = client.search(user.intent, K, user_id=f"{id_prefix}-cold-{i}")
+        for _ in range(attempts):
+            anonymous = client.search(user.intent, K)
+            cold = client.search(user.intent, K, user_id=f"{id_prefix}-cold-{i}")
+            if not (anonymous.degradations or cold.degradations):
+                break
         same += not cold.personalised and cold.canonical() == anonymous.canonical()
     return same, len(users)

