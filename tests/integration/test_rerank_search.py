@@ -10,9 +10,15 @@ import urllib.parse
 import urllib.request
 import uuid
 
+import pytest
 import tritonclient.grpc as grpcclient
 
 from atelier.platform.stack import Stack
+from tests.integration.conftest import RERANKING
+
+pytestmark = pytest.mark.skipif(
+    not RERANKING, reason="needs trained reranker weights: ATELIER_TEST_RERANK_MODEL_DIR=models/reranker"
+)
 
 
 def _search(stack: Stack, **params: object) -> tuple[int, dict]:

@@ -101,7 +101,9 @@ def test_the_reranker_weights_dir_comes_from_the_environment(
     assert search_env["SEARCH_RERANK_ENABLED"] == "1"
 
 
-def test_the_default_reranker_weights_dir_is_models_reranker_under_the_root() -> None:
+def test_the_default_reranker_weights_dir_is_models_reranker_under_the_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ATELIER_RERANK_MODEL_DIR", raising=False)  # the test stack sets it for its run
+    monkeypatch.delenv("ATELIER_TRITON_MODELS", raising=False)
     assert components.DEFAULT_RERANK_MODEL_DIR == ROOT / "models" / "reranker"
     message = components.reranking_off_reason([])
     if not (ROOT / "models" / "reranker" / "config.json").is_file():
