@@ -12,9 +12,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from atelier.platform.triton import wait_ready
 from atelier.training import triton_model_code
-from tests.integration.support.triton_server import HOST, start_triton, stop_triton
+from tests.integration.support.triton_server import serving, start_triton, stop_triton
 from tests.reranker_support import build_stand_in_checkpoint
 
 PORTS = (47011, 47012, 47013)  # grpc, http, metrics: apart from every stack's ports
@@ -54,15 +53,8 @@ def encoder(checkpoint: Path) -> object:
 @pytest.fixture(scope="module")
 def triton_url(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> Iterator[str]:
     state = tmp_path_factory.mktemp("triton-reranker")
-    process, log = _start(state, PORTS, ATELIER_RERANK_MODEL_DIR=str(checkpoint))
-    try:
-        try:
-            wait_ready(HOST, PORTS[0], timeout_s=120, models=[MODEL])
-        except TimeoutError as exc:
-            raise RuntimeError(f"{exc}\n--- triton log ---\n{log.read_text()[-4000:]}") from exc
-        yield f"{HOST}:{PORTS[0]}"
-    finally:
-        stop_triton(process)
+    with serving(state, PORTS, MODEL, "ATELIER_RERANK_", ATELIER_RERANK_MODEL_DIR=str(checkpoint)) as url:
+        yield url
 
 
 def _strings(name: str, values: list[bytes]) -> grpcclient.InferInput:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,11 +12,9 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from atelier.config import ROOT
 from atelier.embedding import TextEmbedder
-from atelier.platform.triton import prepare_backends, triton_command, wait_ready
+from tests.integration.support.triton_server import serving, start_triton, stop_triton
 
-HOST = "127.0.0.1"
 PORTS = (47001, 47002, 47003)  # grpc, http, metrics: apart from every stack's ports
 FAILING_PORTS = (47004, 47005, 47006)
 MODEL = "text_embedding"
@@ -30,42 +26,14 @@ TEXTS = [
 ]
 
 
-def _server_env(**settings: str) -> dict[str, str]:
-    # The developer's own model settings must not leak into the server under test.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATELIER_TEXT_")}
-    return {**env, "HF_HUB_OFFLINE": "1", **settings}
-
-
 def _start(state: Path, ports: tuple[int, int, int], **settings: str) -> tuple[subprocess.Popen[bytes], Path]:
-    prepare_backends(state)
-    argv, env = triton_command(ROOT / "triton_models", state, *ports, host=HOST, load_models=[MODEL])
-    log = state / "triton.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, env={**_server_env(**settings), **env}, stdout=out, stderr=subprocess.STDOUT)
-    return process, log
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return start_triton(state, ports, MODEL, "ATELIER_TEXT_", **settings)
 
 
 @pytest.fixture(scope="module")
 def triton_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    process, log = _start(tmp_path_factory.mktemp("triton-text-embedding"), PORTS)
-    try:
-        try:
-            wait_ready(HOST, PORTS[0], timeout_s=120, models=[MODEL])
-        except TimeoutError as exc:
-            raise RuntimeError(f"{exc}\n--- triton log ---\n{log.read_text()[-4000:]}") from exc
-        yield f"{HOST}:{PORTS[0]}"
-    finally:
-        _stop(process)
+    with serving(tmp_path_factory.mktemp("triton-text-embedding"), PORTS, MODEL, "ATELIER_TEXT_") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -173,5 +141,5 @@ def test_bge_small_without_a_checkpoint_fails_at_load(tmp_path: Path) -> None:
         # --exit-on-error: the failed load of the only model stops the server.
         assert process.wait(timeout=120) != 0
     finally:
-        _stop(process)
+        stop_triton(process)
     assert "ATELIER_TEXT_MODEL=bge-small needs ATELIER_TEXT_MODEL_DIR" in log.read_text()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from atelier.config import ROOT
-from atelier.platform.triton import prepare_backends, triton_command
+from atelier.platform.triton import prepare_backends, triton_command, wait_ready
 
 HOST = "127.0.0.1"
 
@@ -43,3 +45,19 @@ def stop_triton(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def serving(
+    state: Path, ports: tuple[int, int, int], model: str, settings_prefix: str, **settings: str
+) -> Iterator[str]:
+    """The gRPC address of a Triton serving ``model`` once it is ready (the log's tail if it never is)."""
+    process, log = start_triton(state, ports, model, settings_prefix, **settings)
+    try:
+        try:
+            wait_ready(HOST, ports[0], timeout_s=120, models=[model])
+        except TimeoutError as exc:
+            raise RuntimeError(f"{exc}\n--- triton log ---\n{log.read_text()[-4000:]}") from exc
+        yield f"{HOST}:{ports[0]}"
+    finally:
+        stop_triton(process)
