@@ -37,9 +37,9 @@ def evaluate_queries(
         counts["reranked"] += answer.reranked
         counts["degraded"] += bool(answer.degradations)
         threshold = relevant_from or query.max_grade
-        final = score(answer.final, grades, threshold)
+        retrieval, final = score(answer.retrieval, grades, threshold), score(answer.final, grades, threshold)
         for table in (tables[ALL], tables[SHOPPER_WORDS if query.wording else CATALOGUE_WORDS]):
-            table.add(ANN, score(answer.retrieval, grades, threshold))
+            table.add(ANN, retrieval)
             table.add(RERANK, final)
             table.add(PERSONALISED, final)
     return tables, counts

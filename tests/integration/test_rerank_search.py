@@ -3,11 +3,7 @@ when the reranker is gone."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 
 import pytest
@@ -15,23 +11,15 @@ import tritonclient.grpc as grpcclient
 
 from atelier.platform.stack import Stack
 from tests.integration.conftest import RERANKING
+from tests.integration.support import edge
 
 pytestmark = pytest.mark.skipif(
     not RERANKING, reason="needs trained reranker weights: ATELIER_TEST_RERANK_MODEL_DIR=models/reranker"
 )
 
 
-def _search(stack: Stack, **params: object) -> tuple[int, dict]:
-    url = stack.endpoints.edge_url + "/v1/search?" + urllib.parse.urlencode(params)
-    try:
-        with urllib.request.urlopen(url, timeout=15) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def test_search_reranks_the_top_candidates(catalog: int, stack: Stack) -> None:
-    status, body = _search(stack, query=f"black slim fit jeans {uuid.uuid4().hex[:4]}", k=10)
+    status, body = edge.search(stack, query=f"black slim fit jeans {uuid.uuid4().hex[:4]}", k=10)
     assert status == 200, body
     results = body["results"]
     assert len(results) == 10
@@ -49,7 +37,7 @@ def test_without_the_reranker_search_keeps_ann_order_and_says_why(catalog: int, 
         deadline = time.monotonic() + 20
         while triton.is_model_ready("reranker") and time.monotonic() < deadline:
             time.sleep(0.1)
-        status, body = _search(stack, query=f"white cotton shirt {uuid.uuid4().hex[:4]}", k=5)
+        status, body = edge.search(stack, query=f"white cotton shirt {uuid.uuid4().hex[:4]}", k=5)
         assert status == 200, body
         (degradation,) = body["degradations"]
         assert degradation["component"] == "reranker"
@@ -67,7 +55,7 @@ def test_without_the_reranker_search_keeps_ann_order_and_says_why(catalog: int, 
         triton.close()
     deadline = time.monotonic() + 60  # the breaker may be open for a few seconds
     while True:
-        status, body = _search(stack, query=f"white cotton shirt {uuid.uuid4().hex[:4]}", k=5)
+        status, body = edge.search(stack, query=f"white cotton shirt {uuid.uuid4().hex[:4]}", k=5)
         if status == 200 and not body.get("degradations") and "rerankScore" in body["results"][0]:
             break
         assert time.monotonic() < deadline, body
