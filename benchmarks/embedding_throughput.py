@@ -7,7 +7,7 @@ TextEncoder) run in this process on the same texts with the same thread count.
 
     .venv/bin/python benchmarks/embedding_throughput.py [--threads 1,2] [--chunks 32,64] [--repeats 2]
 
-Uses ports 47011-47013 by default and a state folder under /tmp. Figures vary with the machine's
+Uses ports 27011-27013 by default and a state folder under /tmp. Figures vary with the machine's
 load: run it on an otherwise idle machine.
 """
 
@@ -199,7 +199,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=2048, help="passages to embed per run")
     parser.add_argument("--repeats", type=int, default=2, help="runs per throughput figure")
     parser.add_argument("--latency-runs", type=int, default=100, help="timed batch-1 queries")
-    parser.add_argument("--grpc-port", type=int, default=47011, help="HTTP and metrics take the next two")
+    parser.add_argument("--grpc-port", type=int, default=27011, help="HTTP and metrics take the next two")
     parser.add_argument("--skip-triton", action="store_true")
     parser.add_argument("--skip-in-process", action="store_true")
     args = parser.parse_args()

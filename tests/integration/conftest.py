@@ -18,8 +18,17 @@ from atelier.platform.stack import Stack
 
 # Beside a developer's running stack (default ports), never on top of it. Two test runs side
 # by side (parallel work on one machine) each set ATELIER_TEST_PORT_OFFSET and ATELIER_TEST_STATE_DIR.
+TEST_PORT_OFFSET = int(os.environ.get("ATELIER_TEST_PORT_OFFSET", "1000"))
+# The gRPC services' conventional ports (5005x) sit in Linux's ephemeral range (32768-60999),
+# where any outgoing connection may already hold one when a service (re)starts; the test stack
+# moves them down to 2xxxx. Test-only servers use 27xxx for the same reason.
+BELOW_EPHEMERAL = 30_000
 TEST_STACK_ENV = {
-    "ATELIER_PORT_OFFSET": os.environ.get("ATELIER_TEST_PORT_OFFSET", "1000"),
+    "ATELIER_PORT_OFFSET": str(TEST_PORT_OFFSET),
+    **{
+        f"ATELIER_{service}_PORT": str(default - BELOW_EPHEMERAL + TEST_PORT_OFFSET)
+        for service, default in (("SEARCH", 50051), ("RANKER", 50052), ("FEATURES", 50053))
+    },
     "ATELIER_STATE_DIR": os.environ.get("ATELIER_TEST_STATE_DIR", str(ROOT / "build" / "test-stack")),
     # Reranking with trained weights only: a short training run ranks worse than ANN (see
     # README, "Reranker weights"), so by default the test stack runs without a reranker, as

@@ -34,7 +34,7 @@ HOUR_MS = 3_600_000
 
 @pytest.fixture(scope="module")
 def server_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    port = next(p for p in range(47700, 47800) if not port_in_use("127.0.0.1", p))
+    port = next(p for p in range(27700, 27800) if not port_in_use("127.0.0.1", p))
     data_dir: Path = tmp_path_factory.mktemp("valkey")
     process = subprocess.Popen(
         [

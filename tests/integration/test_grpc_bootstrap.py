@@ -23,7 +23,7 @@ from atelier.platform.readiness import port_in_use
 from fashion.v1 import ranker_service_pb2 as pb
 from fashion.v1 import ranker_service_pb2_grpc as pb_grpc
 
-PORT, METRICS_PORT = 47601, 47602
+PORT, METRICS_PORT = 27601, 27602
 
 
 @pytest.fixture

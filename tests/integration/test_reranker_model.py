@@ -16,8 +16,8 @@ from atelier.training import triton_model_code
 from tests.integration.support.triton_server import serving, start_triton, stop_triton
 from tests.reranker_support import build_stand_in_checkpoint
 
-PORTS = (47011, 47012, 47013)  # grpc, http, metrics: apart from every stack's ports
-FAILING_PORTS = (47014, 47015, 47016)
+PORTS = (27011, 27012, 27013)  # grpc, http, metrics: apart from every stack's ports
+FAILING_PORTS = (27014, 27015, 27016)
 MODEL = "reranker"
 QUERY = "black slim fit jeans"
 PASSAGES = [

@@ -1,6 +1,6 @@
 """Both stream workers as real processes against a real broker (Tansu) and Redis (Valkey).
 
-Everything runs on ports of 47850-47899 with its state in a temporary folder;
+Everything runs on ports of 27850-27899 with its state in a temporary folder;
 the retry tiers' delays are shortened so that a Redis outage is retried in seconds.
 """
 
@@ -37,7 +37,7 @@ from atelier.platform.components import redis_server_binary, tansu_binary
 from atelier.topics import Topics, create_topics
 
 HOST = "127.0.0.1"
-PORTS = range(47850, 47900)
+PORTS = range(27850, 27900)  # below the ephemeral range (32768-60999)
 RETRY_DELAYS_S = (0.5, 1.0, 1.5)
 TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

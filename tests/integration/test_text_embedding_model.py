@@ -15,8 +15,8 @@ from tritonclient.utils import InferenceServerException
 from atelier.embedding import TextEmbedder
 from tests.integration.support.triton_server import serving, start_triton, stop_triton
 
-PORTS = (47001, 47002, 47003)  # grpc, http, metrics: apart from every stack's ports
-FAILING_PORTS = (47004, 47005, 47006)
+PORTS = (27001, 27002, 27003)  # grpc, http, metrics: apart from every stack's ports
+FAILING_PORTS = (27004, 27005, 27006)
 MODEL = "text_embedding"
 TEXTS = [
     "black slim fit jeans",
