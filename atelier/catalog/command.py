@@ -56,11 +56,12 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="synthetic catalogue seed")
 
 
-def choose_dataset(args: argparse.Namespace, reuse_synthetic: bool = False) -> HMDataset:
+def choose_dataset(args: argparse.Namespace, reuse_synthetic: bool = False, images: bool = False) -> HMDataset:
     """The H&M files when present (or named), else the seeded synthetic catalogue, written on first use.
 
     ``reuse_synthetic`` keeps a synthetic catalogue already written for the same size and seed
-    instead of writing it again (about 20 s for the full size).
+    instead of writing it again (about 20 s for the full size). ``images`` also gives the
+    synthetic catalogue its article photos (those missing), unless Fashion-MNIST cannot be fetched.
     """
     from atelier.catalog.hm_loader import find_hm_dataset
     from atelier.catalog.synthetic import write_synthetic_catalog
@@ -74,10 +75,25 @@ def choose_dataset(args: argparse.Namespace, reuse_synthetic: bool = False) -> H
         directory = SYNTHETIC_DIR / f"articles-{n}-seed-{args.seed}"
         print(f"synthetic catalogue: {n} articles, seed {args.seed} -> {directory}")
         existing = find_hm_dataset(directory) if reuse_synthetic else None
-        if existing is not None and existing.transactions is not None:
-            return existing
-        return write_synthetic_catalog(directory, n_articles=n, n_transactions=10 * n, seed=args.seed)
+        if existing is None or existing.transactions is None:
+            existing = write_synthetic_catalog(directory, n_articles=n, n_transactions=10 * n, seed=args.seed)
+        return _with_photos(existing) if images else existing
     print(f"H&M catalogue: {dataset.articles}")
+    return dataset
+
+
+def _with_photos(dataset: HMDataset) -> HMDataset:
+    """The synthetic catalogue with its article photos written; as it was when Fashion-MNIST is unavailable."""
+    from atelier.catalog.article_images import with_images_folder, write_article_images
+    from atelier.catalog.fashion_mnist import FashionMnistUnavailable
+
+    try:
+        written = write_article_images(dataset)
+    except FashionMnistUnavailable as error:
+        print(f"no article photos: {error}")
+        return dataset
+    dataset = with_images_folder(dataset)
+    print(f"article photos: {written} written -> {dataset.images}")
     return dataset
 
 
@@ -92,7 +108,7 @@ def run_load(args: argparse.Namespace) -> int:
     if args.if_empty and (loaded := _loaded_articles(endpoints)):
         print(f"catalogue already loaded ({loaded} articles); skipping")
         return 0
-    dataset = choose_dataset(args)
+    dataset = choose_dataset(args, images=True)
     report = LoadReport(source=str(dataset.articles))
     total = sum(1 for _ in dataset.articles.open(encoding="utf-8", errors="replace")) - 1
     result = asyncio.run(

@@ -525,8 +525,13 @@ def write_synthetic_catalog(
     seed: int = 0,
     end_day: date = DEFAULT_END_DAY,
     days: int = DEFAULT_DAYS,
+    images: bool = False,
 ) -> HMDataset:
-    """Writes articles.csv and transactions_train.csv into `directory` (each replaced whole, never half-written)."""
+    """Writes articles.csv and transactions_train.csv into `directory` (each replaced whole, never half-written).
+
+    With `images`, also each article's photo into directory/images (atelier.catalog.article_images;
+    fetches Fashion-MNIST on first use), and the dataset returned names that folder.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     items: list[_Item] = []
@@ -542,7 +547,14 @@ def write_synthetic_catalog(
         TRANSACTION_COLUMNS,
         (row.values() for row in _transactions(items, n_transactions, seed, end_day, days, None)),
     )
-    return HMDataset(directory=directory, articles=articles_path, transactions=transactions_path)
+    dataset = HMDataset(directory=directory, articles=articles_path, transactions=transactions_path)
+    if images:
+        # Imported here: Pillow and the photo code are only needed for the photos.
+        from atelier.catalog.article_images import with_images_folder, write_article_images
+
+        dataset = with_images_folder(dataset)
+        write_article_images(dataset)
+    return dataset
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[Iterable[str]]) -> Path:
