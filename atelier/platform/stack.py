@@ -12,7 +12,7 @@ from pathlib import Path
 
 from atelier.config import ROOT, Endpoints, state_dir
 from atelier.platform import StackError, envoy
-from atelier.platform.components import Component, build_components, reranking_off_reason, triton_models
+from atelier.platform.components import Component, build_components, features_off, triton_models
 from atelier.platform.logfiles import tail
 from atelier.platform.readiness import port_in_use
 from atelier.platform.supervisor import Program, Supervisor, render_config
@@ -72,8 +72,7 @@ class Stack:
         started = time.monotonic()
         components = self.components()
         self._write_configs(components)
-        reason = reranking_off_reason(triton_models())
-        if reason:
+        for reason in features_off(triton_models()):
             self.say(f"  {reason}")
         supervisor = self.supervisor
         if supervisor.is_running():

@@ -1,4 +1,5 @@
-"""`atelier models train-reranker`: the cross-encoder search reranks with, trained from all-MiniLM-L6-v2.
+"""`atelier models train-reranker` (the cross-encoder search reranks with, trained from all-MiniLM-L6-v2)
+and `atelier models train-clip` (the CLIP image and text encoders, atelier/training/clip.py).
 
 No cross-encoder weights exist offline, so the project trains its own, reproducibly: the same
 seed, catalogue and machine give the same weights. The checkpoint (save_pretrained model and
@@ -12,7 +13,7 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,35 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--learning-rate", type=float, help="AdamW's peak learning rate")
     parser.add_argument("--listwise", type=float, help="weight of the listwise loss term")
     parser.set_defaults(run=run_train)
+    _add_clip_parser(models)
+
+
+def _add_clip_parser(models: argparse._SubParsersAction) -> None:
+    parser = models.add_parser(
+        "train-clip", help="train the CLIP image and text encoders on the catalogue's photos (CPU, reproducible)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="checkpoint directory (default: $ATELIER_CLIP_MODEL_DIR, else models/clip)"
+    )
+    parser.add_argument("--force", action="store_true", help="retrain over an existing checkpoint")
+    parser.add_argument("--source", help="an H&M directory with articles.csv and images/ (default: as `catalog load`)")
+    parser.add_argument("--demo", action="store_true", help="the small synthetic demo catalogue")
+    # Left unset, these take ClipSettings' defaults (atelier/training/clip.py).
+    for flag, kind, what in (
+        ("--seed", int, "seed of the split, the order, the captions and the model"),
+        ("--steps", int, "training steps"),
+        ("--batch-size", int, "photo-caption pairs per step"),
+        ("--learning-rate", float, "AdamW's peak learning rate"),
+        ("--patch-size", int, "pixels of the vision transformer's square patches (16: ~4x faster steps)"),
+        ("--vision-layers", int, "layers of the vision transformer"),
+        ("--vision-hidden", int, "width of the vision transformer"),
+        ("--text-layers", int, "layers of the text transformer"),
+        ("--projection-dim", int, "length of the embeddings"),
+        ("--validation-articles", int, "photos held out (whole products) for the sanity check"),
+        ("--max-train-photos", int, "train on a seeded sample of this many photos (0: all)"),
+    ):
+        parser.add_argument(flag, type=kind, help=what)
+    parser.set_defaults(run=run_train_clip)
 
 
 def _catalogue() -> tuple[list[Article], str]:
@@ -78,11 +108,43 @@ def _catalogue() -> tuple[list[Article], str]:
     return list(iter_articles(dataset.articles)), str(dataset.articles)
 
 
+def run_train_clip(args: argparse.Namespace) -> int:
+    from atelier.catalog.command import add_dataset_arguments, choose_dataset
+    from atelier.platform.components import CLIP_WEIGHTS
+    from atelier.training.clip import TRAINING_JSON as CLIP_TRAINING_JSON
+    from atelier.training.clip import ClipSettings, train_clip
+    from atelier.training.clip_data import photo_catalogue
+
+    # Where the stack's Triton reads it: ATELIER_CLIP_MODEL_DIR, else models/clip.
+    out = (args.out or CLIP_WEIGHTS.directory()).resolve()
+    if (out / CLIP_TRAINING_JSON).is_file() and not args.force:
+        print(f"{out} already holds a trained CLIP model ({CLIP_TRAINING_JSON}); kept. --force retrains it.")
+        return 0
+    names = [field.name for field in fields(ClipSettings)]
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    settings = ClipSettings(**given)
+    started = time.monotonic()
+    # The catalogue command's own defaults, so both commands agree on the source.
+    catalog_args = argparse.ArgumentParser(add_help=False)
+    add_dataset_arguments(catalog_args)
+    chosen = [*(["--source", args.source] if args.source else []), *(["--demo"] if args.demo else [])]
+    dataset = choose_dataset(catalog_args.parse_args(chosen), reuse_synthetic=True, images=True)
+    catalogue = photo_catalogue(dataset)
+    if not catalogue.photos:
+        print(
+            f"no article photos in {dataset.images or dataset.directory / 'images'} "
+            f"({catalogue.articles} articles): nothing to train on"
+        )
+        return 1
+    train_clip(catalogue, str(dataset.articles), out, settings, started)
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
-    from atelier.platform.components import DEFAULT_RERANK_MODEL_DIR
+    from atelier.platform.components import MODELS_DIR, RERANKER_WEIGHTS
     from atelier.training.reranker import TrainSettings
 
-    out = (args.out or DEFAULT_RERANK_MODEL_DIR).resolve()
+    out = (args.out or MODELS_DIR / RERANKER_WEIGHTS.default_name).resolve()
     if (out / TRAINING_JSON).is_file() and not args.force:
         print(f"{out} already holds a trained reranker ({TRAINING_JSON}); kept. --force retrains it.")
         return 0

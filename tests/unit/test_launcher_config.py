@@ -64,9 +64,15 @@ def _launch_settings(stack: Stack) -> tuple[list[str], dict[str, str], dict[str,
 
 @pytest.fixture
 def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    for name in ("ATELIER_TRITON_MODELS", "ATELIER_RERANK_MODEL_DIR", "SEARCH_RERANK_ENABLED"):
+    for name in (
+        "ATELIER_TRITON_MODELS",
+        "ATELIER_RERANK_MODEL_DIR",
+        "SEARCH_RERANK_ENABLED",
+        "ATELIER_CLIP_MODEL_DIR",
+        "VISION_ENABLED",
+    ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(components, "DEFAULT_RERANK_MODEL_DIR", tmp_path / "models" / "reranker")
+    monkeypatch.setattr(components, "MODELS_DIR", tmp_path / "models")
     return Stack(Endpoints.from_env({"ATELIER_PORT_OFFSET": "3000"}), tmp_path / "state", say=print)
 
 
@@ -77,7 +83,7 @@ def test_the_reranker_loads_only_when_its_weights_dir_has_a_config(stack: Stack,
     assert "reranker" not in models and "text_embedding" in models
     assert "ATELIER_RERANK_MODEL_DIR" not in triton_env
     assert search_env["SEARCH_RERANK_ENABLED"] == "0"
-    reason = components.reranking_off_reason(models)
+    reason = components.RERANKER_WEIGHTS.off_reason(models)
     assert reason == f"reranking off: no reranker weights in {weights} (run `atelier models train-reranker`)"
 
     (weights / "config.json").write_text("{}")
@@ -85,13 +91,13 @@ def test_the_reranker_loads_only_when_its_weights_dir_has_a_config(stack: Stack,
     assert {"reranker", "text_embedding"} <= set(models)
     assert triton_env["ATELIER_RERANK_MODEL_DIR"] == str(weights)
     assert search_env["SEARCH_RERANK_ENABLED"] == "1"
-    assert components.reranking_off_reason(models) is None
+    assert components.RERANKER_WEIGHTS.off_reason(models) is None
 
 
 def test_the_reranker_weights_dir_comes_from_the_environment(
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert components.rerank_model_dir() == tmp_path / "models" / "reranker"
+    assert components.RERANKER_WEIGHTS.directory() == tmp_path / "models" / "reranker"
     elsewhere = tmp_path / "bge-reranker-base"
     elsewhere.mkdir()
     (elsewhere / "config.json").write_text("{}")
@@ -104,8 +110,8 @@ def test_the_reranker_weights_dir_comes_from_the_environment(
 def test_the_default_reranker_weights_dir_is_models_reranker_under_the_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ATELIER_RERANK_MODEL_DIR", raising=False)  # the test stack sets it for its run
     monkeypatch.delenv("ATELIER_TRITON_MODELS", raising=False)
-    assert components.DEFAULT_RERANK_MODEL_DIR == ROOT / "models" / "reranker"
-    message = components.reranking_off_reason([])
+    assert components.RERANKER_WEIGHTS.directory() == ROOT / "models" / "reranker"
+    message = components.RERANKER_WEIGHTS.off_reason([])
     if not (ROOT / "models" / "reranker" / "config.json").is_file():
         assert message is not None and "no reranker weights in models/reranker" in message
 
@@ -119,7 +125,10 @@ def test_explicit_triton_models_are_respected(stack: Stack, monkeypatch: pytest.
     monkeypatch.setenv("ATELIER_TRITON_MODELS", "text_embedding")
     models, _, search_env = _launch_settings(stack)
     assert models == ["text_embedding"] and search_env["SEARCH_RERANK_ENABLED"] == "0"
-    assert components.reranking_off_reason(models) == "reranking off: ATELIER_TRITON_MODELS does not name reranker"
+    assert components.features_off(models) == [
+        "reranking off: ATELIER_TRITON_MODELS does not name reranker",
+        "vision off: ATELIER_TRITON_MODELS does not name clip_image and clip_text",
+    ]
 
 
 def test_an_explicit_search_rerank_switch_is_kept_unless_there_is_no_reranker(
@@ -132,3 +141,29 @@ def test_an_explicit_search_rerank_switch_is_kept_unless_there_is_no_reranker(
     (weights / "config.json").write_text("{}")
     monkeypatch.setenv("SEARCH_RERANK_ENABLED", "0")
     assert _launch_settings(stack)[2]["SEARCH_RERANK_ENABLED"] == "0"
+
+
+def test_vision_loads_both_clip_towers_only_when_the_clip_weights_exist(stack: Stack, tmp_path: Path) -> None:
+    models, triton_env, search_env = _launch_settings(stack)
+    assert not {"clip_image", "clip_text"} & set(models)
+    assert "ATELIER_CLIP_MODEL_DIR" not in triton_env and search_env["VISION_ENABLED"] == "0"
+    assert (
+        f"vision off: no clip weights in {tmp_path / 'models' / 'clip'} (run `atelier models train-clip`)"
+        in components.features_off(models)
+    )
+
+    weights = tmp_path / "models" / "clip"
+    weights.mkdir(parents=True)
+    (weights / "config.json").write_text("{}")
+    models, triton_env, search_env = _launch_settings(stack)
+    assert {"clip_image", "clip_text"} <= set(models)
+    assert triton_env["ATELIER_CLIP_MODEL_DIR"] == str(weights) and search_env["VISION_ENABLED"] == "1"
+
+
+def test_vision_can_be_switched_off_with_weights_present(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "models" / "clip").mkdir(parents=True)
+    (tmp_path / "models" / "clip" / "config.json").write_text("{}")
+    monkeypatch.setenv("VISION_ENABLED", "0")
+    assert _launch_settings(stack)[2]["VISION_ENABLED"] == "0"

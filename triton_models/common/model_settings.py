@@ -10,7 +10,7 @@ config.pbtxt parameter ``<name>`` (lower case), else the model's default.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +52,14 @@ def config_parameters(model_config: Mapping[str, Any]) -> dict[str, str]:
     return {key: value.get("string_value", "") for key, value in model_config.get("parameters", {}).items()}
 
 
-def check_checkpoint_dir(model_dir: Path, where: str) -> Path:
-    """``model_dir`` when it holds a config.json and a tokenizer; else a SettingsError starting with ``where``."""
+def check_checkpoint_dir(model_dir: Path, where: str, tokenizer: bool = True, files: Sequence[str] = ()) -> Path:
+    """``model_dir`` when it holds a config.json, a tokenizer (unless not ``tokenizer``) and ``files``;
+    else a SettingsError starting with ``where``."""
     if not model_dir.is_dir():
         raise SettingsError(f"{where}: directory does not exist")
-    if not (model_dir / "config.json").is_file():
-        raise SettingsError(f"{where}: no config.json in {model_dir}")
-    if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
+    for name in ("config.json", *files):
+        if not (model_dir / name).is_file():
+            raise SettingsError(f"{where}: no {name} in {model_dir}")
+    if tokenizer and not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
         raise SettingsError(f"{where}: no tokenizer in {model_dir} (none of {', '.join(TOKENIZER_FILES)})")
     return model_dir
