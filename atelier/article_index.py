@@ -28,9 +28,14 @@ MAX_LENGTHS = {"name": 256, "description": 2048, TEXT_HASH_FIELD: 64}
 FILTER_MAX_LENGTH = 128
 
 
+TEXT_COLLECTION = "articles_text"
+# Article photos (CLIP image embeddings), with the same scalar fields; filled when vision is on.
+IMAGE_COLLECTION = "articles_image"
+
+
 @dataclass(frozen=True)
 class IndexSettings:
-    collection: str = "articles_text"
+    collection: str = TEXT_COLLECTION
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
 

@@ -12,11 +12,6 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 
-async def abort_unimplemented(context: grpc.aio.ServicerContext, method: str) -> NoReturn:
-    """Answers UNIMPLEMENTED (HTTP 501 at the edge): never a made-up result."""
-    await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
-
-
 @dataclass(frozen=True)
 class FieldViolation:
     """One bad field of a request; `field` is its path in proto3 JSON names, e.g. `filter.colours`."""

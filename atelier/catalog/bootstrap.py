@@ -1,15 +1,15 @@
 """`atelier catalog load`: embeds every article through Triton into Milvus, writes item metadata to
 Redis, and seeds popularity from transactions.
 
-Idempotent and resumable: each Milvus row keeps a hash of the model and the
-text it was embedded from, so a rerun (or a run after an interruption) embeds
-only articles that are new or changed, and upserts never duplicate.
+The same loader fills the text collection (article texts) and, with vision on, the image
+collection (article photos): `contents` says what is embedded. Idempotent and resumable: each
+Milvus row keeps a hash of the model and the content it was embedded from, so a rerun (or a run
+after an interruption) embeds only articles that are new or changed, and upserts never duplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -24,12 +24,12 @@ from pymilvus import AsyncMilvusClient, MilvusClient
 from tqdm import tqdm
 
 from atelier import article_index, item_store, popularity
+from atelier.catalog.contents import ArticleContent, TextContent, content_hash
 from atelier.catalog.schema import Article, Transaction
 from atelier.config import Endpoints
 from atelier.embedding import TextEmbedder
 
 log = logging.getLogger(__name__)
-FINGERPRINT_PROBE = "atelier model fingerprint: slim fit black jeans"
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class LoadResult:
     seconds: float = 0.0
     dimension: int = 0
     popularity_items: int = 0
+    without_content: int = 0  # articles with nothing to embed (no photo)
 
     @property
     def rate(self) -> float:
@@ -75,10 +76,6 @@ def article_row(article: Article) -> dict[str, str]:
     }
 
 
-def text_hash(fingerprint: str, text: str) -> str:
-    return hashlib.sha256(f"{fingerprint}\n{text}".encode()).hexdigest()[:32]
-
-
 def _clip(value: str, field: str) -> str:
     limit = article_index.MAX_LENGTHS.get(field, article_index.FILTER_MAX_LENGTH)
     encoded = value.encode()
@@ -89,13 +86,6 @@ def _chunks(items: Iterable[Article], size: int) -> Iterator[list[Article]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-async def model_fingerprint(embedder: TextEmbedder) -> tuple[str, int]:
-    """Identifies the served model by what it computes, so any model change forces a re-embed."""
-    vector = (await embedder.embed_passages([FINGERPRINT_PROBE]))[0]
-    digest = hashlib.sha256(np.round(vector, 4).astype(np.float32).tobytes()).hexdigest()[:16]
-    return digest, int(vector.shape[0])
 
 
 def ensure_collection(client: MilvusClient, settings: LoadSettings, dimension: int, fingerprint: str) -> None:
@@ -123,14 +113,14 @@ async def _existing_hashes(client: AsyncMilvusClient, collection: str, ids: Sequ
     return {row[article_index.PRIMARY_KEY]: row[article_index.TEXT_HASH_FIELD] for row in rows}
 
 
-async def _embed(embedder: TextEmbedder, texts: list[str], settings: LoadSettings) -> np.ndarray:
-    """Embeds texts in batches of similar length (less padding), several batches in flight."""
+async def _embed(content: ArticleContent, items: list[str | bytes], settings: LoadSettings) -> np.ndarray:
+    """Embeds in batches of similar length (less padding), several batches in flight."""
     limit = asyncio.Semaphore(settings.embed_concurrency)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    order = sorted(range(len(items)), key=lambda i: len(items[i]))
 
     async def one(batch: list[int]) -> np.ndarray:
         async with limit:
-            return await embedder.embed_passages([texts[i] for i in batch])
+            return await content.embed([items[i] for i in batch])
 
     batches = [order[i : i + settings.embed_batch] for i in range(0, len(order), settings.embed_batch)]
     vectors = np.concatenate(await asyncio.gather(*(one(b) for b in batches)))
@@ -144,26 +134,30 @@ async def load_articles(
     total: int | None,
     endpoints: Endpoints,
     settings: LoadSettings,
+    content: ArticleContent | None = None,
 ) -> LoadResult:
+    """Fills `settings.index.collection` with `content` of each article (default: its text)."""
     result = LoadResult()
     started = time.perf_counter()
-    embedder = TextEmbedder(endpoints.triton_address, timeout_s=settings.embed_timeout_s)
+    content = content or TextContent(TextEmbedder(endpoints.triton_address, timeout_s=settings.embed_timeout_s))
     milvus_uri = endpoints.milvus_uri
     admin = MilvusClient(uri=milvus_uri)
     milvus = AsyncMilvusClient(uri=milvus_uri)
     store = redis.Redis.from_url(endpoints.redis_url)
     collection = settings.index.collection
     try:
-        fingerprint, result.dimension = await model_fingerprint(embedder)
+        fingerprint, result.dimension = await content.fingerprint()
         ensure_collection(admin, settings, result.dimension, fingerprint)
-        with tqdm(total=total, unit="article", desc="catalog load", smoothing=0.05) as progress:
+        with tqdm(total=total, unit="article", desc=f"load {collection}", smoothing=0.05) as progress:
             async for chunk, rows in _prepared_chunks(articles, settings.write_batch):
-                hashes = [text_hash(fingerprint, article.text()) for article in chunk]
-                ids = [a.article_id for a in chunk]
-                known = {} if settings.force else await _existing_hashes(milvus, collection, ids)
-                todo = [i for i, a in enumerate(chunk) if known.get(a.article_id) != hashes[i]]
+                contents = [content.read(article) for article in chunk]
+                hashes = [None if c is None else content_hash(fingerprint, c) for c in contents]
+                present = [i for i, c in enumerate(contents) if c is not None]
+                ids = [chunk[i].article_id for i in present]
+                known = {} if settings.force or not ids else await _existing_hashes(milvus, collection, ids)
+                todo = [i for i in present if known.get(chunk[i].article_id) != hashes[i]]
                 if todo:
-                    vectors = await _embed(embedder, [chunk[i].text() for i in todo], settings)
+                    vectors = await _embed(content, [contents[i] for i in todo], settings)  # type: ignore[misc]
                     await milvus.upsert(
                         collection,
                         [
@@ -176,25 +170,28 @@ async def load_articles(
                             for j, i in enumerate(todo)
                         ],
                     )
-                item_store.write_items(store, rows)
+                if content.writes_items:
+                    item_store.write_items(store, rows)
                 result.articles += len(chunk)
                 result.embedded += len(todo)
-                result.skipped_unchanged += len(chunk) - len(todo)
+                result.skipped_unchanged += len(present) - len(todo)
+                result.without_content += len(chunk) - len(present)
                 progress.update(len(chunk))
         await milvus.flush(collection)
         await _wait_for_index(milvus, collection, settings.index_timeout_s)
-        store.hset(
-            item_store.CATALOG_META_KEY,
-            mapping={
-                "articles": result.articles,
-                "collection": collection,
-                "model_fingerprint": fingerprint,
-                "dimension": result.dimension,
-                "loaded_at": datetime.now(UTC).isoformat(),
-            },
-        )
+        if content.writes_items:
+            store.hset(
+                item_store.CATALOG_META_KEY,
+                mapping={
+                    "articles": result.articles,
+                    "collection": collection,
+                    "model_fingerprint": fingerprint,
+                    "dimension": result.dimension,
+                    "loaded_at": datetime.now(UTC).isoformat(),
+                },
+            )
     finally:
-        await embedder.close()
+        await content.close()
         await milvus.close()
         admin.close()
         store.close()

@@ -30,16 +30,33 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     load.set_defaults(run=run_load)
 
 
-def _loaded_articles(endpoints: Endpoints) -> int:
+def _loaded_articles(endpoints: Endpoints, collection: str) -> int:
     from pymilvus import MilvusClient
-
-    from atelier.article_index import IndexSettings
 
     client = MilvusClient(uri=endpoints.milvus_uri)
     try:
-        if not client.has_collection(IndexSettings().collection):
+        if not client.has_collection(collection):
             return 0
-        return int(client.get_collection_stats(IndexSettings().collection).get("row_count", 0))
+        return int(client.get_collection_stats(collection).get("row_count", 0))
+    finally:
+        client.close()
+
+
+def vision_on(endpoints: Endpoints) -> bool:
+    """VISION_ENABLED when set, else whether the running Triton serves the CLIP image tower."""
+    from atelier.config import env_bool
+
+    if os.environ.get("VISION_ENABLED", "").strip():
+        return env_bool(os.environ, "VISION_ENABLED", False)
+    import tritonclient.grpc as triton
+
+    client = triton.InferenceServerClient(endpoints.triton_address)
+    try:
+        from atelier.vision import IMAGE_MODEL
+
+        return bool(client.is_model_ready(IMAGE_MODEL, client_timeout=5))
+    except Exception:  # noqa: BLE001 - no answer: no vision
+        return False
     finally:
         client.close()
 
@@ -101,13 +118,16 @@ def run_load(args: argparse.Namespace) -> int:
     # Imported here: `atelier up` and friends should not pay for the catalogue's imports.
     import redis
 
+    from atelier.article_index import IMAGE_COLLECTION, TEXT_COLLECTION
     from atelier.catalog.bootstrap import LoadSettings, load_articles, seed_popularity
     from atelier.catalog.hm_loader import LoadReport, iter_articles, iter_transactions
 
     endpoints = Endpoints.from_env()
-    if args.if_empty and (loaded := _loaded_articles(endpoints)):
-        print(f"catalogue already loaded ({loaded} articles); skipping")
-        return 0
+    vision = vision_on(endpoints)
+    if args.if_empty and (loaded := _loaded_articles(endpoints, TEXT_COLLECTION)):
+        if not vision or _loaded_articles(endpoints, IMAGE_COLLECTION):
+            print(f"catalogue already loaded ({loaded} articles); skipping")
+            return 0
     dataset = choose_dataset(args, images=True)
     report = LoadReport(source=str(dataset.articles))
     total = sum(1 for _ in dataset.articles.open(encoding="utf-8", errors="replace")) - 1
@@ -128,4 +148,30 @@ def run_load(args: argparse.Namespace) -> int:
             store.close()
         print(transactions_report.summary())
         print(f"popularity seeded for {seeded} articles")
+    if not vision:
+        print("vision off: no image collection (image and hybrid search need the CLIP models)")
+    elif dataset.images is None:
+        print(f"vision on, but {dataset.directory} has no images folder: no image collection")
+    else:
+        _load_images(dataset, total, endpoints, args.force)
     return 0
+
+
+def _load_images(dataset: HMDataset, total: int, endpoints: Endpoints, force: bool) -> None:
+    from atelier.article_index import IMAGE_COLLECTION, IndexSettings
+    from atelier.catalog.bootstrap import LoadSettings, load_articles
+    from atelier.catalog.contents import ImageContent
+    from atelier.catalog.hm_loader import LoadReport, iter_articles
+    from atelier.vision import ClipEncoder
+
+    settings = LoadSettings(index=IndexSettings(collection=IMAGE_COLLECTION), force=force)
+    content = ImageContent(
+        ClipEncoder(endpoints.triton_address, timeout_s=settings.embed_timeout_s), dataset.image_path
+    )
+    result = asyncio.run(
+        load_articles(iter_articles(dataset.articles, LoadReport()), total, endpoints, settings, content)
+    )
+    print(
+        f"{IMAGE_COLLECTION}: {result.embedded} photos embedded, {result.skipped_unchanged} unchanged, "
+        f"{result.without_content} articles without a photo, in {result.seconds:.1f}s, dimension {result.dimension}"
+    )

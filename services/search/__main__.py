@@ -10,6 +10,7 @@ from atelier.circuit_breaker import CircuitBreaker
 from atelier.embedding import TextEmbedder
 from atelier.grpc_server import ServiceSpec, run
 from atelier.reranking import Reranker
+from atelier.vision import ClipEncoder
 from fashion.v1 import events_service_pb2, features_service_pb2, search_service_pb2
 from fashion.v1 import search_service_pb2_grpc as pb_grpc
 from services.search.config import SearchSettings
@@ -19,6 +20,7 @@ from services.search.personalisation import Personaliser
 from services.search.rerank import RerankStage
 from services.search.servicer import SearchServicer
 from services.search.text_search import TextSearch
+from services.search.vision_search import VisionSearch
 
 SERVICE_NAME = search_service_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
 # Envoy sends reflection to this service, the edge's default route, so it
@@ -37,6 +39,7 @@ class SearchApp:
         self.filter_values = FilterValues(settings.endpoints.redis_url, settings.filter_values_refresh_s)
         self.embedder: TextEmbedder | None = None
         self.reranker: Reranker | None = None
+        self.clip: ClipEncoder | None = None
         self.milvus: AsyncMilvusClient | None = None
         self.personaliser: Personaliser | None = None
         self.fallback: PopularFallback | None = None
@@ -47,6 +50,11 @@ class SearchApp:
         if self.settings.rerank_enabled:
             settings = self.settings
             self.reranker = Reranker(endpoints.triton_address, settings.rerank_model, settings.rerank_budget_s)
+        if self.settings.vision_enabled:
+            settings = self.settings
+            self.clip = ClipEncoder(
+                endpoints.triton_address, settings.clip_image_model, settings.clip_text_model, settings.clip_timeout_s
+            )
         self.milvus = AsyncMilvusClient(uri=endpoints.milvus_uri)
         self.personaliser = Personaliser(
             endpoints.features_address,
@@ -82,9 +90,15 @@ class SearchApp:
                 self.settings.rerank_budget_s,
                 CircuitBreaker("reranker", self.settings.breaker),
                 self.settings.rerank_cache_size,
+                self.settings.rerank_max_in_flight,
             )
         text_search = TextSearch(self.settings, embed_query, self.milvus, self.personaliser, milvus_breaker, rerank)
-        servicer = SearchServicer(self.settings, text_search, self.filter_values, self.fallback)
+        vision_search = None
+        if self.clip is not None:
+            vision_search = VisionSearch(
+                self.settings, text_search, self.clip, CircuitBreaker("clip", self.settings.breaker)
+            )
+        servicer = SearchServicer(self.settings, text_search, self.filter_values, self.fallback, vision_search)
         pb_grpc.add_SearchServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
 
@@ -94,6 +108,8 @@ class SearchApp:
             await self.embedder.close()
         if self.reranker is not None:
             await self.reranker.close()
+        if self.clip is not None:
+            await self.clip.close()
         if self.milvus is not None:
             await self.milvus.close()
         if self.personaliser is not None:

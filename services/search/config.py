@@ -33,8 +33,22 @@ class SearchSettings:
     rerank_candidates: int
     rerank_budget_s: float
     rerank_cache_size: int
+    # Rerank calls in flight at once per instance (0: no limit); beyond it, retrieval order at once.
+    rerank_max_in_flight: int
     # How often the known filter values are re-read from the feature store.
     filter_values_refresh_s: float
+    # Image and hybrid search (CLIP); the stack turns it off when no CLIP weights exist.
+    vision_enabled: bool
+    image_collection: str
+    clip_image_model: str
+    clip_text_model: str
+    clip_timeout_s: float
+    max_image_bytes: int
+    max_image_pixels: int
+    # Hybrid search: weight of each recall list (its scores min-max normalised) in the merge.
+    hybrid_text_weight: float
+    hybrid_clip_text_weight: float
+    hybrid_image_weight: float
     # One circuit breaker per downstream (Triton, Milvus, features, ranker).
     breaker: BreakerSettings
 
@@ -59,7 +73,18 @@ class SearchSettings:
             rerank_candidates=env_int(env, "SEARCH_RERANK_CANDIDATES", 30),
             rerank_budget_s=env_int(env, "SEARCH_RERANK_BUDGET_MS", 250) / 1000,
             rerank_cache_size=env_int(env, "SEARCH_RERANK_CACHE_SIZE", 100_000),
+            rerank_max_in_flight=env_int(env, "SEARCH_RERANK_MAX_IN_FLIGHT", 2),
             filter_values_refresh_s=env_float(env, "SEARCH_FILTER_VALUES_REFRESH_S", 30.0),
+            vision_enabled=env_bool(env, "VISION_ENABLED", False),
+            image_collection=env_str(env, "SEARCH_IMAGE_COLLECTION", "articles_image"),
+            clip_image_model=env_str(env, "SEARCH_CLIP_IMAGE_MODEL", "clip_image"),
+            clip_text_model=env_str(env, "SEARCH_CLIP_TEXT_MODEL", "clip_text"),
+            clip_timeout_s=env_float(env, "SEARCH_CLIP_TIMEOUT_S", 1.0),
+            max_image_bytes=env_int(env, "SEARCH_MAX_IMAGE_BYTES", 4 * 1024 * 1024),
+            max_image_pixels=env_int(env, "SEARCH_MAX_IMAGE_PIXELS", 25_000_000),
+            hybrid_text_weight=env_float(env, "SEARCH_HYBRID_TEXT_WEIGHT", 0.5),
+            hybrid_clip_text_weight=env_float(env, "SEARCH_HYBRID_CLIP_TEXT_WEIGHT", 0.2),
+            hybrid_image_weight=env_float(env, "SEARCH_HYBRID_IMAGE_WEIGHT", 0.3),
             breaker=BreakerSettings(
                 window=env_int(env, "SEARCH_BREAKER_WINDOW", BreakerSettings.window),
                 failure_rate=env_float(env, "SEARCH_BREAKER_FAILURE_RATE", BreakerSettings.failure_rate),

@@ -16,6 +16,7 @@ import grpc
 
 from fashion.v1 import degradation_pb2, features_service_pb2, search_service_pb2
 from fashion.v1 import features_service_pb2_grpc as features_grpc
+from services.search.text_search import failure_reason
 
 Reason = degradation_pb2.DegradationReason
 WINDOW_NAMES = {
@@ -73,15 +74,9 @@ class PopularFallback:
         """Popular items in place of search results; raises grpc.aio.AioRpcError when they are unavailable too."""
         reply, stale_s = await self._popular(k)
         items = [item for item in reply.items if _matches(item.article, filters)][:k]
-        if circuit_open:
-            reason = Reason.DEGRADATION_REASON_DOWNSTREAM_CIRCUIT_OPEN
-        elif timed_out:
-            reason = Reason.DEGRADATION_REASON_INFERENCE_TIMEOUT
-        else:
-            reason = Reason.DEGRADATION_REASON_INFERENCE_UNAVAILABLE
         degradations = [
             degradation_pb2.Degradation(
-                reason=reason,
+                reason=failure_reason(timed_out, circuit_open),
                 component=component,
                 fallback=f"popular_{WINDOW_NAMES.get(reply.window, 'unknown')}",
                 detail=detail[:500],

@@ -3,6 +3,10 @@
 Within its time budget it answers the candidates in cross-encoder order; over budget, failed,
 or with the reranker's breaker open, it keeps retrieval order and says why. Scores of
 (query, article) pairs are cached, so a repeated query pays for new candidates only.
+
+At most `max_in_flight` rerank calls run at once per search instance: under a load the
+cross-encoder cannot keep up with, the extra searches keep retrieval order at once (capacity
+rejected) instead of queueing in Triton, running over budget and opening the breaker for all.
 """
 
 from __future__ import annotations
@@ -74,13 +78,22 @@ def _degradation(reason: int, detail: str) -> degradation_pb2.Degradation:
 
 class RerankStage:
     def __init__(
-        self, reranker: Reranker, candidates: int, budget_s: float, breaker: CircuitBreaker, cache_size: int
+        self,
+        reranker: Reranker,
+        candidates: int,
+        budget_s: float,
+        breaker: CircuitBreaker,
+        cache_size: int,
+        max_in_flight: int = 0,
     ) -> None:
+        """`max_in_flight` 0: no limit."""
         self._reranker = reranker
         self._candidates = candidates
         self._budget_s = budget_s
         self._breaker = breaker
         self._cache = ScoreCache(cache_size)
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
 
     async def rerank(
         self, query: str, hits: Sequence[article_index.Hit], k: int
@@ -94,7 +107,11 @@ class RerankStage:
             except CircuitOpen as error:
                 open_reason = Reason.DEGRADATION_REASON_DOWNSTREAM_CIRCUIT_OPEN
                 return retrieval_order(hits), _degradation(open_reason, str(error))
+            if self._max_in_flight and self._in_flight >= self._max_in_flight:
+                busy = Reason.DEGRADATION_REASON_DOWNSTREAM_CAPACITY_REJECTED
+                return retrieval_order(hits), _degradation(busy, f"{self._in_flight} reranks already in flight")
             passages = [Article.from_fields(top[i].article_id, top[i].fields).text() for i in missing]
+            self._in_flight += 1
             try:
                 fresh = await asyncio.wait_for(
                     self._reranker.score(query, passages, timeout_s=self._budget_s), timeout=self._budget_s
@@ -110,6 +127,8 @@ class RerankStage:
                 detail = f"over the {self._budget_s * 1000:.0f} ms budget" if timed_out else f"failed: {error}"
                 log.warning("rerank skipped", extra={"error": detail})
                 return retrieval_order(hits), _degradation(reason, detail)
+            finally:
+                self._in_flight -= 1
             self._breaker.record(True)
             for i, score in zip(missing, fresh, strict=True):
                 scores[i] = float(score)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from atelier.click_event import MAX_ID_CHARS
 from atelier.rpc import FieldViolation, InvalidArgument
 from fashion.v1 import article_pb2
+from services.search.image_validation import CheckedImage
 
 # ArticleFilter field -> article attribute (Milvus field).
 FILTER_FIELDS = {
@@ -24,6 +25,23 @@ MAX_FILTER_VALUES = 50
 @dataclass(frozen=True)
 class TextQuery:
     query: str
+    k: int
+    user_id: str
+    filters: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    image: bytes
+    k: int
+    user_id: str
+    filters: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class HybridQuery:
+    query: str
+    image: bytes | None
     k: int
     user_id: str
     filters: dict[str, list[str]]
@@ -70,6 +88,28 @@ def validate_filter(
     return filters
 
 
+def _query_text(query: str, max_query_chars: int, violations: list[FieldViolation]) -> str:
+    text = " ".join(query.split())
+    if not text:
+        violations.append(FieldViolation("query", "must not be empty"))
+    elif len(text) > max_query_chars:
+        violations.append(FieldViolation("query", f"must be at most {max_query_chars} characters, got {len(text)}"))
+    return text
+
+
+def _user_id(user_id: str, violations: list[FieldViolation]) -> str:
+    if len(user_id) > MAX_ID_CHARS:
+        violations.append(FieldViolation("user_id", f"must be at most {MAX_ID_CHARS} characters"))
+    return user_id
+
+
+def _image(checked: CheckedImage | FieldViolation, violations: list[FieldViolation]) -> bytes:
+    if isinstance(checked, FieldViolation):
+        violations.append(checked)
+        return b""
+    return checked.data
+
+
 def validate_text_request(
     query: str,
     k: int,
@@ -82,15 +122,55 @@ def validate_text_request(
     known_values: Mapping[str, Mapping[str, str]] | None,
 ) -> TextQuery:
     violations: list[FieldViolation] = []
-    text = " ".join(query.split())
-    if not text:
-        violations.append(FieldViolation("query", "must not be empty"))
-    elif len(text) > max_query_chars:
-        violations.append(FieldViolation("query", f"must be at most {max_query_chars} characters, got {len(text)}"))
+    text = _query_text(query, max_query_chars, violations)
     k = validate_k(k, default_k, max_k, violations)
-    if len(user_id) > MAX_ID_CHARS:
-        violations.append(FieldViolation("user_id", f"must be at most {MAX_ID_CHARS} characters"))
+    user_id = _user_id(user_id, violations)
     filters = validate_filter(article_filter, known_values, violations)
     if violations:
         raise InvalidArgument(violations)
     return TextQuery(text, k, user_id, filters)
+
+
+def validate_image_request(
+    image: CheckedImage | FieldViolation,
+    k: int,
+    user_id: str,
+    article_filter: article_pb2.ArticleFilter,
+    *,
+    default_k: int,
+    max_k: int,
+    known_values: Mapping[str, Mapping[str, str]] | None,
+) -> ImageQuery:
+    """`image` is services.search.image_validation.check_image's verdict on the request's photo."""
+    violations: list[FieldViolation] = []
+    data = _image(image, violations)
+    k = validate_k(k, default_k, max_k, violations)
+    user_id = _user_id(user_id, violations)
+    filters = validate_filter(article_filter, known_values, violations)
+    if violations:
+        raise InvalidArgument(violations)
+    return ImageQuery(data, k, user_id, filters)
+
+
+def validate_hybrid_request(
+    query: str,
+    image: CheckedImage | FieldViolation | None,
+    k: int,
+    user_id: str,
+    article_filter: article_pb2.ArticleFilter,
+    *,
+    default_k: int,
+    max_k: int,
+    max_query_chars: int,
+    known_values: Mapping[str, Mapping[str, str]] | None,
+) -> HybridQuery:
+    """`image`: check_image's verdict on the photo, None when the request has none (it is optional)."""
+    violations: list[FieldViolation] = []
+    text = _query_text(query, max_query_chars, violations)
+    data = None if image is None else _image(image, violations)
+    k = validate_k(k, default_k, max_k, violations)
+    user_id = _user_id(user_id, violations)
+    filters = validate_filter(article_filter, known_values, violations)
+    if violations:
+        raise InvalidArgument(violations)
+    return HybridQuery(text, data, k, user_id, filters)

@@ -38,9 +38,9 @@ class FakeReranker:
         return [self.scores.get(passage.split(".")[0], 0.5) for passage in passages]
 
 
-def _stage(reranker: FakeReranker, candidates: int = 3, budget_s: float = 0.2) -> RerankStage:
+def _stage(reranker: FakeReranker, candidates: int = 3, budget_s: float = 0.2, max_in_flight: int = 0) -> RerankStage:
     breaker = CircuitBreaker("reranker", BreakerSettings(window=4, minimum_calls=2, open_s=60))
-    return RerankStage(reranker, candidates, budget_s, breaker, cache_size=100)  # type: ignore[arg-type]
+    return RerankStage(reranker, candidates, budget_s, breaker, 100, max_in_flight)  # type: ignore[arg-type]
 
 
 async def test_top_candidates_come_back_in_cross_encoder_order() -> None:
@@ -100,3 +100,21 @@ async def test_a_repeated_query_scores_only_new_candidates() -> None:
     candidates, _ = await stage.rerank("q", _hits(5)[1:], k=3)  # a3 is new in the top 3
     assert len(reranker.calls[1][1]) == 1
     assert candidates[0].hit.article_id == "a3"
+
+
+async def test_beyond_max_in_flight_searches_keep_retrieval_order_at_once_without_tripping_the_breaker() -> None:
+    reranker = FakeReranker({"Item 2": 0.9}, delay_s=0.05)
+    stage = _stage(reranker, max_in_flight=1)
+    first, second = await asyncio.gather(
+        stage.rerank("black trousers", _hits(5), k=3), stage.rerank("white shirt", _hits(5), k=3)
+    )
+    assert first[1] is None and first[0][0].hit.article_id == "a2"
+    candidates, degradation = second
+    assert degradation is not None
+    assert degradation.reason == Reason.DEGRADATION_REASON_DOWNSTREAM_CAPACITY_REJECTED
+    assert (degradation.component, degradation.fallback) == ("reranker", "ann_order")
+    assert [c.hit.article_id for c in candidates] == ["a0", "a1", "a2", "a3", "a4"]
+    assert len(reranker.calls) == 1
+    # The slot is free again, and the rejection did not count as a failure.
+    _, degradation = await stage.rerank("white shirt", _hits(5), k=3)
+    assert degradation is None

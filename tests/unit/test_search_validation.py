@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from atelier.rpc import InvalidArgument
+from atelier.rpc import FieldViolation, InvalidArgument
 from fashion.v1 import article_pb2
-from services.search.validation import validate_text_request
+from services.search.image_validation import CheckedImage
+from services.search.validation import validate_hybrid_request, validate_image_request, validate_text_request
 
 KNOWN = {"colour": {"black": "Black", "dark blue": "Dark Blue"}, "product_type": {"trousers": "Trousers"}}
 
@@ -62,3 +63,30 @@ def test_reports_every_problem_at_once() -> None:
 
 def test_unknown_catalogue_values_pass_unchecked() -> None:
     assert _validate(known=None, colours=["Ultraviolet"]).filters == {"colour": ["Ultraviolet"]}
+
+
+PHOTO = CheckedImage(b"jpeg bytes", "JPEG", 64, 64)
+BAD_PHOTO = FieldViolation("image", "is not a JPEG, PNG or WebP image")
+LIMITS = {"default_k": 10, "max_k": 100, "known_values": KNOWN}
+
+
+def test_image_request_carries_the_checked_photo() -> None:
+    query = validate_image_request(PHOTO, 0, "u1", article_pb2.ArticleFilter(colours=["black"]), **LIMITS)
+    assert (query.image, query.k, query.user_id, query.filters) == (b"jpeg bytes", 10, "u1", {"colour": ["Black"]})
+
+
+def test_image_request_reports_the_photo_with_every_other_problem() -> None:
+    with pytest.raises(InvalidArgument) as error:
+        validate_image_request(BAD_PHOTO, 101, "", article_pb2.ArticleFilter(colours=["plaid"]), **LIMITS)
+    assert _fields(error) == ["image", "k", "filter.colours"]
+    assert "not a JPEG, PNG or WebP image" in str(error.value)
+
+
+def test_hybrid_request_needs_a_query_and_takes_an_optional_photo() -> None:
+    hybrid = {**LIMITS, "max_query_chars": 50}
+    assert validate_hybrid_request("red dress", None, 5, "", article_pb2.ArticleFilter(), **hybrid).image is None
+    with_photo = validate_hybrid_request(" red  dress ", PHOTO, 5, "", article_pb2.ArticleFilter(), **hybrid)
+    assert (with_photo.query, with_photo.image) == ("red dress", b"jpeg bytes")
+    with pytest.raises(InvalidArgument) as error:
+        validate_hybrid_request("", BAD_PHOTO, 5, "", article_pb2.ArticleFilter(), **hybrid)
+    assert _fields(error) == ["query", "image"]
