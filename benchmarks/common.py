@@ -1,13 +1,19 @@
-"""Shared by the benchmark scripts: machine description and latency summaries."""
+"""Shared by the benchmark scripts: machine description, latency summaries, query photos, the vision probe."""
 
 from __future__ import annotations
 
+import base64
+import random
 import statistics
 from collections.abc import Sequence
 
+import aiohttp
+
 from atelier.machine import machine
 
-__all__ = ["machine", "percentile", "summary"]
+__all__ = ["machine", "percentile", "query_photos", "summary", "vision_off_reason"]
+
+FAILED_PRECONDITION = 9  # google.rpc.Code in the edge's JSON error body
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -25,3 +31,24 @@ def summary(values: Sequence[float]) -> dict[str, float]:
         "p99": percentile(values, 99),
         "mean": statistics.fmean(values) if values else float("nan"),
     }
+
+
+def query_photos(per_class: int, seed: int) -> list[str]:
+    """Held-out query photos (atelier/evaluation/photos.py), base64 for REST bodies, classes shuffled together."""
+    from atelier.evaluation.photos import held_out_photos
+
+    _, files = held_out_photos(per_class, seed)
+    random.Random(seed).shuffle(files)
+    return [base64.b64encode(data).decode() for data in files]
+
+
+async def vision_off_reason(session: aiohttp.ClientSession, base: str, photo: str) -> str | None:
+    """None when the stack answers image searches; else its FAILED_PRECONDITION message
+    (VISION_ENABLED=0, or no image collection loaded)."""
+    async with session.post(f"{base}/v1/search:image", json={"image": photo, "k": 1}) as response:
+        body = await response.json(content_type=None)
+    if response.status == 200:
+        return None
+    if response.status == 400 and body.get("code") == FAILED_PRECONDITION:
+        return str(body.get("message", ""))
+    raise RuntimeError(f"image search probe: {response.status}: {body}")

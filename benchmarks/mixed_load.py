@@ -6,11 +6,14 @@ Runs against a stack that is up with a catalogue loaded (`make up`):
     .venv/bin/python -m benchmarks.mixed_load [--concurrency 10] [--seconds 120]
     .venv/bin/python -m benchmarks.mixed_load --soak          # c=10 for 600 s
 
-Image and hybrid search are not built yet: text search stands in for them (said in the output),
-and their latencies are reported under their own names. Queries are varied (colour, style,
-garment), 30 % of them from a head of 50 popular queries as real traffic repeats itself; half the
-searches carry one of --users user ids, clicks go to articles that searches returned, as those
-users. Prints throughput, latency per request kind, the hard-error rate (transport errors,
+Queries are varied (colour, style, garment), 30 % of them from a head of 50 popular queries as
+real traffic repeats itself; half the searches carry one of --users user ids, clicks go to
+articles that searches returned, as those users. Image searches send a held-out photo
+(Fashion-MNIST's test split rendered as a catalogue photo, never in the catalogue); hybrid
+searches send a query and, half the time, such a photo. A probe image search comes first: when
+the stack runs without vision (VISION_ENABLED=0, or no image collection), text search stands in
+for image and hybrid search (said in the output) and their latencies are reported under their
+own names. Prints throughput, latency per request kind, the hard-error rate (transport errors,
 timeouts, any non-2xx but 429), the degraded rate (answers with degradations), and the RSS of
 every component's process tree at start and end.
 """
@@ -23,21 +26,25 @@ import collections
 import random
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
 
+from atelier.catalog.fashion_mnist import FashionMnistUnavailable
 from atelier.platform import procfs
 from atelier.platform.stack import Stack
-from benchmarks.common import machine, summary
+from benchmarks.common import machine, query_photos, summary, vision_off_reason
 from benchmarks.search_text import unique_queries
 
 MIX = {"text": 70, "image": 15, "hybrid": 10, "click": 5}
-# Kinds that are not built yet, and what stands in for them.
+# What stands in for the kinds that need vision when the stack runs without it.
 STAND_INS = {"image": "text", "hybrid": "text"}
 REPEATED_SHARE = 0.3
 POPULAR_QUERIES = 50
 PERSONALISED_SHARE = 0.5
+HYBRID_PHOTO_SHARE = 0.5
+PHOTOS_PER_CLASS = 20
 TIMEOUT_S = 10.0
 
 
@@ -72,8 +79,11 @@ def process_trees(stack: Stack) -> dict[str, ProcessTree]:
 
 
 class Workload:
-    def __init__(self, base: str, seed: int, users: int) -> None:
+    def __init__(self, base: str, seed: int, users: int, photos: Sequence[str], stand_ins: Mapping[str, str]) -> None:
+        """`photos`: base64 query photos; `stand_ins`: kind -> the kind sent instead (vision off)."""
         self._base = base
+        self._photos = photos
+        self._stand_ins = stand_ins
         self._rng = random.Random(seed)
         self._fresh = iter(unique_queries(seed))
         self._popular = unique_queries(seed + 1)[:POPULAR_QUERIES]
@@ -90,16 +100,26 @@ class Workload:
         return next(self._fresh, None) or self._rng.choice(self._popular)
 
     async def _search(self, session: aiohttp.ClientSession, kind: str) -> None:
-        params: dict[str, str | int] = {"query": self._query(), "k": 10}
-        if self._rng.random() < PERSONALISED_SHARE:
-            params["userId"] = self._rng.choice(self._users)
-        async with session.get(f"{self._base}/v1/search", params=params) as response:
-            body = await response.json(content_type=None)
-            self._settle(kind, response.status, body)
+        user = {"userId": self._rng.choice(self._users)} if self._rng.random() < PERSONALISED_SHARE else {}
+        sent = self._stand_ins.get(kind, kind)
+        if sent == "text":
+            params: dict[str, str | int] = {"query": self._query(), "k": 10, **user}
+            request = session.get(f"{self._base}/v1/search", params=params)
+        elif sent == "image":
+            body = {"image": self._rng.choice(self._photos), "k": 10, **user}
+            request = session.post(f"{self._base}/v1/search:image", json=body)
+        else:
+            body = {"query": self._query(), "k": 10, **user}
+            if self._rng.random() < HYBRID_PHOTO_SHARE:
+                body["image"] = self._rng.choice(self._photos)
+            request = session.post(f"{self._base}/v1/search:hybrid", json=body)
+        async with request as response:
+            reply = await response.json(content_type=None)
+            self._settle(kind, response.status, reply)
         if response.status == 200:
-            self.tally.degraded += bool(body.get("degradations"))
-            self.tally.degradations.update(f"{d['component']} {d['reason']}" for d in body.get("degradations", []))
-            self._seen.extend(r["article"]["articleId"] for r in body.get("results", [])[:3])
+            self.tally.degraded += bool(reply.get("degradations"))
+            self.tally.degradations.update(f"{d['component']} {d['reason']}" for d in reply.get("degradations", []))
+            self._seen.extend(r["article"]["articleId"] for r in reply.get("results", [])[:3])
 
     async def _click(self, session: aiohttp.ClientSession) -> None:
         click = {
@@ -139,8 +159,16 @@ class Workload:
         self.tally.latencies_ms[kind].append((time.perf_counter() - started) * 1000)
 
 
-async def run(base: str, concurrency: int, seconds: float, seed: int, users: int) -> tuple[Tally, float]:
-    workload = Workload(base, seed, users)
+async def run(
+    base: str,
+    concurrency: int,
+    seconds: float,
+    seed: int,
+    users: int,
+    photos: Sequence[str],
+    stand_ins: Mapping[str, str],
+) -> tuple[Tally, float]:
+    workload = Workload(base, seed, users, photos, stand_ins)
     timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -155,7 +183,13 @@ async def run(base: str, concurrency: int, seconds: float, seed: int, users: int
         return workload.tally, time.perf_counter() - started
 
 
-def report(tally: Tally, seconds: float, before: dict[str, ProcessTree], after: dict[str, ProcessTree]) -> None:
+def report(
+    tally: Tally,
+    seconds: float,
+    before: dict[str, ProcessTree],
+    after: dict[str, ProcessTree],
+    stand_ins: Mapping[str, str],
+) -> None:
     requests = tally.searches + tally.clicks
     hard = sum(tally.hard_errors.values())
     print(f"duration: {seconds:.1f} s; {requests} requests (1 run)")
@@ -167,7 +201,7 @@ def report(tally: Tally, seconds: float, before: dict[str, ProcessTree], after: 
     print("\n| kind | requests | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|")
     for kind in MIX:
         latency = summary(tally.latencies_ms[kind])
-        label = f"{kind} ({STAND_INS[kind]} stand-in)" if kind in STAND_INS else kind
+        label = f"{kind} ({stand_ins[kind]} stand-in)" if kind in stand_ins else kind
         print(
             f"| {label} | {len(tally.latencies_ms[kind])} | "
             f"{latency['p50']:.1f} | {latency['p95']:.1f} | {latency['p99']:.1f} |"
@@ -197,13 +231,32 @@ def main() -> None:
     if args.soak:
         args.concurrency, args.seconds = 10, 600
     stack = Stack.from_env()
+    base = stack.endpoints.edge_url
+    photos, off = asyncio.run(_vision(base, args.seed))
+    stand_ins = STAND_INS if off else {}
     print(f"machine: {machine()}")
     print(f"mix: {', '.join(f'{share} % {kind}' for kind, share in MIX.items())}; concurrency {args.concurrency}")
-    for kind, stand_in in STAND_INS.items():
-        print(f"substitution: {kind} search is not built yet; {stand_in} search stands in for it")
+    if off:
+        print(f"vision off: {off}")
+        for kind, stand_in in stand_ins.items():
+            print(f"substitution: {stand_in} search stands in for {kind} search")
+    else:
+        print(
+            f"vision on: {len(photos)} held-out query photos; hybrid with a photo {HYBRID_PHOTO_SHARE:.0%} of the time"
+        )
     before = process_trees(stack)
-    tally, seconds = asyncio.run(run(stack.endpoints.edge_url, args.concurrency, args.seconds, args.seed, args.users))
-    report(tally, seconds, before, process_trees(stack))
+    tally, seconds = asyncio.run(run(base, args.concurrency, args.seconds, args.seed, args.users, photos, stand_ins))
+    report(tally, seconds, before, process_trees(stack), stand_ins)
+
+
+async def _vision(base: str, seed: int) -> tuple[list[str], str | None]:
+    """The query photos, and why image and hybrid search cannot run here (None when they can)."""
+    try:
+        photos = query_photos(PHOTOS_PER_CLASS, seed)
+    except FashionMnistUnavailable as error:
+        return [], f"no held-out query photos: {error}"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as session:
+        return photos, await vision_off_reason(session, base, photos[0])
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -23,6 +23,7 @@ class Ranked:
     personalised: bool  # some result carries a behaviour score
     scores: list[float]
     degradations: list[str]
+    product_types: list[str] = field(default_factory=list)  # of `final`, in its order
 
     def canonical(self) -> list[tuple[float, str]]:
         """(score, id) in order, equal-score runs sorted by id: two answers that differ only in how
@@ -39,21 +40,18 @@ class StackClient:
         self._timeout_s = timeout_s
 
     def search(self, query: str, k: int, user_id: str = "") -> Ranked:
-        reply = self._search.SearchText(
-            search_service_pb2.SearchTextRequest(query=query, k=k, user_id=user_id), timeout=self._timeout_s
-        )
-        results = list(reply.results)
-        by_retrieval = sorted(results, key=lambda r: (-r.retrieval_score, r.rank))
-        return Ranked(
-            final=[r.article.article_id for r in results],
-            retrieval=[r.article.article_id for r in by_retrieval],
-            reranked=any(r.HasField("rerank_score") for r in results),
-            personalised=any(r.HasField("behaviour_score") for r in results),
-            scores=[r.score for r in results],
-            degradations=[
-                f"{d.component}: {degradation_pb2.DegradationReason.Name(d.reason)}" for d in reply.degradations
-            ],
-        )
+        request = search_service_pb2.SearchTextRequest(query=query, k=k, user_id=user_id)
+        return _ranked(self._search.SearchText(request, timeout=self._timeout_s))
+
+    def search_image(self, image: bytes, k: int, user_id: str = "") -> Ranked:
+        """SearchImage; raises grpc.RpcError FAILED_PRECONDITION when the stack runs without vision."""
+        request = search_service_pb2.SearchImageRequest(image=image, k=k, user_id=user_id)
+        return _ranked(self._search.SearchImage(request, timeout=self._timeout_s))
+
+    def search_hybrid(self, query: str, k: int, image: bytes = b"", user_id: str = "") -> Ranked:
+        """SearchHybrid, with a photo or (empty `image`) the query alone."""
+        request = search_service_pb2.SearchHybridRequest(query=query, image=image, k=k, user_id=user_id)
+        return _ranked(self._search.SearchHybrid(request, timeout=self._timeout_s))
 
     def click(self, user_id: str, item_id: str, position: int, query: str) -> None:
         click = events_service_pb2.ClickEvent(
@@ -76,3 +74,21 @@ class StackClient:
 
     def close(self) -> None:
         self._channel.close()
+
+
+def _ranked(
+    reply: search_service_pb2.SearchTextResponse
+    | search_service_pb2.SearchImageResponse
+    | search_service_pb2.SearchHybridResponse,
+) -> Ranked:
+    results = list(reply.results)
+    by_retrieval = sorted(results, key=lambda r: (-r.retrieval_score, r.rank))
+    return Ranked(
+        final=[r.article.article_id for r in results],
+        retrieval=[r.article.article_id for r in by_retrieval],
+        reranked=any(r.HasField("rerank_score") for r in results),
+        personalised=any(r.HasField("behaviour_score") for r in results),
+        scores=[r.score for r in results],
+        degradations=[f"{d.component}: {degradation_pb2.DegradationReason.Name(d.reason)}" for d in reply.degradations],
+        product_types=[r.article.product_type for r in results],
+    )

@@ -14,7 +14,9 @@ NOTES = (
     "anonymous answer, `ann+rerank+personalisation` the answer for the user (for anonymous attribute "
     "queries it equals ann+rerank). Relevance: graded attribute agreement (atelier/evaluation/queries.py); "
     "recall and MRR count fully matching articles; recall@k is hits / min(k, relevant). "
-    "Simulated users: atelier/evaluation/users.py."
+    "Simulated users: atelier/evaluation/users.py. With vision on, `hybrid` is SearchHybrid's answer to "
+    "the same query text without a photo (compare it with ann+rerank, SearchText's answer); image -> image "
+    "and text -> image precision: atelier/evaluation/vision.py."
 )
 
 
@@ -26,16 +28,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--queries", type=int, default=200, help="held-out attribute queries")
     parser.add_argument("--users", type=int, default=40, help="simulated users with a click history")
     parser.add_argument("--cold-users", type=int, default=10, help="simulated users without history")
-    parser.add_argument("--eval-seed", type=int, default=5, help="seed of the queries and users")
+    parser.add_argument("--eval-seed", type=int, default=5, help="seed of the queries, users and photos")
+    parser.add_argument(
+        "--photos-per-class", type=int, default=20, help="held-out query photos per garment class (vision on)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "eval", help="report directory")
     parser.set_defaults(run=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from atelier.catalog.article_images import with_images_folder
     from atelier.catalog.command import choose_dataset
     from atelier.catalog.hm_loader import iter_articles, iter_transactions
     from atelier.config import Endpoints
-    from atelier.evaluation import report, users
+    from atelier.evaluation import report, users, vision
     from atelier.evaluation.client import StackClient
     from atelier.evaluation.purchases import last_week_purchases, purchase_queries
     from atelier.evaluation.queries import graded_queries
@@ -44,12 +50,16 @@ def run_eval(args: argparse.Namespace) -> int:
 
     dataset = choose_dataset(args)
     articles = list(iter_articles(dataset.articles))
-    client = StackClient(Endpoints.from_env().edge_grpc_address)
+    endpoints = Endpoints.from_env()
+    client = StackClient(endpoints.edge_grpc_address)
     started = time.monotonic()
     try:
+        vision_off = vision.probe(client, args.eval_seed)
+        if vision_off:
+            print(f"vision off: {vision_off}", flush=True)
         print(f"{args.queries} held-out attribute queries ...", flush=True)
         queries = graded_queries(articles, args.queries, args.eval_seed, held_out=True)
-        relevance, counts = evaluate_queries(client, queries)
+        relevance, counts = evaluate_queries(client, queries, hybrid=vision_off is None)
         purchases = None
         if dataset.transactions is not None:
             print(f"{args.queries} purchase queries (last week's purchases) ...", flush=True)
@@ -66,6 +76,13 @@ def run_eval(args: argparse.Namespace) -> int:
         personalised = users.evaluate_users(client, simulated)
         cold = users.simulate_users(articles, args.cold_users, args.eval_seed + 1, run_tag)
         unchanged, compared = users.unchanged_without_history(client, cold, run_tag)
+        if vision_off:
+            vision_result = vision.off(vision_off)
+        else:
+            image_path = with_images_folder(dataset).image_path
+            vision_result = vision.evaluate(
+                client, endpoints, articles, image_path, args.photos_per_class, args.eval_seed
+            )
     finally:
         client.close()
     result = {
@@ -87,6 +104,7 @@ def run_eval(args: argparse.Namespace) -> int:
             "cold_users": compared,
             "cold_unchanged": unchanged,
         },
+        "vision": vision_result,
         "notes": NOTES,
     }
     json_path, md_path = report.write(result, args.out)

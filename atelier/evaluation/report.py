@@ -7,14 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from atelier.evaluation.stages import ANN, METRICS, PERSONALISED, RERANK, lift
+from atelier.evaluation.stages import ANN, HYBRID, METRICS, PERSONALISED, RERANK, lift
 
 TARGET_LIFT = 0.10
 
 
 def table(means: Mapping[str, Mapping[str, float]]) -> list[str]:
     lines = ["| stage | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
-    for stage in (ANN, RERANK, PERSONALISED):
+    for stage in (ANN, RERANK, PERSONALISED, HYBRID):
         if stage in means:
             lines.append(f"| {stage} | " + " | ".join(f"{means[stage][m]:.4f}" for m in METRICS) + " |")
     return lines
@@ -42,6 +42,61 @@ def _purchase_section(purchases: Mapping[str, Any] | None) -> list[str]:
     ]
 
 
+def _relevance_heading(counts: Mapping[str, int]) -> str:
+    hybrid = f", {counts['hybrid_degraded']} hybrid degraded" if "hybrid_degraded" in counts else ""
+    return (
+        f"## Held-out attribute queries ({counts['queries']}, {counts['reranked']} reranked, "
+        f"{counts['degraded']} degraded{hybrid})"
+    )
+
+
+def _hybrid_lines(relevance: Mapping[str, Any]) -> list[str]:
+    if HYBRID not in relevance["means"]:
+        return []
+    lines = [
+        lift_line(
+            "hybrid (no photo) vs text-only (ann+rerank), NDCG@10", lift(relevance["means"], RERANK, HYBRID), None
+        )
+    ]
+    lines += [
+        f"- {wording}: NDCG@10 text-only {means[RERANK]['ndcg@10']:.4f} -> hybrid {means[HYBRID]['ndcg@10']:.4f}"
+        for wording, means in relevance.get("by_wording", {}).items()
+        if HYBRID in means
+    ]
+    return lines
+
+
+def _vision_section(vision: Mapping[str, Any] | None) -> list[str]:
+    if vision is None:
+        return []
+    if not vision["enabled"]:
+        return [
+            "## Vision",
+            "",
+            f"vision off: {vision['reason']}; image, text-to-image and hybrid results skipped.",
+            "",
+        ]
+    image, text = vision["image_to_image"], vision["text_to_image"]
+    return [
+        f"## Image -> image ({image['queries']} held-out photos, {image['degraded']} degraded; "
+        f"{vision['catalogue_photos']} catalogue photos)",
+        "",
+        f"| garment class | queries | precision@{image['k']} | chance |",
+        "|---|---|---|---|",
+        *(
+            f"| {name} | {row['queries']} | {row['precision']:.4f} | {row['chance']:.4f} |"
+            for name, row in image["by_class"].items()
+        ),
+        f"| mean | {image['queries']} | **{image['precision']:.4f}** | {image['chance']:.4f} |",
+        "",
+        f"## Text -> image ({text['queries']} colour and garment queries, CLIP text tower on the image collection)",
+        "",
+        f"- precision@{text['k']}, class and colour family: **{text['precision']:.4f}**",
+        f"- precision@{text['k']}, class only: {text['class_precision']:.4f}",
+        "",
+    ]
+
+
 def render(report: Mapping[str, Any]) -> str:
     relevance, users = report["relevance"], report["personalisation"]
     lines = [
@@ -50,8 +105,7 @@ def render(report: Mapping[str, Any]) -> str:
         f"{report['created']} on {report['machine']}; catalogue {report['catalogue']} "
         f"({report['articles']} articles), seed {report['seed']}, k = 50.",
         "",
-        f"## Held-out attribute queries ({relevance['counts']['queries']}, "
-        f"{relevance['counts']['reranked']} reranked, {relevance['counts']['degraded']} degraded)",
+        _relevance_heading(relevance["counts"]),
         "",
         *table(relevance["means"]),
         "",
@@ -61,6 +115,7 @@ def render(report: Mapping[str, Any]) -> str:
             for wording, means in relevance.get("by_wording", {}).items()
             if ANN in means
         ),
+        *_hybrid_lines(relevance),
         "",
         *_purchase_section(report.get("purchases")),
         f"## Simulated users ({users['users']} with history, {users['cold_users']} without)",
@@ -70,6 +125,7 @@ def render(report: Mapping[str, Any]) -> str:
         lift_line("personalisation vs rerank, NDCG@10", lift(users["means"], RERANK, PERSONALISED)),
         f"- users without history: {users['cold_unchanged']}/{users['cold_users']} answers identical to anonymous",
         "",
+        *_vision_section(report.get("vision")),
         report["notes"],
     ]
     return "\n".join(lines) + "\n"

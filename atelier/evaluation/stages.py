@@ -10,6 +10,7 @@ from atelier.evaluation.metrics import ndcg_at_k, recall_at_k, reciprocal_rank
 ANN = "ann"
 RERANK = "ann+rerank"
 PERSONALISED = "ann+rerank+personalisation"
+HYBRID = "hybrid"  # SearchHybrid's answer to the query text alone (no photo)
 METRICS = ("ndcg@10", "recall@10", "recall@50", "mrr")
 
 

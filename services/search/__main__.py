@@ -64,6 +64,7 @@ class SearchApp:
         )
         self.fallback = PopularFallback(endpoints.features_address, self.settings.personalisation_timeout_s)
         await self.filter_values.start()
+        await self.fallback.warm()
 
     def register(self, server: grpc.aio.Server) -> list[str]:
         assert self.embedder and self.milvus and self.personaliser and self.fallback, "start() first"

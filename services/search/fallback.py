@@ -9,6 +9,7 @@ list up to STALE_S old answers, with a STALE_DATA_ALLOWED degradation saying how
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -18,6 +19,7 @@ from fashion.v1 import degradation_pb2, features_service_pb2, search_service_pb2
 from fashion.v1 import features_service_pb2_grpc as features_grpc
 from services.search.text_search import failure_reason
 
+log = logging.getLogger(__name__)
 Reason = degradation_pb2.DegradationReason
 WINDOW_NAMES = {
     features_service_pb2.POPULARITY_WINDOW_HOUR: "1h",
@@ -61,6 +63,14 @@ class PopularFallback:
         if keep:
             self._kept = (now, reply)
         return reply, None
+
+    async def warm(self) -> None:
+        """Fetches and keeps the popular list now, so that the first fallback under overload has a
+        copy to serve when the features service does not answer in time; best effort."""
+        try:
+            await self._popular(FETCH)
+        except grpc.aio.AioRpcError as error:
+            log.warning("popular items not kept at start", extra={"error": str(error)})
 
     async def answer(
         self,

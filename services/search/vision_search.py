@@ -98,8 +98,12 @@ class VisionSearch:
             self._breaker.check()
         except CircuitOpen as error:
             raise DependencyError.from_error(COMPONENT, stage, error) from error
+        timeout_s = self._settings.clip_timeout_s
         try:
-            vectors = await asyncio.wait_for(call(), timeout=self._settings.clip_timeout_s)
+            vectors = await asyncio.wait_for(call(), timeout=timeout_s)
+        except TimeoutError as error:
+            self._breaker.record(False)
+            raise DependencyError(COMPONENT, f"{stage} over its {timeout_s:g} s deadline", timed_out=True) from error
         except Exception as error:
             self._breaker.record(False)
             raise DependencyError.from_error(COMPONENT, stage, error) from error

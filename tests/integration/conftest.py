@@ -6,15 +6,19 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
+from atelier.article_index import IMAGE_COLLECTION, IndexSettings
 from atelier.catalog.bootstrap import LoadResult, LoadSettings, load_articles, seed_popularity
+from atelier.catalog.contents import ImageContent
 from atelier.catalog.hm_loader import HMDataset, LoadReport, iter_articles, iter_transactions
 from atelier.catalog.synthetic import write_synthetic_catalog
 from atelier.config import ROOT
 from atelier.platform.stack import Stack
+from atelier.vision import ClipEncoder
 
 # Beside a developer's running stack (default ports), never on top of it. Two test runs side
 # by side (parallel work on one machine) each set ATELIER_TEST_PORT_OFFSET and ATELIER_TEST_STATE_DIR.
@@ -38,14 +42,37 @@ TEST_STACK_ENV = {
     # Tests assert behaviour, not speed: a generous rerank budget keeps a busy CI machine from
     # turning reranked answers into degraded ones (the budget itself is unit-tested).
     "SEARCH_RERANK_BUDGET_MS": "2000",
+    # Image embeddings on a busy 2-core CI machine: generous, as the rerank budget.
+    "SEARCH_CLIP_TIMEOUT_S": "5",
+    # Small photo limits, so the tests can go past them cheaply.
+    "SEARCH_MAX_IMAGE_BYTES": str(1024 * 1024),
+    "SEARCH_MAX_IMAGE_PIXELS": "4000000",
 }
 RERANKING = "ATELIER_TEST_RERANK_MODEL_DIR" in os.environ
+# A CLIP model trained for the test session on the test catalogue's photos (about a minute), unless
+# ATELIER_TEST_CLIP_MODEL_DIR names one (models/clip, say). Good enough to tell garment classes
+# apart, which is all the image search tests ask of it.
+QUICK_CLIP = {"patch_size": 16, "steps": 60, "batch_size": 128, "validation_articles": 100}
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    previous = {key: os.environ.get(key) for key in TEST_STACK_ENV}
-    os.environ.update(TEST_STACK_ENV)
+def clip_weights(catalog_dataset: HMDataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = os.environ.get("ATELIER_TEST_CLIP_MODEL_DIR")
+    if given:
+        return Path(given).resolve()
+    from atelier.training.clip import ClipSettings, train_clip
+    from atelier.training.clip_data import photo_catalogue
+
+    out = tmp_path_factory.mktemp("clip") / "checkpoint"
+    train_clip(photo_catalogue(catalog_dataset), str(catalog_dataset.articles), out, ClipSettings(**QUICK_CLIP))
+    return out
+
+
+@pytest.fixture(scope="session")
+def stack(clip_weights: Path) -> Iterator[Stack]:
+    environment = {**TEST_STACK_ENV, "ATELIER_CLIP_MODEL_DIR": str(clip_weights)}
+    previous = {key: os.environ.get(key) for key in environment}
+    os.environ.update(environment)
     stack = Stack.from_env(say=lambda line: print(line, flush=True))
     stack.down(quiet=True)  # leftovers of an interrupted run
     stack.up()
@@ -65,8 +92,13 @@ TEST_CATALOG_ARTICLES = 1500
 
 @pytest.fixture(scope="session")
 def catalog_dataset(tmp_path_factory: pytest.TempPathFactory) -> HMDataset:
+    """The test catalogue, with its article photos (Fashion-MNIST's train split)."""
     return write_synthetic_catalog(
-        tmp_path_factory.mktemp("catalog"), n_articles=TEST_CATALOG_ARTICLES, n_transactions=20_000, seed=11
+        tmp_path_factory.mktemp("catalog"),
+        n_articles=TEST_CATALOG_ARTICLES,
+        n_transactions=20_000,
+        seed=11,
+        images=True,
     )
 
 
@@ -75,10 +107,18 @@ def _load(stack: Stack, dataset: HMDataset) -> LoadResult:
     return asyncio.run(load_articles(iter_articles(dataset.articles, report), None, stack.endpoints, LoadSettings()))
 
 
+def _load_images(stack: Stack, dataset: HMDataset) -> LoadResult:
+    settings = LoadSettings(index=IndexSettings(collection=IMAGE_COLLECTION))
+    content = ImageContent(ClipEncoder(stack.endpoints.triton_address, timeout_s=60), dataset.image_path)
+    articles = iter_articles(dataset.articles, LoadReport())
+    return asyncio.run(load_articles(articles, None, stack.endpoints, settings, content))
+
+
 @pytest.fixture(scope="session")
 def catalog(stack: Stack, catalog_dataset: HMDataset) -> int:
     """The synthetic test catalogue, loaded into the test stack; its article count."""
     result = _load(stack, catalog_dataset)
+    _load_images(stack, catalog_dataset)
     store = redis.Redis.from_url(stack.endpoints.redis_url)
     try:
         seed_popularity(store, iter_transactions(catalog_dataset.transactions, LoadReport()))

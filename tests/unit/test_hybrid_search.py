@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -150,3 +152,21 @@ async def test_hybrid_fails_only_when_every_list_fails() -> None:
     search = vision(FakeTextSearch(text_fails=True), FakeClip(fails=True))
     with pytest.raises(DependencyError):
         await search.search_hybrid(HybridQuery("red dress", b"photo", 10, "", {}))
+
+
+async def test_a_clip_call_over_its_deadline_says_so() -> None:
+    class SlowClip(FakeClip):
+        async def embed_texts(self, texts: list[str]) -> np.ndarray:
+            await asyncio.sleep(5)
+            raise AssertionError("not reached")
+
+    search = VisionSearch(
+        SearchSettings.from_env({"SEARCH_CLIP_TIMEOUT_S": "0.05"}),
+        FakeTextSearch(),  # type: ignore[arg-type]
+        SlowClip(),  # type: ignore[arg-type]
+        CircuitBreaker("clip", BreakerSettings()),
+    )
+    response = await search.search_hybrid(HybridQuery("red dress", None, 10, "", {}))
+    [lost] = response.degradations
+    assert lost.reason == Reason.DEGRADATION_REASON_INFERENCE_TIMEOUT
+    assert lost.detail == "clip_text recall failed: clip: clip_text over its 0.05 s deadline"
