@@ -175,3 +175,7 @@ def _load_images(dataset: HMDataset, total: int, endpoints: Endpoints, force: bo
         f"{IMAGE_COLLECTION}: {result.embedded} photos embedded, {result.skipped_unchanged} unchanged, "
         f"{result.without_content} articles without a photo, in {result.seconds:.1f}s, dimension {result.dimension}"
     )
+    for path in content.unreadable[:10]:
+        print(f"  unreadable photo left out: {path}")
+    if len(content.unreadable) > 10:
+        print(f"  ... {len(content.unreadable) - 10} more unreadable photos left out")

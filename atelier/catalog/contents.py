@@ -82,19 +82,28 @@ def probe_image() -> bytes:
 
 
 class ImageContent:
-    """Article photos, read from `image_path(article_id)` (None where the catalogue has no photo)."""
+    """Article photos, read from `image_path(article_id)` (None where the catalogue has no photo).
+
+    A photo that does not decode is left out (and listed in `unreadable`) rather than sent: the
+    image model fails a whole request for one bad photo, which would stop the load.
+    """
 
     writes_items = False
 
     def __init__(self, encoder: ClipEncoder, image_path: ImagePath) -> None:
         self._encoder = encoder
         self._image_path = image_path
+        self.unreadable: list[Path] = []
 
     def read(self, article: Article) -> bytes | None:
         path = self._image_path(article.article_id)
         if path is None or not path.is_file():
             return None
-        return path.read_bytes()
+        data = path.read_bytes()
+        if not _decodes(data):
+            self.unreadable.append(path)
+            return None
+        return data
 
     async def embed(self, contents: Sequence[str | bytes]) -> np.ndarray:
         return await self._encoder.embed_images([bytes(image) for image in contents])  # type: ignore[arg-type]
@@ -105,6 +114,17 @@ class ImageContent:
 
     async def close(self) -> None:
         await self._encoder.close()
+
+
+def _decodes(data: bytes) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+    except Exception:  # noqa: BLE001 - whatever Pillow raises, the photo is unusable
+        return False
+    return True
 
 
 class ImagePath(Protocol):
