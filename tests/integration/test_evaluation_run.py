@@ -27,6 +27,8 @@ def test_eval_writes_a_report_with_every_stage(
             "10",
             "--cold-users",
             "3",
+            "--photos-per-class",
+            "2",
             "--out",
             str(tmp_path),
         ]
@@ -37,10 +39,15 @@ def test_eval_writes_a_report_with_every_stage(
     relevance, users = report["relevance"], report["personalisation"]
     assert relevance["counts"]["queries"] == 20
     assert relevance["counts"]["reranked"] == (20 if RERANKING else 0)
-    assert set(relevance["means"]) == {"ann", "ann+rerank", "ann+rerank+personalisation"}
+    # The test stack runs with vision (a session-trained CLIP): hybrid search is a stage too.
+    assert set(relevance["means"]) == {"ann", "ann+rerank", "ann+rerank+personalisation", "hybrid"}
     assert relevance["means"]["ann+rerank+personalisation"] == relevance["means"]["ann+rerank"]
     assert users["users"] == 10
     # clicks went through the real path; boosting by them must not make these users' answers worse
     assert users["means"]["ann+rerank+personalisation"]["ndcg@10"] >= users["means"]["ann+rerank"]["ndcg@10"]
     assert users["cold_unchanged"] == users["cold_users"] == 3
-    assert "| ann+rerank |" in capsys.readouterr().out
+    vision = report["vision"]
+    assert vision["enabled"] and vision["catalogue_photos"] > 0
+    assert set(vision["image_to_image"]) and set(vision["text_to_image"])
+    printed = capsys.readouterr().out
+    assert "| ann+rerank |" in printed and "Image -> image" in printed
