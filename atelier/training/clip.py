@@ -56,9 +56,10 @@ EVAL_BATCH = 64
 @dataclass(frozen=True)
 class ClipSettings:
     seed: int = 13
-    # ~3.3 s a step at batch 256 on 2 otherwise idle cores with 8-pixel patches: about 14 minutes
-    # (16-pixel patches: ~1.1 s a step).
-    steps: int = 250
+    # 16-pixel patches: ~1.3 s a step at batch 256 on these 2 cores, so 700 steps (2.3 epochs of
+    # the full catalogue's photos) took 903 s, 952 s in all (docs/performance.md). 8-pixel
+    # patches cost ~3.3 s a step: a third of the steps in the same time.
+    steps: int = 700
     batch_size: int = 256
     learning_rate: float = 5e-4
     warmup: float = 0.1  # share of the steps with a rising learning rate, then cosine decay
@@ -66,7 +67,7 @@ class ClipSettings:
     flip: bool = True  # random horizontal flips of the training photos
     # vision tower
     image_size: int = 64
-    patch_size: int = 8
+    patch_size: int = 16
     vision_layers: int = 4
     vision_hidden: int = 256
     vision_heads: int = 4

@@ -84,7 +84,7 @@ def _add_clip_parser(models: argparse._SubParsersAction) -> None:
         ("--steps", int, "training steps"),
         ("--batch-size", int, "photo-caption pairs per step"),
         ("--learning-rate", float, "AdamW's peak learning rate"),
-        ("--patch-size", int, "pixels of the vision transformer's square patches (16: ~4x faster steps)"),
+        ("--patch-size", int, "pixels of the vision transformer's square patches (8: ~3x slower steps)"),
         ("--vision-layers", int, "layers of the vision transformer"),
         ("--vision-hidden", int, "width of the vision transformer"),
         ("--text-layers", int, "layers of the text transformer"),
