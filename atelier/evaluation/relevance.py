@@ -9,29 +9,17 @@ SearchHybrid without a photo (stage HYBRID), to compare with SearchText's answer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 
-from atelier.evaluation.client import Ranked, StackClient
+from atelier.evaluation.client import StackClient, undegraded
 from atelier.evaluation.queries import AttributeQuery
 from atelier.evaluation.stages import ANN, HYBRID, PERSONALISED, RERANK, StageTable, score
 
 K = 50
-ATTEMPTS = 3
 
 
 ALL, CATALOGUE_WORDS, SHOPPER_WORDS = "all", "catalogue words", "shopper words"
-
-
-def _undegraded(ask: Callable[[], Ranked], attempts: int = ATTEMPTS) -> Ranked:
-    """The first answer that is not degraded, else the last: a rerank over its budget on a busy
-    machine answers in retrieval order, which measures the machine, not the ranking."""
-    answer = ask()
-    for _ in range(attempts - 1):
-        if not answer.degradations:
-            break
-        answer = ask()
-    return answer
 
 
 def evaluate_queries(
@@ -48,7 +36,7 @@ def evaluate_queries(
     tables = {ALL: StageTable(), CATALOGUE_WORDS: StageTable(), SHOPPER_WORDS: StageTable()}
     counts = {"queries": 0, "reranked": 0, "degraded": 0} | ({"hybrid_degraded": 0} if hybrid else {})
     for query, grades in queries:
-        answer = _undegraded(partial(client.search, query.text, K))
+        answer = undegraded(partial(client.search, query.text, K))
         counts["queries"] += 1
         counts["reranked"] += answer.reranked
         counts["degraded"] += bool(answer.degradations)
@@ -56,7 +44,7 @@ def evaluate_queries(
         retrieval, final = score(answer.retrieval, grades, threshold), score(answer.final, grades, threshold)
         merged = None
         if hybrid:
-            hybrid_answer = _undegraded(partial(client.search_hybrid, query.text, K))
+            hybrid_answer = undegraded(partial(client.search_hybrid, query.text, K))
             counts["hybrid_degraded"] += bool(hybrid_answer.degradations)
             merged = score(hybrid_answer.final, grades, threshold)
         for table in (tables[ALL], tables[SHOPPER_WORDS if query.wording else CATALOGUE_WORDS]):

@@ -19,9 +19,10 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from atelier.catalog.schema import Article
-from atelier.evaluation.client import StackClient
+from atelier.evaluation.client import StackClient, undegraded
 from atelier.evaluation.queries import colour_family
 from atelier.evaluation.stages import ANN, PERSONALISED, RERANK, StageTable, score
 
@@ -117,8 +118,8 @@ def evaluate_users(client: StackClient, users: Sequence[SimulatedUser]) -> Stage
     """Stage metrics of the users' held-out intents; their histories must already be applied."""
     table = StageTable()
     for user in users:
-        anonymous = client.search(user.intent, K)
-        personal = client.search(user.intent, K, user_id=user.user_id)
+        anonymous = undegraded(partial(client.search, user.intent, K))
+        personal = undegraded(partial(client.search, user.intent, K, user_id=user.user_id))
         table.add(ANN, score(anonymous.retrieval, user.grades, 2))
         table.add(RERANK, score(anonymous.final, user.grades, 2))
         table.add(PERSONALISED, score(personal.final, user.grades, 2))
