@@ -63,7 +63,12 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         except InvalidArgument as error:
             await abort_invalid_argument(context, error)
         return await self._answer(
-            context, pb.SearchTextResponse, self._text_search.search(query), query.k, query.filters, "articles_text"
+            context,
+            pb.SearchTextResponse,
+            self._text_search.search(query),
+            query.k,
+            query.filters,
+            self._settings.collection,
         )
 
     async def SearchImage(

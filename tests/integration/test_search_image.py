@@ -21,7 +21,8 @@ import pytest
 import tritonclient.grpc as triton
 from PIL import Image
 
-from atelier.catalog.article_images import CLASS_TYPES, TYPE_CLASSES, held_out_images, render
+from atelier.catalog.article_images import CLASS_TYPES, TYPE_CLASSES, held_out_images
+from atelier.evaluation.photos import encode
 from atelier.platform.stack import Stack
 from fashion.v1 import search_service_pb2 as pb
 from fashion.v1 import search_service_pb2_grpc as pb_grpc
@@ -32,10 +33,7 @@ TROUSER, DRESS, BAG = 1, 3, 8
 
 def photo(label: int, colour: str = "Black", nth: int = 0, image_format: str = "PNG") -> bytes:
     images, labels = held_out_images()
-    image = images[np.flatnonzero(labels == label)[nth]]
-    buffer = io.BytesIO()
-    Image.fromarray(render(image, colour)).save(buffer, format=image_format)
-    return buffer.getvalue()
+    return encode(images[np.flatnonzero(labels == label)[nth]], colour, image_format)
 
 
 def encoded(data: bytes) -> str:
