@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import grpc
 
@@ -13,18 +13,34 @@ from fashion.v1 import events_service_pb2_grpc as events_grpc
 from fashion.v1 import features_service_pb2_grpc as features_grpc
 from fashion.v1 import search_service_pb2_grpc as search_grpc
 
+# Every candidate a search retrieves (SEARCH_CANDIDATES' default). Asked for all of them, an
+# answer holds the whole candidate list, so its retrieval order is plain ANN's top 100 whatever
+# the rerank depth; `Ranked.top` then cuts both orders to the depth measured.
+ALL_CANDIDATES = 100
+
 
 @dataclass(frozen=True)
 class Ranked:
     """One search answer: article ids in each stage's order, and what was degraded."""
 
     final: list[str]
-    retrieval: list[str]  # the same articles ordered by retrieval score: plain ANN's order
+    retrieval: list[str]  # the same articles ordered by retrieval score: plain ANN's order when
+    # the answer holds every candidate (ALL_CANDIDATES), since a rerank deeper than k brings up others
     reranked: bool
     personalised: bool  # some result carries a behaviour score
     scores: list[float]
     degradations: list[str]
     product_types: list[str] = field(default_factory=list)  # of `final`, in its order
+
+    def top(self, k: int) -> Ranked:
+        """The first k of each order (of an answer asked for ALL_CANDIDATES)."""
+        return replace(
+            self,
+            final=self.final[:k],
+            retrieval=self.retrieval[:k],
+            scores=self.scores[:k],
+            product_types=self.product_types[:k],
+        )
 
     def canonical(self) -> list[tuple[float, str]]:
         """(score, id) in order, equal-score runs sorted by id: two answers that differ only in how

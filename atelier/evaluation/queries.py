@@ -102,6 +102,14 @@ def _type_terms(article: Article) -> tuple[str, ...]:
     return tuple(term.strip() for term in article.product_type.lower().split("/") if term.strip())
 
 
+def group_phrase(product_group: str) -> str:
+    """ "Garment Lower body" -> "lower body garment"; "Accessories" -> "accessories"."""
+    words = product_group.lower().split()
+    if words and words[0] == "garment":
+        words = [*words[1:], "garment"]
+    return " ".join(words)
+
+
 def colour_family(colour: str) -> str:
     known = COLOURS_BY_NAME.get(colour)
     return known.family if known else colour.lower()
@@ -115,6 +123,8 @@ class AttributeQuery:
     modifier: str = ""
     audience: str = ""
     wording: str = ""  # the typed text when it uses shoppers' words
+    # `noun` names a product group ("lower body garment"), met by every article of the group.
+    by_group: bool = False
 
     @property
     def text(self) -> str:
@@ -135,7 +145,10 @@ class AttributeQuery:
         return 1 + sum(1 for part in (self.colour, self.modifier, self.audience) if part)
 
     def grade(self, article: Article) -> int:
-        if self.noun != noun_of(article) and self.noun not in _type_terms(article):
+        if self.by_group:
+            if self.noun != group_phrase(article.product_group):
+                return 0
+        elif self.noun != noun_of(article) and self.noun not in _type_terms(article):
             return 0
         grade = 1
         if self.colour:
@@ -148,6 +161,21 @@ class AttributeQuery:
         return grade
 
 
+def shopper_words_of(query: AttributeQuery) -> tuple[str, ...]:
+    """The shoppers' words a query is typed with ("navy", "pants"), in the order of its parts."""
+    if not query.wording:
+        return ()
+    typed = _words(query.wording)
+    used = []
+    for part in query.parts():
+        # Longest first: "navy blue" is not "navy".
+        for word in sorted(SHOPPER_WORDS.get(part, ()), key=len, reverse=True):
+            if f" {word} " in typed:
+                used.append(word)
+                break
+    return tuple(used)
+
+
 def is_held_out(query: AttributeQuery) -> bool:
     key = f"{query.noun}|{query.family}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % HELD_OUT_BUCKETS == 0
@@ -157,8 +185,11 @@ def _audience_of(article: Article) -> str:
     return next((word for word, groups in AUDIENCES.items() if article.index_group in groups), "")
 
 
-def query_from(article: Article, rng: random.Random) -> AttributeQuery:
-    """A query this article fully answers: its noun plus a random choice of its other attributes."""
+def query_from(article: Article, rng: random.Random, shopper_share: float = SHOPPER_SHARE) -> AttributeQuery:
+    """A query this article fully answers: its noun plus a random choice of its other attributes.
+
+    `shopper_share` of them are typed in shoppers' words where those differ from the catalogue's.
+    """
     while True:
         colour, is_family = "", False
         if rng.random() < 0.8:
@@ -170,7 +201,17 @@ def query_from(article: Article, rng: random.Random) -> AttributeQuery:
         audience = _audience_of(article) if rng.random() < 0.4 else ""
         query = AttributeQuery(noun, colour, is_family, modifier, audience)
         if query.max_grade >= 2:
-            return _in_shoppers_words(query, rng) if rng.random() < SHOPPER_SHARE else query
+            return _in_shoppers_words(query, rng) if rng.random() < shopper_share else query
+
+
+def group_query_from(article: Article, rng: random.Random, shopper_share: float = SHOPPER_SHARE) -> AttributeQuery:
+    """A broad query this article fully answers: its product group ("lower body garment") with
+    its colour (specific or family) and, sometimes, its audience."""
+    is_family = rng.random() < 0.5
+    colour = colour_family(article.colour) if is_family else article.colour
+    audience = _audience_of(article) if rng.random() < 0.3 else ""
+    query = AttributeQuery(group_phrase(article.product_group), colour, is_family, "", audience, by_group=True)
+    return _in_shoppers_words(query, rng) if rng.random() < shopper_share else query
 
 
 def _in_shoppers_words(query: AttributeQuery, rng: random.Random) -> AttributeQuery:
@@ -182,7 +223,11 @@ def _in_shoppers_words(query: AttributeQuery, rng: random.Random) -> AttributeQu
 
 
 def generate_queries(
-    articles: Sequence[Article], n: int, seed: int, held_out: bool | None = None
+    articles: Sequence[Article],
+    n: int,
+    seed: int,
+    held_out: bool | None = None,
+    shopper_share: float = SHOPPER_SHARE,
 ) -> list[AttributeQuery]:
     """`n` distinct queries seeded from random articles; `held_out` picks one side of the split."""
     rng = random.Random(seed)
@@ -190,7 +235,7 @@ def generate_queries(
     attempts = 0
     while len(queries) < n and attempts < 50 * n:
         attempts += 1
-        query = query_from(rng.choice(articles), rng)
+        query = query_from(rng.choice(articles), rng, shopper_share)
         if held_out is None or is_held_out(query) == held_out:
             queries.setdefault(query.text, query)
     return list(queries.values())

@@ -1,7 +1,8 @@
 """Relevance of held-out attribute queries, stage by stage, through the running stack.
 
-One anonymous search per query (k=50) gives two stages at once: the answer's order is
-ANN + rerank, and the same articles sorted by retrieval score are plain ANN's top 50.
+One anonymous search per query gives two stages at once: asked for every candidate
+(ALL_CANDIDATES), the answer's order is ANN + rerank, and the same articles sorted by retrieval
+score are plain ANN's; both are measured on their top 50.
 Anonymous answers are never personalised, so the third stage equals the second; the
 evaluation checks that rather than assuming it. With `hybrid`, each query is also asked of
 SearchHybrid without a photo (stage HYBRID), to compare with SearchText's answer (RERANK).
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from functools import partial
 
-from atelier.evaluation.client import StackClient, undegraded
+from atelier.evaluation.client import ALL_CANDIDATES, StackClient, undegraded
 from atelier.evaluation.queries import AttributeQuery
 from atelier.evaluation.stages import ANN, HYBRID, PERSONALISED, RERANK, StageTable, score
 
@@ -36,7 +37,7 @@ def evaluate_queries(
     tables = {ALL: StageTable(), CATALOGUE_WORDS: StageTable(), SHOPPER_WORDS: StageTable()}
     counts = {"queries": 0, "reranked": 0, "degraded": 0} | ({"hybrid_degraded": 0} if hybrid else {})
     for query, grades in queries:
-        answer = undegraded(partial(client.search, query.text, K))
+        answer = undegraded(partial(client.search, query.text, ALL_CANDIDATES)).top(K)
         counts["queries"] += 1
         counts["reranked"] += answer.reranked
         counts["degraded"] += bool(answer.degradations)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from functools import partial
 
 from atelier.catalog.schema import Article
-from atelier.evaluation.client import StackClient, undegraded
-from atelier.evaluation.queries import colour_family
+from atelier.evaluation.client import ALL_CANDIDATES, StackClient, undegraded
+from atelier.evaluation.queries import colour_family, group_phrase
 from atelier.evaluation.stages import ANN, PERSONALISED, RERANK, StageTable, score
 
 HISTORY_OF_TYPE = 6  # clicks on the preferred type, half of them in the preferred colour
@@ -41,14 +41,6 @@ class SimulatedUser:
     history: tuple[str, ...]
     intent: str  # the held-out query
     grades: dict[str, int]
-
-
-def group_phrase(product_group: str) -> str:
-    """ "Garment Lower body" -> "lower body garment"; "Accessories" -> "accessories"."""
-    words = product_group.lower().split()
-    if words and words[0] == "garment":
-        words = [*words[1:], "garment"]
-    return " ".join(words)
 
 
 def _eligible_tastes(articles: Sequence[Article]) -> list[tuple[str, str]]:

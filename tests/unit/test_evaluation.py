@@ -11,10 +11,18 @@ from atelier.catalog.hm_loader import iter_articles
 from atelier.catalog.schema import Article
 from atelier.catalog.synthetic import write_synthetic_catalog
 from atelier.evaluation import report
+from atelier.evaluation.client import Ranked
 from atelier.evaluation.metrics import ndcg_at_k, recall_at_k, reciprocal_rank
-from atelier.evaluation.queries import AttributeQuery, generate_queries, grades, is_held_out
+from atelier.evaluation.queries import (
+    AttributeQuery,
+    generate_queries,
+    grades,
+    group_phrase,
+    is_held_out,
+    shopper_words_of,
+)
 from atelier.evaluation.stages import ANN, PERSONALISED, RERANK, StageTable, lift, score
-from atelier.evaluation.users import group_phrase, simulate_users
+from atelier.evaluation.users import simulate_users
 
 
 def _article(article_id: str, name: str, product_type: str, colour: str, index_group: str = "Ladieswear") -> Article:
@@ -36,6 +44,17 @@ def test_recall_is_capped_by_k_and_mrr_finds_the_first_hit() -> None:
     assert recall_at_k(["r1", "x"], {"r1", "r2"}, 10) == 0.5
     assert reciprocal_rank(["x", "y", "r1"], {"r1"}) == pytest.approx(1 / 3)
     assert reciprocal_rank(["x"], {"r1"}) == 0.0
+
+
+def test_a_query_naming_a_product_group_is_met_by_every_article_of_the_group() -> None:
+    query = AttributeQuery("lower body garment", "black", colour_is_family=True, audience="men's", by_group=True)
+    assert query.text == "men's black lower body garment" and query.max_grade == 3
+    assert query.grade(_article("1", "Slim Fit Jeans", "Trousers", "Black", "Menswear")) == 3  # Garment Lower body
+    assert query.grade(_article("2", "Pleated Skirt", "Skirt", "Black")) == 2  # women's
+    upper = Article("3", "Basic Tee", "T-shirt", "Garment Upper body", "Black", "Dept", "Menswear", "Jersey")
+    assert query.grade(upper) == 0
+    # A garment-noun query is untouched: "garment" is no article's noun.
+    assert AttributeQuery("lower body garment", "Black").grade(_article("4", "Jeans", "Trousers", "Black")) == 0
 
 
 def test_grades_count_the_constraints_met_once_the_noun_matches() -> None:
@@ -78,6 +97,16 @@ def test_shoppers_words_change_the_text_not_the_meaning() -> None:
     for query in reworded:
         assert query.text != " ".join(query.parts())
         assert query.grade(articles[0]) == query.max_grade
+
+
+def test_the_shoppers_words_a_query_uses() -> None:
+    navy_pants = AttributeQuery("trousers", "Dark Blue", wording="navy blue pants")
+    assert shopper_words_of(navy_pants) == ("navy blue", "pants")
+    assert shopper_words_of(AttributeQuery("trousers", "Dark Blue", wording="navy trousers")) == ("navy",)
+    assert shopper_words_of(AttributeQuery("jeans", "Black", audience="men's", wording="black jeans for men")) == (
+        "for men",
+    )
+    assert shopper_words_of(AttributeQuery("trousers", "Dark Blue")) == ()
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +155,20 @@ def test_stage_table_and_report() -> None:
     )
     assert "| ann+rerank | 1.0000" in text
     assert "meets the 10 % target" in text
+
+
+def test_an_answer_of_every_candidate_gives_plain_ann_order_at_any_rerank_depth() -> None:
+    # Five candidates in retrieval order c1..c5; a rerank as deep as all of them brought c5 to the top.
+    answer = Ranked(
+        final=["c5", "c1", "c2", "c3", "c4"],
+        retrieval=["c1", "c2", "c3", "c4", "c5"],
+        reranked=True,
+        personalised=False,
+        scores=[0.9, 0.8, 0.7, 0.6, 0.5],
+        degradations=[],
+        product_types=["Trousers"] * 5,
+    )
+    top = answer.top(2)
+    assert top.final == ["c5", "c1"] and top.scores == [0.9, 0.8] and top.product_types == ["Trousers"] * 2
+    # ANN's own top 2, not the retrieval order of the final top 2 (which would be c1, c5).
+    assert top.retrieval == ["c1", "c2"]
