@@ -36,9 +36,11 @@ class Size:
     queries: int  # training queries, one candidate group each
     sample: int  # articles embedded for nearest-neighbour candidates
     eval_queries: int  # held-out queries of the sanity check
+    per_shopper_word: int = 0  # then more queries until each shopper's word is in this many
+    by_group: int = 0  # and this many broad queries naming a product group
 
 
-FULL = Size(queries=2400, sample=8000, eval_queries=100)
+FULL = Size(queries=2700, sample=8000, eval_queries=100, per_shopper_word=80, by_group=500)
 QUICK = Size(queries=200, sample=1000, eval_queries=40)
 
 
@@ -59,6 +61,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--queries", type=int, help=f"training queries (default {FULL.queries})")
     parser.add_argument("--sample", type=int, help=f"articles embedded for candidates (default {FULL.sample})")
     parser.add_argument("--eval-queries", type=int, help=f"held-out queries checked (default {FULL.eval_queries})")
+    parser.add_argument(
+        "--per-shopper-word",
+        type=int,
+        help=f"more queries until each shopper's word is in this many (default {FULL.per_shopper_word}; 0: none)",
+    )
+    parser.add_argument("--by-group", type=int, help=f"broad queries naming a product group (default {FULL.by_group})")
     # Left unset, these take TrainSettings' defaults (atelier/training/reranker.py).
     parser.add_argument("--epochs", type=int, help="passes over the training queries")
     parser.add_argument("--batch-queries", type=int, help="query groups per step")
@@ -153,6 +161,8 @@ def run_train(args: argparse.Namespace) -> int:
         queries=args.queries or preset.queries,
         sample=args.sample or preset.sample,
         eval_queries=args.eval_queries or preset.eval_queries,
+        per_shopper_word=preset.per_shopper_word if args.per_shopper_word is None else args.per_shopper_word,
+        by_group=preset.by_group if args.by_group is None else args.by_group,
     )
     given = {
         "epochs": args.epochs,
@@ -191,7 +201,15 @@ def train_reranker(
 
     encoder = text_encoder()
     sample = embed_sample(encoder, catalogue, size.sample, settings.seed)
-    groups = training_groups(encoder, catalogue, sample, size.queries, settings.seed)
+    groups = training_groups(
+        encoder,
+        catalogue,
+        sample,
+        size.queries,
+        settings.seed,
+        per_shopper_word=size.per_shopper_word,
+        by_group=size.by_group,
+    )
     checks = held_out_queries(encoder, sample, size.eval_queries, settings.seed, EVAL_CANDIDATES)
     del encoder
     pairs = sum(len(group.pairs) for group in groups)
@@ -222,6 +240,9 @@ def train_reranker(
             "settings": asdict(settings),
             "steps": result.steps,
             "queries": len(groups),
+            "base_queries": size.queries,
+            "per_shopper_word": size.per_shopper_word,
+            "by_group": size.by_group,
             "pairs": pairs,
             "pairs_seen": result.pairs,
             "final_loss": round(result.final_loss, 4),

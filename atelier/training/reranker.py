@@ -6,7 +6,9 @@ default max_length, so training sees exactly what serving will. The loss is bina
 cross-entropy of the logit against the soft label (grade / max_grade): sigmoid(logit) is then a
 relevance in (0, 1) comparable across queries, which search multiplies by behaviour boosts.
 A listwise term (softmax cross-entropy within each query's group, weight 1 by default) adds
-ordering pressure. Batches are whole query groups.
+ordering pressure; its target puts each candidate's NDCG gain (2**grade - 1) over the group's,
+so a full match outweighs the near misses as much as it does in NDCG. Batches are whole query
+groups.
 """
 
 from __future__ import annotations
@@ -84,12 +86,18 @@ def _batches(groups: Sequence[QueryGroup], settings: TrainSettings) -> list[list
     return batches
 
 
-def _listwise(logits: torch.Tensor, labels: torch.Tensor, sizes: list[int]) -> torch.Tensor:
-    """Mean over groups with a relevant candidate of the softmax cross-entropy against label / sum."""
+def ndcg_gains(group: QueryGroup) -> list[float]:
+    """Each candidate's NDCG gain, 2**grade - 1 (atelier/evaluation/metrics.py), from its label."""
+    max_grade = group.query.max_grade
+    return [2.0 ** round(pair.label * max_grade) - 1 for pair in group.pairs]
+
+
+def _listwise(logits: torch.Tensor, gains: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """Mean over groups with a relevant candidate of the softmax cross-entropy against gain / sum."""
     losses = [
-        -(group_labels / group_labels.sum() * F.log_softmax(group_logits, dim=0)).sum()
-        for group_logits, group_labels in zip(logits.split(sizes), labels.split(sizes), strict=True)
-        if group_labels.sum() > 0
+        -(group_gains / group_gains.sum() * F.log_softmax(group_logits, dim=0)).sum()
+        for group_logits, group_gains in zip(logits.split(sizes), gains.split(sizes), strict=True)
+        if group_gains.sum() > 0
     ]
     return torch.stack(losses).mean() if losses else logits.sum() * 0.0
 
@@ -124,7 +132,8 @@ def train(
         logits = model(**inputs).logits.squeeze(-1)
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         if settings.listwise_weight:
-            loss = loss + settings.listwise_weight * _listwise(logits, labels, [len(g.pairs) for g in batch])
+            gains = torch.tensor([gain for group in batch for gain in ndcg_gains(group)], dtype=torch.float32)
+            loss = loss + settings.listwise_weight * _listwise(logits, gains, [len(g.pairs) for g in batch])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()

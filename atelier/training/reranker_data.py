@@ -10,6 +10,7 @@ cases), plus a few random articles with the same noun (near misses) and a few ra
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +18,31 @@ from typing import Any
 import numpy as np
 
 from atelier.catalog.schema import Article
-from atelier.evaluation.queries import AttributeQuery, by_noun, generate_queries, graded_queries, is_held_out
+from atelier.evaluation.queries import (
+    SHOPPER_WORDS,
+    AttributeQuery,
+    by_noun,
+    generate_queries,
+    graded_queries,
+    group_phrase,
+    group_query_from,
+    is_held_out,
+    query_from,
+    shopper_words_of,
+)
 from atelier.training import triton_model_code
 
 EMBED_BATCH = 64
+# Shoppers' words are many (atelier/evaluation/queries.SHOPPER_WORDS) and each is rare among the
+# queries, while the catalogue's words also fill every passage: training queries use them more
+# often than the evaluation's half, so "navy" or "blush pink" is seen often enough to be learnt.
+TRAINING_SHOPPER_SHARE = 0.75
+# Even so, the words of rare colours and garments ("pale grey", "pjs") come up a few times in
+# thousands of queries, too few to learn: a full run draws more queries until each shopper's word
+# of the vocabulary is in at least 80 (atelier/training/command.py; "navy", ~120, is learnt).
+# Draws in a row that may bring nothing new before giving up (a small catalogue may lack a word's
+# garment or colour); the rarest word of the full catalogue comes about once in 250 draws.
+COVERAGE_PATIENCE = 20_000
 
 
 @dataclass(frozen=True)
@@ -86,11 +108,62 @@ def embed_sample(encoder: Any, catalogue: Sequence[Article], size: int, seed: in
     return EmbeddedSample(articles, embed(encoder, [article.text() for article in articles], "passage"))
 
 
-def training_queries(articles: Sequence[Article], n: int, seed: int) -> list[AttributeQuery]:
-    """Training-side queries only: the held-out split must never reach training."""
-    queries = generate_queries(articles, n, seed, held_out=False)
+def training_queries(
+    articles: Sequence[Article], n: int, seed: int, per_shopper_word: int = 0, by_group: int = 0
+) -> list[AttributeQuery]:
+    """`n` training-side queries, then more until each shopper's word is in `per_shopper_word` of
+    them, then `by_group` broad queries naming a product group; never a held-out one."""
+    queries = generate_queries(articles, n, seed, held_out=False, shopper_share=TRAINING_SHOPPER_SHARE)
+    if per_shopper_word:
+        queries += vocabulary_queries(articles, queries, per_shopper_word, seed)
+    if by_group:
+        queries += group_queries(articles, by_group, {query.text for query in queries}, seed)
     assert not any(map(is_held_out, queries)), "a held-out query reached the training set"
     return queries
+
+
+def vocabulary_queries(
+    articles: Sequence[Article], queries: Sequence[AttributeQuery], minimum: int, seed: int
+) -> list[AttributeQuery]:
+    """New training-side queries in shoppers' words, each using a word that `queries` (and those
+    drawn before it) use fewer than `minimum` times; words no article can produce stay short."""
+    counts = Counter(word for query in queries for word in shopper_words_of(query))
+    short = {word for words in SHOPPER_WORDS.values() for word in words if counts[word] < minimum}
+    seen = {query.text for query in queries}
+    rng = random.Random(seed + 1)
+    added: list[AttributeQuery] = []
+    fruitless = 0
+    while short and fruitless < COVERAGE_PATIENCE:
+        query = query_from(rng.choice(articles), rng, shopper_share=1.0)
+        words = shopper_words_of(query)
+        if query.text in seen or is_held_out(query) or not short.intersection(words):
+            fruitless += 1
+            continue
+        fruitless = 0
+        seen.add(query.text)
+        added.append(query)
+        for word in words:
+            counts[word] += 1
+            if counts[word] >= minimum:
+                short.discard(word)
+    return added
+
+
+def group_queries(articles: Sequence[Article], n: int, taken: set[str], seed: int) -> list[AttributeQuery]:
+    """Up to `n` training-side broad queries ("navy upper body garment"), none of whose text is in `taken`.
+
+    Without them the model only ever sees a garment noun, and scores a query naming a product
+    group near 0 for every article, which leaves nothing for the behaviour boost to reorder.
+    """
+    rng = random.Random(seed + 2)
+    added: dict[str, AttributeQuery] = {}
+    for _ in range(50 * n):
+        if len(added) == n:
+            break
+        query = group_query_from(rng.choice(articles), rng, TRAINING_SHOPPER_SHARE)
+        if query.text not in taken and not is_held_out(query):
+            added.setdefault(query.text, query)
+    return list(added.values())
 
 
 def _extras(pool: Sequence[Article], count: int, taken: dict[str, Article], rng: random.Random) -> list[Article]:
@@ -113,20 +186,25 @@ def training_groups(
     n_queries: int,
     seed: int,
     counts: CandidateCounts = CandidateCounts(),
+    per_shopper_word: int = 0,
+    by_group: int = 0,
 ) -> list[QueryGroup]:
     """One group per training query, its candidates labelled grade / max_grade.
 
     Queries are drawn from the sample, so each has its full match among the nearest passages;
     near misses and random articles come from the whole catalogue.
     """
-    queries = training_queries(sample.articles, n_queries, seed)
+    queries = training_queries(sample.articles, n_queries, seed, per_shopper_word, by_group)
     nearest = sample.nearest(embed(encoder, [query.text for query in queries], "query"), counts.nearest)
     nouns = by_noun(catalogue)
+    groups_of: dict[str, list[Article]] = {}
+    for article in catalogue:
+        groups_of.setdefault(group_phrase(article.product_group), []).append(article)
     rng = random.Random(seed)
     groups = []
     for query, rows in zip(queries, nearest, strict=True):
         taken = {sample.articles[i].article_id: sample.articles[i] for i in rows}
-        _extras(nouns.get(query.noun, ()), counts.same_noun, taken, rng)
+        _extras((groups_of if query.by_group else nouns).get(query.noun, ()), counts.same_noun, taken, rng)
         _extras(catalogue, counts.random, taken, rng)
         pairs = tuple(
             Pair(query.text, article.text(), query.grade(article) / query.max_grade, article.article_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -91,6 +92,61 @@ def test_labels_are_the_grade_over_the_best_grade(catalogue: list[Article], grou
     assert any(0.0 < label < 1.0 for label in labels)  # and partial matches between
 
 
+def test_listwise_targets_are_ndcg_gains(catalogue: list[Article], groups: list[QueryGroup]) -> None:
+    by_id = {article.article_id: article for article in catalogue}
+    for group in groups:
+        expected = [2.0 ** group.query.grade(by_id[pair.article_id]) - 1 for pair in group.pairs]
+        assert reranker.ndcg_gains(group) == expected
+    # A full match of "black slim jeans" outweighs a near miss 7 to 3, as in NDCG@10 (labels 1 and 2/3).
+    query = query_module.AttributeQuery("jeans", "Black", modifier="slim")
+    pairs = tuple(Pair(query.text, "p", label, str(i)) for i, label in enumerate((1.0, 2 / 3, 1 / 3, 0.0)))
+    assert reranker.ndcg_gains(QueryGroup(query, pairs)) == [7.0, 3.0, 1.0, 0.0]
+
+
+def test_training_queries_use_shoppers_words_more_often_than_the_evaluation(catalogue: list[Article]) -> None:
+    training = reranker_data.training_queries(catalogue, 300, seed=2)
+    evaluation = query_module.generate_queries(catalogue, 300, seed=2)
+    share = sum(bool(query.wording) for query in training) / len(training)
+    assert share > sum(bool(query.wording) for query in evaluation) / len(evaluation)
+    assert share > 0.5
+
+
+def test_every_shoppers_word_the_catalogue_allows_reaches_the_minimum(catalogue: list[Article]) -> None:
+    base = query_module.generate_queries(catalogue, 50, seed=4, held_out=False)
+    added = reranker_data.vocabulary_queries(catalogue, base, minimum=5, seed=4)
+    assert added and not any(map(is_held_out, added))
+    assert not {query.text for query in base} & {query.text for query in added}
+    counts = Counter(word for query in [*base, *added] for word in query_module.shopper_words_of(query))
+    assert all(query_module.shopper_words_of(query) for query in added)
+    # Every word this catalogue can produce got there ("cardi" needs a cardigan it may lack).
+    assert len(counts) >= 30 and min(counts.values()) >= 5
+    assert reranker_data.vocabulary_queries(catalogue, base, minimum=5, seed=4) == added  # seeded
+
+
+def test_broad_queries_name_a_product_group_and_are_never_held_out(catalogue: list[Article]) -> None:
+    taken = {query.text for query in query_module.generate_queries(catalogue, 30, seed=4, held_out=False)}
+    broad = reranker_data.group_queries(catalogue, 40, taken, seed=4)
+    assert len(broad) == 40 and len({query.text for query in broad}) == 40
+    assert all(query.by_group and not is_held_out(query) and query.text not in taken for query in broad)
+    groups = {query_module.group_phrase(article.product_group) for article in catalogue}
+    assert {query.noun for query in broad} <= groups and len({query.noun for query in broad}) > 2
+    assert reranker_data.group_queries(catalogue, 40, taken, seed=4) == broad
+
+
+def test_a_broad_querys_candidates_include_articles_of_its_group(
+    catalogue: list[Article], sample: EmbeddedSample
+) -> None:
+    groups = training_groups(BagOfWordsEncoder(), catalogue, sample, 10, seed=5, by_group=10)
+    broad = [group for group in groups if group.query.by_group]
+    assert len(broad) == 10
+    by_id = {article.article_id: article for article in catalogue}
+    for group in broad:
+        grades = [group.query.grade(by_id[pair.article_id]) for pair in group.pairs]
+        assert [pair.label for pair in group.pairs] == [grade / group.query.max_grade for grade in grades]
+        phrases = [query_module.group_phrase(by_id[pair.article_id].product_group) for pair in group.pairs]
+        assert phrases.count(group.query.noun) >= 4  # the near misses come from the group
+
+
 def test_data_generation_is_deterministic_for_a_seed(
     catalogue: list[Article], sample: EmbeddedSample, groups: list[QueryGroup]
 ) -> None:
@@ -151,7 +207,7 @@ def test_a_tiny_run_writes_a_loadable_checkpoint_with_its_record(catalogue: list
     assert sorted(path.name for path in tmp_path.iterdir()) == ["reranker"]  # no staging folder left behind
     record = json.loads((out / "training.json").read_text())
     assert record == summary
-    assert (record["seed"], record["layers"], record["queries"], record["max_length"]) == (2, 1, 4, 64)
+    assert (record["seed"], record["layers"], record["queries"], record["max_length"]) == (2, 1, 4, 48)
     assert record["catalogue"] == {"source": "generated", "articles": len(catalogue)}
     assert record["steps"] == 2 and record["pairs"] == record["pairs_seen"] > 0
     held_out = record["held_out"]
