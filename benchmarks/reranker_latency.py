@@ -5,7 +5,7 @@ The checkpoints are stand-ins built from the packaged all-MiniLM-L6-v2 weights w
 classification head (tests/reranker_support.py): all 6 layers, and its first 3. Their scores mean
 nothing; their cost is that of a trained MiniLM cross-encoder of the same shape.
 
-    .venv/bin/python benchmarks/reranker_latency.py [--pairs 20,30,50] [--layers 6,3] [--repeats 50]
+    .venv/bin/python benchmarks/reranker_latency.py [--pairs 30,50,100] [--layers 6,3] [--quantize int8,none]
 
 Figures vary with the machine's load: run it on an otherwise idle machine. "min ms" (the fastest
 call) suffers least from other load; "cpu ms" is this process's CPU time per call (all torch
@@ -46,9 +46,10 @@ def latencies_ms(encoder: object, n_pairs: int, repeats: int) -> tuple[list[floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", default="20,30,50", help="candidates per query, comma-separated")
+    parser.add_argument("--pairs", default="30,50,100", help="candidates per query, comma-separated")
     parser.add_argument("--layers", default="6,3", help="transformer layers kept, comma-separated")
-    parser.add_argument("--max-length", type=int, default=64, help="tokens per pair")
+    parser.add_argument("--quantize", default="int8,none", help="ATELIER_RERANK_QUANTIZE modes, comma-separated")
+    parser.add_argument("--max-length", type=int, default=48, help="tokens per pair")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args()
@@ -58,19 +59,23 @@ def main() -> None:
     print(machine())
     print(f"max_length {args.max_length}, {args.threads} torch thread(s), {args.repeats} calls per row")
     print(os.getloadavg())
-    print(f"{'layers':>6} {'pairs':>5} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'min ms':>8} {'cpu ms':>8}")
+    header = ("layers", "quant", "pairs", "p50 ms", "p95 ms", "mean ms", "min ms", "cpu ms")
+    print(" ".join(f"{name:>8}" for name in header))
     with tempfile.TemporaryDirectory() as tmp:
         for layers in map(int, args.layers.split(",")):
             model_dir = build_stand_in_checkpoint(Path(tmp) / f"layers-{layers}", num_hidden_layers=layers)
-            settings = {"ATELIER_RERANK_MODEL_DIR": str(model_dir), "ATELIER_RERANK_MAX_LENGTH": str(args.max_length)}
-            encoder = rr.CrossEncoder(rr.read_settings(settings))
-            for n_pairs in map(int, args.pairs.split(",")):
-                wall, cpu = latencies_ms(encoder, n_pairs, args.repeats)
-                figures = summary(wall)
-                print(
-                    f"{layers:>6} {n_pairs:>5} {figures['p50']:>8.1f} {figures['p95']:>8.1f} "
-                    f"{figures['mean']:>8.1f} {min(wall):>8.1f} {statistics.fmean(cpu):>8.1f}"
-                )
+            for quantize in args.quantize.split(","):
+                settings = {
+                    "ATELIER_RERANK_MODEL_DIR": str(model_dir),
+                    "ATELIER_RERANK_MAX_LENGTH": str(args.max_length),
+                    "ATELIER_RERANK_QUANTIZE": quantize,
+                }
+                encoder = rr.CrossEncoder(rr.read_settings(settings))
+                for n_pairs in map(int, args.pairs.split(",")):
+                    wall, cpu = latencies_ms(encoder, n_pairs, args.repeats)
+                    figures = summary(wall)
+                    row = (figures["p50"], figures["p95"], figures["mean"], min(wall), statistics.fmean(cpu))
+                    print(f"{layers:>8} {quantize:>8} {n_pairs:>8} " + " ".join(f"{value:>8.1f}" for value in row))
 
 
 if __name__ == "__main__":

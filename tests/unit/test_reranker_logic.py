@@ -32,9 +32,16 @@ def two_label_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_stand_in_checkpoint(tmp_path_factory.mktemp("reranker-2-labels"), num_labels=2)
 
 
+def _encoder(model_dir: Path, quantize: str = "none") -> object:
+    """Full precision unless asked: the reference comparisons below are exact to 1e-5."""
+    return rr.CrossEncoder(
+        rr.read_settings({"ATELIER_RERANK_MODEL_DIR": str(model_dir), "ATELIER_RERANK_QUANTIZE": quantize})
+    )
+
+
 @pytest.fixture(scope="module")
 def one_label(one_label_dir: Path) -> object:
-    return rr.CrossEncoder(rr.read_settings({"ATELIER_RERANK_MODEL_DIR": str(one_label_dir)}))
+    return _encoder(one_label_dir)
 
 
 @pytest.fixture(scope="module")
@@ -61,19 +68,25 @@ def _reference(model_dir: Path, queries: list[str], passages: list[str]) -> torc
 
 
 def test_defaults() -> None:
-    assert rr.read_settings({}) == rr.Settings(model_dir=None, max_length=64, num_threads=2)
+    assert rr.read_settings({}) == rr.Settings(model_dir=None, max_length=48, num_threads=2, quantize="int8")
 
 
 def test_environment_wins_over_config_parameters_which_win_over_defaults() -> None:
-    parameters = {"rerank_model_dir": "/weights/a", "rerank_max_length": "128", "rerank_num_threads": "1"}
-    assert rr.read_settings({}, parameters) == rr.Settings(Path("/weights/a"), 128, 1)
+    parameters = {
+        "rerank_model_dir": "/weights/a",
+        "rerank_max_length": "128",
+        "rerank_num_threads": "1",
+        "rerank_quantize": "none",
+    }
+    assert rr.read_settings({}, parameters) == rr.Settings(Path("/weights/a"), 128, 1, "none")
     env = {
         "ATELIER_RERANK_MODEL_DIR": "/weights/b",
         "ATELIER_RERANK_MAX_LENGTH": "32",
         "ATELIER_RERANK_NUM_THREADS": "",
+        "ATELIER_RERANK_QUANTIZE": "INT8",
     }
     # A blank variable counts as unset: the parameter applies.
-    assert rr.read_settings(env, parameters) == rr.Settings(Path("/weights/b"), 32, 1)
+    assert rr.read_settings(env, parameters) == rr.Settings(Path("/weights/b"), 32, 1, "int8")
 
 
 @pytest.mark.parametrize(
@@ -83,6 +96,7 @@ def test_environment_wins_over_config_parameters_which_win_over_defaults() -> No
         ({"ATELIER_RERANK_MAX_LENGTH": "0"}, {}, "ATELIER_RERANK_MAX_LENGTH"),
         ({"ATELIER_RERANK_NUM_THREADS": "-2"}, {}, "ATELIER_RERANK_NUM_THREADS"),
         ({}, {"rerank_num_threads": "two"}, "config.pbtxt parameter rerank_num_threads"),
+        ({"ATELIER_RERANK_QUANTIZE": "fp8"}, {}, "ATELIER_RERANK_QUANTIZE"),
     ],
 )
 def test_invalid_settings_name_the_setting(env: dict[str, str], parameters: dict[str, str], named: str) -> None:
@@ -198,7 +212,7 @@ def test_one_label_scores_are_the_sigmoid_of_the_checkpoints_logit(one_label: ob
 
 
 def test_two_label_scores_are_the_softmax_of_the_last_class(two_label_dir: Path) -> None:
-    encoder = rr.CrossEncoder(rr.read_settings({"ATELIER_RERANK_MODEL_DIR": str(two_label_dir)}))
+    encoder = _encoder(two_label_dir)
     assert encoder.model.config.num_labels == 2
     scores, odds = encoder.predict(QUERIES, PASSAGES)
     assert scores.shape == (3,) and np.all((scores > 0) & (scores < 1))
@@ -211,6 +225,22 @@ def test_a_pairs_score_does_not_depend_on_its_batch(one_label: object) -> None:
     together = one_label.score(QUERIES, PASSAGES)
     alone = np.concatenate([one_label.score([q], [p]) for q, p in zip(QUERIES, PASSAGES, strict=True)])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_int8_quantises_the_encoder_keeps_the_head_and_stays_close_to_full_precision(
+    one_label: object, one_label_dir: Path
+) -> None:
+    quantised = _encoder(one_label_dir, "int8")
+    modules = dict(quantised.model.named_modules())
+    full = {name for name, m in modules.items() if type(m) is torch.nn.Linear}
+    dynamic = [name for name, m in modules.items() if type(m) is torch.ao.nn.quantized.dynamic.Linear]
+    assert full == {"bert.pooler.dense", "classifier"}
+    assert dynamic and all(name.startswith("bert.encoder.") for name in dynamic)
+    scores, odds = quantised.predict(QUERIES, PASSAGES)
+    full_scores, full_odds = one_label.predict(QUERIES, PASSAGES)
+    assert scores.dtype == np.float32 and np.all((scores > 0) & (scores < 1))
+    np.testing.assert_allclose(odds, full_odds, atol=0.05)
+    np.testing.assert_allclose(scores, full_scores, atol=0.02)
 
 
 def test_empty_and_mismatched_input(one_label: object) -> None:
