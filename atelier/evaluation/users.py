@@ -110,8 +110,8 @@ def evaluate_users(client: StackClient, users: Sequence[SimulatedUser]) -> Stage
     """Stage metrics of the users' held-out intents; their histories must already be applied."""
     table = StageTable()
     for user in users:
-        anonymous = undegraded(partial(client.search, user.intent, K))
-        personal = undegraded(partial(client.search, user.intent, K, user_id=user.user_id))
+        anonymous = undegraded(partial(client.search, user.intent, ALL_CANDIDATES)).top(K)
+        personal = undegraded(partial(client.search, user.intent, ALL_CANDIDATES, user_id=user.user_id)).top(K)
         table.add(ANN, score(anonymous.retrieval, user.grades, 2))
         table.add(RERANK, score(anonymous.final, user.grades, 2))
         table.add(PERSONALISED, score(personal.final, user.grades, 2))
