@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from atelier.training.reranker_data import HeldOutQuery
 
 TRAINING_JSON = "training.json"
-# 3 layers score search's 30 candidates in about half the time 6 take (README, "Reranker weights").
+# 3 layers score search's candidates in about half the time 6 take (README, "Reranker weights").
 DEFAULT_LAYERS = 3
 DEFAULT_SEED = 13
 EVAL_CANDIDATES = 50
