@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -228,15 +228,22 @@ def generate_queries(
     seed: int,
     held_out: bool | None = None,
     shopper_share: float = SHOPPER_SHARE,
+    by_group: bool = False,
+    exclude: Collection[str] = (),
 ) -> list[AttributeQuery]:
-    """`n` distinct queries seeded from random articles; `held_out` picks one side of the split."""
+    """`n` distinct queries seeded from random articles; `held_out` picks one side of the split.
+
+    `by_group`: broad queries naming the article's product group (`group_query_from`) instead of
+    its garment noun; a query whose text is in `exclude` is skipped.
+    """
+    make = group_query_from if by_group else query_from
     rng = random.Random(seed)
     queries: dict[str, AttributeQuery] = {}
     attempts = 0
     while len(queries) < n and attempts < 50 * n:
         attempts += 1
-        query = query_from(rng.choice(articles), rng, shopper_share)
-        if held_out is None or is_held_out(query) == held_out:
+        query = make(rng.choice(articles), rng, shopper_share)
+        if (held_out is None or is_held_out(query) == held_out) and query.text not in exclude:
             queries.setdefault(query.text, query)
     return list(queries.values())
 

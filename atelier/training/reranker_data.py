@@ -25,7 +25,6 @@ from atelier.evaluation.queries import (
     generate_queries,
     graded_queries,
     group_phrase,
-    group_query_from,
     is_held_out,
     query_from,
     shopper_words_of,
@@ -155,15 +154,9 @@ def group_queries(articles: Sequence[Article], n: int, taken: set[str], seed: in
     Without them the model only ever sees a garment noun, and scores a query naming a product
     group near 0 for every article, which leaves nothing for the behaviour boost to reorder.
     """
-    rng = random.Random(seed + 2)
-    added: dict[str, AttributeQuery] = {}
-    for _ in range(50 * n):
-        if len(added) == n:
-            break
-        query = group_query_from(rng.choice(articles), rng, TRAINING_SHOPPER_SHARE)
-        if query.text not in taken and not is_held_out(query):
-            added.setdefault(query.text, query)
-    return list(added.values())
+    return generate_queries(
+        articles, n, seed + 2, held_out=False, shopper_share=TRAINING_SHOPPER_SHARE, by_group=True, exclude=taken
+    )
 
 
 def _extras(pool: Sequence[Article], count: int, taken: dict[str, Article], rng: random.Random) -> list[Article]:
