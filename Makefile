@@ -30,7 +30,7 @@ install: $(INSTALLED)
 
 # Python stubs (fashion/) and Envoy's descriptor set (build/fashion.binpb).
 proto: install
-	$(PY) -m atelier.codegen
+	$(PY) -m atelier.stack.codegen
 
 $(BUF):
 	npm install --silent --no-save --no-audit --no-fund --prefix build/tools @bufbuild/buf@$(BUF_VERSION)

@@ -6,15 +6,15 @@ import argparse
 import os
 import sys
 
-from atelier.catalog import command as catalog_command
-from atelier.evaluation import command as eval_command
-from atelier.platform import StackError
-from atelier.platform.logfiles import tail
-from atelier.training import command as training_command
+from atelier.offline.catalog import command as catalog_command
+from atelier.offline.evaluation import command as eval_command
+from atelier.offline.training import command as training_command
+from atelier.stack import StackError
+from atelier.stack.logfiles import tail
 
 
 def _stack():  # imported lazily: `atelier catalog` must not need the launcher's packages
-    from atelier.platform.stack import Stack
+    from atelier.stack.launcher import Stack
 
     return Stack.from_env()
 

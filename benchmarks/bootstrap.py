@@ -15,10 +15,10 @@ import time
 
 import torch
 
-from atelier.catalog.bootstrap import LoadSettings, load_articles
-from atelier.catalog.hm_loader import LoadReport, iter_articles
-from atelier.catalog.synthetic import write_synthetic_catalog
-from atelier.config import ROOT, Endpoints
+from atelier.offline.catalog.bootstrap import LoadSettings, load_articles
+from atelier.offline.catalog.hm_loader import LoadReport, iter_articles
+from atelier.offline.catalog.synthetic import write_synthetic_catalog
+from atelier.serving.config import ROOT, Endpoints
 from benchmarks.common import machine
 from benchmarks.embedding_throughput import load_model_module
 

@@ -28,10 +28,10 @@ import aiohttp
 import redis.asyncio as aioredis
 from confluent_kafka import Producer
 
-from atelier.click_event import ClickRecord
-from atelier.config import Endpoints
-from atelier.feature_store import keys
-from atelier.topics import Topics
+from atelier.serving.click_event import ClickRecord
+from atelier.serving.config import Endpoints
+from atelier.serving.feature_store import keys
+from atelier.serving.topics import Topics
 from benchmarks.common import machine, summary
 
 ARTICLE = "0108775015"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from atelier.machine import machine
+from atelier.offline.machine import machine
 
 __all__ = ["machine", "percentile", "query_photos", "summary", "vision_off_reason"]
 
@@ -34,8 +34,8 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def query_photos(per_class: int, seed: int) -> list[str]:
-    """Held-out query photos (atelier/evaluation/photos.py), base64 for REST bodies, classes shuffled together."""
-    from atelier.evaluation.photos import held_out_photos
+    """Held-out query photos (atelier/offline/evaluation/photos.py), base64 for REST bodies, classes mixed."""
+    from atelier.offline.evaluation.photos import held_out_photos
 
     _, files = held_out_photos(per_class, seed)
     random.Random(seed).shuffle(files)

@@ -1,4 +1,4 @@
-"""Text embedding through Triton (text_embedding model, atelier.embedding) vs in-process.
+"""Text embedding through Triton (text_embedding model, atelier.serving.embedding) vs in-process.
 
 Measures, per torch thread count: Triton start-up time with the model, RSS of the model's stub
 process, batch-1 query latency through the tritonclient aio client, and throughput (texts/s)
@@ -32,10 +32,10 @@ from types import ModuleType
 import torch
 import transformers
 
-from atelier.config import ROOT
-from atelier.embedding import TextEmbedder
-from atelier.platform import procfs
-from atelier.platform.triton import prepare_backends, triton_command, wait_ready
+from atelier.serving.config import ROOT
+from atelier.serving.embedding import TextEmbedder
+from atelier.stack import procfs
+from atelier.stack.triton import prepare_backends, triton_command, wait_ready
 
 HOST = "127.0.0.1"
 MODEL = "text_embedding"

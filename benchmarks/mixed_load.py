@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from atelier.catalog.fashion_mnist import FashionMnistUnavailable
-from atelier.platform import procfs
-from atelier.platform.stack import Stack
+from atelier.offline.catalog.fashion_mnist import FashionMnistUnavailable
+from atelier.stack import procfs
+from atelier.stack.launcher import Stack
 from benchmarks.common import machine, query_photos, summary, vision_off_reason
 from benchmarks.search_text import unique_queries
 

@@ -2,7 +2,7 @@
 query against its top-M candidates in one forward pass, as search asks it to.
 
 The checkpoints are stand-ins built from the packaged all-MiniLM-L6-v2 weights with a random
-classification head (tests/reranker_support.py): all 6 layers, and its first 3. Their scores mean
+classification head (atelier/offline/training/stand_in.py): all 6 layers, and its first 3. Their scores mean
 nothing; their cost is that of a trained MiniLM cross-encoder of the same shape.
 
     .venv/bin/python benchmarks/reranker_latency.py [--pairs 30,50,100] [--layers 6,3] [--quantize int8,none]
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from atelier.training import triton_model_code
+from atelier.offline.training import triton_model_code
+from atelier.offline.training.stand_in import build_stand_in_checkpoint
 from benchmarks.common import machine, summary
 from benchmarks.embedding_throughput import QUERIES, passages
-from tests.reranker_support import build_stand_in_checkpoint
 
 
 def latencies_ms(encoder: object, n_pairs: int, repeats: int) -> tuple[list[float], list[float]]:

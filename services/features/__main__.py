@@ -10,8 +10,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from atelier.feature_store.reader import FeatureReader, ReaderSettings
-from atelier.grpc_server import ServiceSpec, run
+from atelier.serving.feature_store.reader import FeatureReader, ReaderSettings
+from atelier.serving.grpc_server import ServiceSpec, run
 from fashion.v1 import events_service_pb2, events_service_pb2_grpc, features_service_pb2
 from fashion.v1 import features_service_pb2_grpc as pb_grpc
 from services.features.config import FeaturesSettings

@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from atelier.config import Endpoints, env_float, env_int
-from atelier.topics import Topics
+from atelier.serving.config import Endpoints, env_float, env_int
+from atelier.serving.topics import Topics
 
 
 @dataclass(frozen=True)

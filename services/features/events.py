@@ -9,8 +9,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import propagate
 
-from atelier.click_event import ClickRecord
-from atelier.rpc import FieldViolation, InvalidArgument, abort_invalid_argument
+from atelier.serving.click_event import ClickRecord
+from atelier.serving.rpc import FieldViolation, InvalidArgument, abort_invalid_argument
 from fashion.v1 import events_service_pb2 as pb
 from fashion.v1 import events_service_pb2_grpc as pb_grpc
 from services.features.publisher import ClickPublisher, PublishError

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import Counter, Histogram
 
-from atelier.click_event import ClickRecord
+from atelier.serving.click_event import ClickRecord
 
 log = logging.getLogger(__name__)
 

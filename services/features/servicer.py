@@ -9,10 +9,10 @@ import grpc
 import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from atelier.article_proto import article_message
-from atelier.click_event import MAX_ID_CHARS
-from atelier.feature_store.reader import FeatureReader
-from atelier.rpc import FieldViolation, InvalidArgument, abort_invalid_argument
+from atelier.serving.article_proto import article_message
+from atelier.serving.click_event import MAX_ID_CHARS
+from atelier.serving.feature_store.reader import FeatureReader
+from atelier.serving.rpc import FieldViolation, InvalidArgument, abort_invalid_argument
 from fashion.v1 import features_pb2
 from fashion.v1 import features_service_pb2 as pb
 from fashion.v1 import features_service_pb2_grpc as pb_grpc

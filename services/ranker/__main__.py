@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from atelier.grpc_server import ServiceSpec, run
+from atelier.serving.grpc_server import ServiceSpec, run
 from fashion.v1 import ranker_service_pb2
 from fashion.v1 import ranker_service_pb2_grpc as pb_grpc
 from services.ranker.config import RankerSettings

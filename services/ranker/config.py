@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from atelier.config import Endpoints, env_bool, env_float, env_int
+from atelier.serving.config import Endpoints, env_bool, env_float, env_int
 from services.ranker.policy import BoostSettings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from atelier.rpc import InvalidArgument, abort_invalid_argument
+from atelier.serving.rpc import InvalidArgument, abort_invalid_argument
 from fashion.v1 import ranker_service_pb2 as pb
 from fashion.v1 import ranker_service_pb2_grpc as pb_grpc
 from services.ranker.config import RankerSettings

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from atelier.click_event import MAX_ID_CHARS
-from atelier.rpc import FieldViolation, InvalidArgument
+from atelier.serving.click_event import MAX_ID_CHARS
+from atelier.serving.rpc import FieldViolation, InvalidArgument
 from fashion.v1 import ranker_service_pb2 as pb
 from services.ranker.policy import Candidate, Popularity, UserBehaviour
 

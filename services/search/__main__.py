@@ -6,11 +6,11 @@ import grpc
 import numpy as np
 from pymilvus import AsyncMilvusClient
 
-from atelier.circuit_breaker import CircuitBreaker
-from atelier.embedding import TextEmbedder
-from atelier.grpc_server import ServiceSpec, run
-from atelier.reranking import Reranker
-from atelier.vision import ClipEncoder
+from atelier.serving.circuit_breaker import CircuitBreaker
+from atelier.serving.embedding import TextEmbedder
+from atelier.serving.grpc_server import ServiceSpec, run
+from atelier.serving.reranking import Reranker
+from atelier.serving.vision import ClipEncoder
 from fashion.v1 import events_service_pb2, features_service_pb2, search_service_pb2
 from fashion.v1 import search_service_pb2_grpc as pb_grpc
 from services.search.config import SearchSettings

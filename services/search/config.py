@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from atelier.circuit_breaker import BreakerSettings
-from atelier.config import Endpoints, env_bool, env_float, env_int, env_str
+from atelier.serving.circuit_breaker import BreakerSettings
+from atelier.serving.config import Endpoints, env_bool, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)

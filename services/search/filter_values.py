@@ -8,7 +8,7 @@ import logging
 
 import redis.asyncio as aioredis
 
-from atelier.item_store import read_filter_values
+from atelier.serving.item_store import read_filter_values
 
 log = logging.getLogger(__name__)
 

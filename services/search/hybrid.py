@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from atelier.article_index import Hit
+from atelier.serving.article_index import Hit
 
 
 @dataclass(frozen=True)

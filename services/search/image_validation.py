@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from atelier.rpc import FieldViolation
+from atelier.serving.rpc import FieldViolation
 
 FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 # CLIP's processor scales the short side to its input size: a 1x10000 strip would become a huge

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from atelier.circuit_breaker import BreakerSettings, CircuitBreaker, CircuitOpen
+from atelier.serving.circuit_breaker import BreakerSettings, CircuitBreaker, CircuitOpen
 from fashion.v1 import degradation_pb2, features_pb2, features_service_pb2, ranker_service_pb2
 from fashion.v1 import features_service_pb2_grpc as features_grpc
 from fashion.v1 import ranker_service_pb2_grpc as ranker_grpc

@@ -17,10 +17,10 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from atelier import article_index
-from atelier.catalog.schema import Article
-from atelier.circuit_breaker import CircuitBreaker, CircuitOpen
-from atelier.reranking import Reranker
+from atelier.offline.catalog.schema import Article
+from atelier.serving import article_index
+from atelier.serving.circuit_breaker import CircuitBreaker, CircuitOpen
+from atelier.serving.reranking import Reranker
 from fashion.v1 import degradation_pb2
 
 log = logging.getLogger(__name__)

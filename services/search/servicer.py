@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import grpc
 
-from atelier.rpc import FieldViolation, InvalidArgument, abort_invalid_argument
+from atelier.serving.rpc import FieldViolation, InvalidArgument, abort_invalid_argument
 from fashion.v1 import search_service_pb2 as pb
 from fashion.v1 import search_service_pb2_grpc as pb_grpc
 from services.search.config import SearchSettings

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from pymilvus import AsyncMilvusClient
 
-from atelier import article_index
-from atelier.article_proto import article_message
-from atelier.circuit_breaker import CircuitBreaker, CircuitOpen
+from atelier.serving import article_index
+from atelier.serving.article_proto import article_message
+from atelier.serving.circuit_breaker import CircuitBreaker, CircuitOpen
 from fashion.v1 import degradation_pb2, features_pb2, ranker_service_pb2, search_service_pb2
 from services.search.config import SearchSettings
 from services.search.embedding_cache import EmbeddingCache

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from atelier.click_event import MAX_ID_CHARS
-from atelier.rpc import FieldViolation, InvalidArgument
+from atelier.serving.click_event import MAX_ID_CHARS
+from atelier.serving.rpc import FieldViolation, InvalidArgument
 from fashion.v1 import article_pb2
 from services.search.image_validation import CheckedImage
 

@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from atelier import article_index
-from atelier.circuit_breaker import CircuitBreaker, CircuitOpen
-from atelier.vision import ClipEncoder
+from atelier.serving import article_index
+from atelier.serving.circuit_breaker import CircuitBreaker, CircuitOpen
+from atelier.serving.vision import ClipEncoder
 from fashion.v1 import degradation_pb2, search_service_pb2
 from services.search.config import SearchSettings
 from services.search.hybrid import RecallList, merge

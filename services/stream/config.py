@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from atelier.config import Endpoints, env_float, env_int, env_str, state_dir
-from atelier.topics import Topics
+from atelier.serving.config import Endpoints, env_float, env_int, env_str, state_dir
+from atelier.serving.topics import Topics
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class RetryTier:
 class StreamSettings:
     endpoints: Endpoints
     topics: Topics
-    # Faust app ids (consumer groups); their internal topics come from atelier.topics.
+    # Faust app ids (consumer groups); their internal topics come from atelier.serving.topics.
     app_id: str
     retry_app_id: str
     data_dir: Path

@@ -19,7 +19,7 @@ def create_app(app_id: str, web_port: int, data_dir: Path, settings: StreamSetti
         web_host=settings.web_host,
         web_port=web_port,
         topic_partitions=settings.topics.partitions,
-        # Every topic, Faust's own included, is created up front (atelier.topics).
+        # Every topic, Faust's own included, is created up front (atelier.serving.topics).
         topic_allow_declare=False,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,

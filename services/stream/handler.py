@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from atelier.click_event import ClickRecord, InvalidClick
-from atelier.feature_store.writer import StoredDataError
+from atelier.serving.click_event import ClickRecord, InvalidClick
+from atelier.serving.feature_store.writer import StoredDataError
 from services.stream.config import RetryTier
 from services.stream.forwarder import Forwarder
 from services.stream.records import Incoming, Outgoing, dead_letter_record, retry_record
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class Applier(Protocol):
-    """atelier.feature_store.writer.ClickWriter: one atomic Lua call per batch."""
+    """atelier.serving.feature_store.writer.ClickWriter: one atomic Lua call per batch."""
 
     async def apply(self, events: Sequence[ClickRecord]) -> list[bool]: ...
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from faust.types import EventT
 
-from atelier.click_event import (
+from atelier.serving.click_event import (
     ERROR_HEADER,
     ORIGIN_TOPIC_HEADER,
     RETRY_ATTEMPT_HEADER,

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from atelier.feature_store.writer import ClickWriter, WriterSettings
+from atelier.serving.feature_store.writer import ClickWriter, WriterSettings
 from services.stream.config import StreamSettings
 from services.stream.forwarder import Forwarder, ProducerForwarder
 from services.stream.handler import Applier, ClickHandler, wall_ms

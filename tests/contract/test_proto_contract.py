@@ -10,7 +10,7 @@ import pytest
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
-from atelier.codegen import DESCRIPTOR_SET, ROOT
+from atelier.stack.codegen import DESCRIPTOR_SET, ROOT
 
 # RPCs meant for other services only; the edge gives them no route.
 INTERNAL_RPCS = {

@@ -15,8 +15,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from atelier.catalog.schema import ARTICLE_COLUMNS, ARTICLES_FILE, TRANSACTION_COLUMNS, TRANSACTIONS_FILE
-from atelier.catalog.synthetic import generate_articles, generate_transactions
+from atelier.offline.catalog.schema import ARTICLE_COLUMNS, ARTICLES_FILE, TRANSACTION_COLUMNS, TRANSACTIONS_FILE
+from atelier.offline.catalog.synthetic import generate_articles, generate_transactions
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "hm_sample"
 SEED = 7

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from atelier.article_index import IMAGE_COLLECTION, IndexSettings
-from atelier.catalog.bootstrap import LoadResult, LoadSettings, load_articles, seed_popularity
-from atelier.catalog.contents import ImageContent
-from atelier.catalog.hm_loader import HMDataset, LoadReport, iter_articles, iter_transactions
-from atelier.catalog.synthetic import write_synthetic_catalog
-from atelier.config import ROOT
-from atelier.platform.stack import Stack
-from atelier.vision import ClipEncoder
+from atelier.offline.catalog.bootstrap import LoadResult, LoadSettings, load_articles, seed_popularity
+from atelier.offline.catalog.contents import ImageContent
+from atelier.offline.catalog.hm_loader import HMDataset, LoadReport, iter_articles, iter_transactions
+from atelier.offline.catalog.synthetic import write_synthetic_catalog
+from atelier.serving.article_index import IMAGE_COLLECTION, IndexSettings
+from atelier.serving.config import ROOT
+from atelier.serving.vision import ClipEncoder
+from atelier.stack.launcher import Stack
 
 # Beside a developer's running stack (default ports), never on top of it. Two test runs side
 # by side (parallel work on one machine) each set ATELIER_TEST_PORT_OFFSET and ATELIER_TEST_STATE_DIR.
@@ -60,8 +60,8 @@ def clip_weights(catalog_dataset: HMDataset, tmp_path_factory: pytest.TempPathFa
     given = os.environ.get("ATELIER_TEST_CLIP_MODEL_DIR")
     if given:
         return Path(given).resolve()
-    from atelier.training.clip import ClipSettings, train_clip
-    from atelier.training.clip_data import photo_catalogue
+    from atelier.offline.training.clip import ClipSettings, train_clip
+    from atelier.offline.training.clip_data import photo_catalogue
 
     out = tmp_path_factory.mktemp("clip") / "checkpoint"
     train_clip(photo_catalogue(catalog_dataset), str(catalog_dataset.articles), out, ClipSettings(**QUICK_CLIP))

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import pytest
 import redis
 
-from atelier.catalog.hm_loader import HMDataset, iter_articles
-from atelier.feature_store import keys
-from atelier.platform.stack import RUNNING_STATES, Stack
+from atelier.offline.catalog.hm_loader import HMDataset, iter_articles
+from atelier.serving.feature_store import keys
+from atelier.stack.launcher import RUNNING_STATES, Stack
 from tests.integration.support.traffic import Answer, Traffic
 
 COMPONENTS = ("triton", "milvus", "redis", "broker", "features", "ranker")

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from atelier.platform.stack import Stack
-from atelier.topics import Topics
+from atelier.serving.topics import Topics
+from atelier.stack.launcher import Stack
 from tests.integration.support import edge
 
 

@@ -13,7 +13,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from atelier.training import triton_model_code
+from atelier.offline.training import triton_model_code
 from tests.clip_support import build_tiny_checkpoint, photo
 from tests.integration.support.triton_server import serving, start_triton, stop_triton
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from atelier.catalog.hm_loader import HMDataset
 from atelier.cli import build_parser
-from atelier.platform.stack import Stack
+from atelier.offline.catalog.hm_loader import HMDataset
+from atelier.stack.launcher import Stack
 from tests.integration.conftest import RERANKING
 
 

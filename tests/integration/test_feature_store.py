@@ -13,20 +13,20 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from atelier import popularity
-from atelier.click_event import ClickRecord
-from atelier.feature_store import (
+from atelier.serving import popularity
+from atelier.serving.click_event import ClickRecord
+from atelier.serving.feature_store import (
     ClickWriter,
     FeatureReader,
     ReaderSettings,
     StoredDataError,
-    SyncClickWriter,
     WriterSettings,
     keys,
-    reference,
 )
-from atelier.platform.components import redis_server_binary
-from atelier.platform.readiness import port_in_use
+from atelier.stack.components import redis_server_binary
+from atelier.stack.readiness import port_in_use
+from tests import feature_store_reference as reference
+from tests.feature_store_support import SyncClickWriter
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000

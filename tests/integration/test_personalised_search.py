@@ -9,7 +9,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
-from atelier.platform.stack import Stack
+from atelier.stack.launcher import Stack
 
 QUERY = "black trousers"
 

@@ -15,10 +15,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from pymilvus import MilvusClient
 
-from atelier.platform import procfs
-from atelier.platform.readiness import port_in_use
-from atelier.platform.stack import Stack
-from atelier.topics import Topics
+from atelier.serving.topics import Topics
+from atelier.stack import procfs
+from atelier.stack.launcher import Stack
+from atelier.stack.readiness import port_in_use
 
 
 def _get(url: str) -> tuple[int, dict]:

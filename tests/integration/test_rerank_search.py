@@ -9,7 +9,7 @@ import uuid
 import pytest
 import tritonclient.grpc as grpcclient
 
-from atelier.platform.stack import Stack
+from atelier.stack.launcher import Stack
 from tests.integration.conftest import RERANKING
 from tests.integration.support import edge
 

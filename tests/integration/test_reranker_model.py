@@ -12,9 +12,9 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from atelier.training import triton_model_code
+from atelier.offline.training import triton_model_code
+from atelier.offline.training.stand_in import build_stand_in_checkpoint
 from tests.integration.support.triton_server import serving, start_triton, stop_triton
-from tests.reranker_support import build_stand_in_checkpoint
 
 PORTS = (27011, 27012, 27013)  # grpc, http, metrics: apart from every stack's ports
 FAILING_PORTS = (27014, 27015, 27016)

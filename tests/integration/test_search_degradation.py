@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from atelier.platform.stack import Stack
+from atelier.stack.launcher import Stack
 from tests.integration.support import edge
 
 

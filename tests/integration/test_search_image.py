@@ -21,9 +21,9 @@ import pytest
 import tritonclient.grpc as triton
 from PIL import Image
 
-from atelier.catalog.article_images import CLASS_TYPES, TYPE_CLASSES, held_out_images
-from atelier.evaluation.photos import encode
-from atelier.platform.stack import Stack
+from atelier.offline.catalog.article_images import CLASS_TYPES, TYPE_CLASSES, held_out_images
+from atelier.offline.evaluation.photos import encode
+from atelier.stack.launcher import Stack
 from fashion.v1 import search_service_pb2 as pb
 from fashion.v1 import search_service_pb2_grpc as pb_grpc
 from tests.integration.support.edge import call, search

@@ -11,8 +11,8 @@ import grpc
 import pytest
 from pymilvus import MilvusClient
 
-from atelier.article_index import IndexSettings
-from atelier.platform.stack import Stack
+from atelier.serving.article_index import IndexSettings
+from atelier.stack.launcher import Stack
 from fashion.v1 import article_pb2, search_service_pb2, search_service_pb2_grpc
 
 

@@ -22,7 +22,7 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from atelier.click_event import (
+from atelier.serving.click_event import (
     ERROR_HEADER,
     ORIGIN_TOPIC_HEADER,
     RETRY_ATTEMPT_HEADER,
@@ -30,11 +30,11 @@ from atelier.click_event import (
     TRACEPARENT_HEADER,
     ClickRecord,
 )
-from atelier.config import ROOT
-from atelier.feature_store import keys
-from atelier.platform import readiness
-from atelier.platform.components import redis_server_binary, tansu_binary
-from atelier.topics import Topics, create_topics
+from atelier.serving.config import ROOT
+from atelier.serving.feature_store import keys
+from atelier.serving.topics import Topics, create_topics
+from atelier.stack import readiness
+from atelier.stack.components import redis_server_binary, tansu_binary
 
 HOST = "127.0.0.1"
 PORTS = range(27850, 27900)  # below the ephemeral range (32768-60999)

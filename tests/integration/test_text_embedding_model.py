@@ -1,4 +1,4 @@
-"""The text_embedding model served by a real Triton (CPU, Python backend), through atelier.embedding."""
+"""The text_embedding model served by a real Triton (CPU, Python backend), through atelier.serving.embedding."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from atelier.embedding import TextEmbedder
+from atelier.serving.embedding import TextEmbedder
 from tests.integration.support.triton_server import serving, start_triton, stop_triton
 
 PORTS = (27001, 27002, 27003)  # grpc, http, metrics: apart from every stack's ports

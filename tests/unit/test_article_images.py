@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from atelier.catalog import fashion_mnist
-from atelier.catalog.article_images import (
+from atelier.offline.catalog import fashion_mnist
+from atelier.offline.catalog.article_images import (
     BACKGROUND,
     CLASS_TYPES,
     COLOUR_RGB,
@@ -24,17 +24,17 @@ from atelier.catalog.article_images import (
     source_pick,
     write_article_images,
 )
-from atelier.catalog.fashion_mnist import (
+from atelier.offline.catalog.fashion_mnist import (
     CLASS_NAMES,
     FashionMnistUnavailable,
     ensure_fashion_mnist,
     load_split,
     read_idx,
 )
-from atelier.catalog.hm_loader import HMDataset, find_hm_dataset, iter_articles
-from atelier.catalog.schema import ARTICLE_COLUMNS
-from atelier.catalog.synthetic import generate_articles, write_synthetic_catalog
-from atelier.catalog.vocabulary import COLOURS, PRODUCT_TYPES_BY_NAME
+from atelier.offline.catalog.hm_loader import HMDataset, find_hm_dataset, iter_articles
+from atelier.offline.catalog.schema import ARTICLE_COLUMNS
+from atelier.offline.catalog.synthetic import generate_articles, write_synthetic_catalog
+from atelier.offline.catalog.vocabulary import COLOURS, PRODUCT_TYPES_BY_NAME
 
 TRAIN_PER_CLASS = 5
 TEST_PER_CLASS = 2

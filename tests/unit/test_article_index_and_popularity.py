@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from atelier import popularity
-from atelier.article_index import filter_expression
+from atelier.serving import popularity
+from atelier.serving.article_index import filter_expression
 
 
 def test_filter_expression_quotes_values_and_joins_fields() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from atelier.catalog.contents import ImageContent, content_hash, probe_image
-from atelier.catalog.schema import Article
+from atelier.offline.catalog.contents import ImageContent, content_hash, probe_image
+from atelier.offline.catalog.schema import Article
 
 
 def article(article_id: str) -> Article:

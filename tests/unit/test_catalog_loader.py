@@ -12,8 +12,8 @@ from types import ModuleType
 
 import pytest
 
-from atelier.catalog.hm_loader import HMDataset, LoadReport, find_hm_dataset, iter_articles, iter_transactions
-from atelier.catalog.schema import ARTICLE_COLUMNS, TRANSACTION_COLUMNS, Article, normalise_article_id
+from atelier.offline.catalog.hm_loader import HMDataset, LoadReport, find_hm_dataset, iter_articles, iter_transactions
+from atelier.offline.catalog.schema import ARTICLE_COLUMNS, TRANSACTION_COLUMNS, Article, normalise_article_id
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SAMPLE = DATA / "hm_sample"

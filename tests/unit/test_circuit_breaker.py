@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from atelier.circuit_breaker import BreakerSettings, CircuitBreaker, CircuitOpen, State
+from atelier.serving.circuit_breaker import BreakerSettings, CircuitBreaker, CircuitOpen, State
 
 
 class Clock:

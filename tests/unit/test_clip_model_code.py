@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from atelier.training import triton_model_code
+from atelier.offline.training import triton_model_code
 from tests.clip_support import build_openai_like_checkpoint, build_tiny_checkpoint, photo
 
 ci = triton_model_code("clip_image")

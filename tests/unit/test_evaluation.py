@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from atelier.catalog.hm_loader import iter_articles
-from atelier.catalog.schema import Article
-from atelier.catalog.synthetic import write_synthetic_catalog
-from atelier.evaluation import report
-from atelier.evaluation.client import Ranked
-from atelier.evaluation.metrics import ndcg_at_k, recall_at_k, reciprocal_rank
-from atelier.evaluation.queries import (
+from atelier.offline.catalog.hm_loader import iter_articles
+from atelier.offline.catalog.schema import Article
+from atelier.offline.catalog.synthetic import write_synthetic_catalog
+from atelier.offline.evaluation import report
+from atelier.offline.evaluation.client import Ranked
+from atelier.offline.evaluation.metrics import ndcg_at_k, recall_at_k, reciprocal_rank
+from atelier.offline.evaluation.queries import (
     AttributeQuery,
     generate_queries,
     grades,
@@ -21,8 +21,8 @@ from atelier.evaluation.queries import (
     is_held_out,
     shopper_words_of,
 )
-from atelier.evaluation.stages import ANN, PERSONALISED, RERANK, StageTable, lift, score
-from atelier.evaluation.users import simulate_users
+from atelier.offline.evaluation.stages import ANN, PERSONALISED, RERANK, StageTable, lift, score
+from atelier.offline.evaluation.users import simulate_users
 
 
 def _article(article_id: str, name: str, product_type: str, colour: str, index_group: str = "Ladieswear") -> Article:

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from atelier.catalog.article_images import CLASS_TYPES, COLOUR_RGB
-from atelier.catalog.schema import Article
-from atelier.evaluation import client as stack_client
-from atelier.evaluation import report, vision
-from atelier.evaluation.client import Ranked
-from atelier.evaluation.photos import QueryPhoto, choose_photos, encode
-from atelier.evaluation.queries import AttributeQuery
-from atelier.evaluation.relevance import ALL, evaluate_queries
-from atelier.evaluation.stages import ANN, HYBRID, PERSONALISED, RERANK, StageTable, score
+from atelier.offline.catalog.article_images import CLASS_TYPES, COLOUR_RGB
+from atelier.offline.catalog.schema import Article
+from atelier.offline.evaluation import client as stack_client
+from atelier.offline.evaluation import report, vision
+from atelier.offline.evaluation.client import Ranked
+from atelier.offline.evaluation.photos import QueryPhoto, choose_photos, encode
+from atelier.offline.evaluation.queries import AttributeQuery
+from atelier.offline.evaluation.relevance import ALL, evaluate_queries
+from atelier.offline.evaluation.stages import ANN, HYBRID, PERSONALISED, RERANK, StageTable, score
 from fashion.v1 import article_pb2, search_service_pb2
 
 TROUSER, DRESS, BAG = 1, 3, 8

@@ -1,4 +1,4 @@
-"""The feature store's reference maths (atelier.feature_store.reference), its key schema and fallback tiers."""
+"""The feature store's reference maths (tests/feature_store_reference.py), its key schema and fallback tiers."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import math
 
 import pytest
 
-from atelier import popularity
-from atelier.click_event import ClickRecord
-from atelier.feature_store import WriterSettings, keys, reference
-from atelier.feature_store.reader import fallback_tiers
+from atelier.serving import popularity
+from atelier.serving.click_event import ClickRecord
+from atelier.serving.feature_store import WriterSettings, keys
+from atelier.serving.feature_store.reader import fallback_tiers
+from tests import feature_store_reference as reference
 
 DAY_MS = 86_400_000
 T = (popularity.GLOBAL_EPOCH_S + 40 * 86400) * 1000 + 123  # an arbitrary fixed clock (ms)

@@ -7,8 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from atelier.article_index import Hit
-from atelier.circuit_breaker import BreakerSettings, CircuitBreaker
+from atelier.serving.article_index import Hit
+from atelier.serving.circuit_breaker import BreakerSettings, CircuitBreaker
 from fashion.v1 import degradation_pb2, search_service_pb2
 from services.search.config import SearchSettings
 from services.search.hybrid import RecallList, merge, normalised

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from atelier.rpc import FieldViolation
+from atelier.serving.rpc import FieldViolation
 from services.search.image_validation import CheckedImage, ImageLimits, check_image
 
 LIMITS = ImageLimits(max_bytes=200_000, max_pixels=300 * 300)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from supervisor.datatypes import dict_of_key_value_pairs
 
-from atelier.config import ROOT, Endpoints
-from atelier.platform import components, envoy
-from atelier.platform.stack import Stack
-from atelier.platform.supervisor import Program, render_config
+from atelier.serving.config import ROOT, Endpoints
+from atelier.stack import components, envoy
+from atelier.stack.launcher import Stack
+from atelier.stack.supervisor import Program, render_config
 
 
 def test_supervisord_config_escapes_and_stops_whole_process_groups(tmp_path: Path) -> None:

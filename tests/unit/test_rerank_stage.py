@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from atelier.article_index import Hit
-from atelier.catalog.schema import Article
-from atelier.circuit_breaker import BreakerSettings, CircuitBreaker
+from atelier.offline.catalog.schema import Article
+from atelier.serving.article_index import Hit
+from atelier.serving.circuit_breaker import BreakerSettings, CircuitBreaker
 from fashion.v1 import degradation_pb2
 from services.search.rerank import RerankStage, merge
 

@@ -1,7 +1,7 @@
 """The reranker model's settings, pair tokenisation, activation and CrossEncoder, without Triton.
 
 The checkpoints are stand-ins built from the packaged MiniLM weights with a freshly initialised
-classification head (tests/reranker_support.py): right for the plumbing, meaningless as scores.
+classification head (atelier/offline/training/stand_in.py): right for the plumbing, meaningless as scores.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from atelier.training import triton_model_code
-from tests.reranker_support import build_stand_in_checkpoint
+from atelier.offline.training import triton_model_code
+from atelier.offline.training.stand_in import build_stand_in_checkpoint
 from tests.unit.test_text_embedding_logic import te
 
 rr = triton_model_code("reranker")

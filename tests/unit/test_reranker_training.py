@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from atelier.catalog.schema import Article
-from atelier.catalog.synthetic import generate_articles
 from atelier.cli import build_parser
-from atelier.evaluation import queries as query_module
-from atelier.evaluation.queries import is_held_out
-from atelier.training import reranker, reranker_data, runs
-from atelier.training.command import Size, train_reranker
-from atelier.training.reranker_data import EmbeddedSample, Pair, QueryGroup, embed_sample, training_groups
+from atelier.offline.catalog.schema import Article
+from atelier.offline.catalog.synthetic import generate_articles
+from atelier.offline.evaluation import queries as query_module
+from atelier.offline.evaluation.queries import is_held_out
+from atelier.offline.training import reranker, reranker_data, runs
+from atelier.offline.training.command import Size, train_reranker
+from atelier.offline.training.reranker_data import EmbeddedSample, Pair, QueryGroup, embed_sample, training_groups
 
 
 class BagOfWordsEncoder:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from atelier.rpc import FieldViolation, InvalidArgument
+from atelier.serving.rpc import FieldViolation, InvalidArgument
 from fashion.v1 import article_pb2
 from services.search.image_validation import CheckedImage
 from services.search.validation import validate_hybrid_request, validate_image_request, validate_text_request

@@ -12,7 +12,7 @@ import pytest
 from faust.types import EventT
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from atelier.click_event import (
+from atelier.serving.click_event import (
     ERROR_HEADER,
     ORIGIN_TOPIC_HEADER,
     RETRY_ATTEMPT_HEADER,
@@ -20,7 +20,7 @@ from atelier.click_event import (
     TRACEPARENT_HEADER,
     ClickRecord,
 )
-from atelier.feature_store.writer import StoredDataError
+from atelier.serving.feature_store.writer import StoredDataError
 from services.stream.handler import ClickHandler
 from services.stream.records import Incoming, Outgoing
 from services.stream.retry.waiting import DueWaiter, process_tier_batch

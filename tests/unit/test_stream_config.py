@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from atelier.topics import Topics
+from atelier.serving.topics import Topics
 from services.stream.config import RetryTier, StreamSettings
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from atelier.catalog.hm_loader import LoadReport, find_hm_dataset, iter_articles, iter_transactions
-from atelier.catalog.schema import ARTICLE_COLUMNS, TRANSACTION_COLUMNS, Article
-from atelier.catalog.synthetic import (
+from atelier.offline.catalog.hm_loader import LoadReport, find_hm_dataset, iter_articles, iter_transactions
+from atelier.offline.catalog.schema import ARTICLE_COLUMNS, TRANSACTION_COLUMNS, Article
+from atelier.offline.catalog.synthetic import (
     COLOUR_WORDS,
     COLOURS,
     PRODUCT_TYPES,
@@ -23,7 +23,7 @@ from atelier.catalog.synthetic import (
     generate_transactions,
     write_synthetic_catalog,
 )
-from atelier.catalog.vocabulary import (
+from atelier.offline.catalog.vocabulary import (
     GARMENT_GROUPS,
     GRAPHICAL_APPEARANCES,
     INDEX_GROUPS,

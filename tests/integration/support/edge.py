@@ -7,7 +7,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from atelier.platform.stack import Stack
+from atelier.stack.launcher import Stack
 
 
 def call(stack: Stack, method: str, path: str, body: dict | None = None, timeout_s: float = 15.0) -> tuple[int, dict]:

@@ -7,7 +7,7 @@ import sys
 
 import grpc
 
-from atelier.grpc_server import ServiceSpec, run
+from atelier.serving.grpc_server import ServiceSpec, run
 from fashion.v1 import ranker_service_pb2 as pb
 from fashion.v1 import ranker_service_pb2_grpc as pb_grpc
 

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from atelier.platform.stack import Stack
+from atelier.stack.launcher import Stack
 from tests.integration.support import edge
 
 QUERY_WORDS = ("black", "wool", "slim", "cotton", "denim", "striped", "dress", "coat", "jeans", "top", "skirt", "knit")

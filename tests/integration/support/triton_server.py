@@ -9,8 +9,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from atelier.config import ROOT
-from atelier.platform.triton import prepare_backends, triton_command, wait_ready
+from atelier.serving.config import ROOT
+from atelier.stack.triton import prepare_backends, triton_command, wait_ready
 
 HOST = "127.0.0.1"
 

@@ -1,0 +1,1 @@
+"""Offline tools: the catalogue load, model training and evaluation (`atelier catalog|models|eval`)."""

@@ -1,0 +1,1 @@
+"""Libraries the services (services/*) import: nothing here runs on its own."""

@@ -1,0 +1,119 @@
+"""The Milvus collection of article text embeddings, shared by the catalogue load and search.
+
+One row per article: the embedding, the scalar fields search filters on, and
+the fields a result shows, so a search needs no second lookup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pymilvus import AsyncMilvusClient, DataType, MilvusClient
+
+from atelier.serving.article_proto import FILTER_ATTRIBUTES
+
+# Article attribute -> Milvus field, for the fields search can filter on.
+FILTER_FIELDS = FILTER_ATTRIBUTES
+DISPLAY_FIELDS = ("name", "description")
+OUTPUT_FIELDS = (*FILTER_FIELDS, *DISPLAY_FIELDS)
+VECTOR_FIELD = "embedding"
+PRIMARY_KEY = "article_id"
+# Hash of the text that was embedded: a reload skips articles whose text and
+# model are unchanged, which is also how an interrupted load resumes.
+TEXT_HASH_FIELD = "text_hash"
+MAX_LENGTHS = {"name": 256, "description": 2048, TEXT_HASH_FIELD: 64}
+FILTER_MAX_LENGTH = 128
+
+
+TEXT_COLLECTION = "articles_text"
+# Article photos (CLIP image embeddings), with the same scalar fields; filled when vision is on.
+IMAGE_COLLECTION = "articles_image"
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    collection: str = TEXT_COLLECTION
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 200
+
+
+def create_collection(client: MilvusClient, settings: IndexSettings, dimension: int, model: str) -> None:
+    """Creates the collection with its HNSW index declared up front.
+
+    Declaring the index at creation lets Milvus build it in the background as
+    rows arrive; building it on a full collection in one call took minutes and
+    dropped the connection (shared/platform-notes.md).
+    """
+    schema = MilvusClient.create_schema(
+        auto_id=False,
+        enable_dynamic_field=False,
+        description=json.dumps({"model": model, "dimension": dimension}),
+    )
+    schema.add_field(PRIMARY_KEY, DataType.VARCHAR, max_length=16, is_primary=True)
+    schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dimension)
+    for field in FILTER_FIELDS:
+        schema.add_field(field, DataType.VARCHAR, max_length=FILTER_MAX_LENGTH)
+    for field, length in MAX_LENGTHS.items():
+        schema.add_field(field, DataType.VARCHAR, max_length=length)
+    index = client.prepare_index_params()
+    index.add_index(
+        field_name=VECTOR_FIELD,
+        index_type="HNSW",
+        metric_type="IP",  # embeddings are L2-normalised: inner product is cosine
+        params={"M": settings.hnsw_m, "efConstruction": settings.hnsw_ef_construction},
+    )
+    client.create_collection(settings.collection, schema=schema, index_params=index)
+
+
+def collection_model(client: MilvusClient, collection: str) -> dict[str, object] | None:
+    """The model and dimension a collection was built with, or None when it does not exist."""
+    if not client.has_collection(collection):
+        return None
+    description = client.describe_collection(collection).get("description", "")
+    try:
+        return json.loads(description)
+    except ValueError:
+        return {}
+
+
+def filter_expression(filters: Mapping[str, Sequence[str]]) -> str:
+    """`colour in ["Black"] and product_type in ["Trousers", "Shorts"]`; empty when no filter."""
+    clauses = []
+    for field, values in filters.items():
+        if field not in FILTER_FIELDS:
+            raise ValueError(f"unknown filter field {field!r}")
+        if values:
+            clauses.append(f"{field} in {json.dumps(list(values))}")
+    return " and ".join(clauses)
+
+
+@dataclass(frozen=True)
+class Hit:
+    article_id: str
+    score: float
+    fields: dict[str, str]
+
+
+async def search(
+    client: AsyncMilvusClient,
+    collection: str,
+    vector: np.ndarray,
+    limit: int,
+    filters: Mapping[str, Sequence[str]],
+    timeout_s: float,
+    ef: int,
+) -> list[Hit]:
+    results = await client.search(
+        collection,
+        data=[vector.tolist()],
+        anns_field=VECTOR_FIELD,
+        filter=filter_expression(filters),
+        limit=limit,
+        output_fields=list(OUTPUT_FIELDS),
+        search_params={"metric_type": "IP", "params": {"ef": max(ef, limit)}},
+        timeout=timeout_s,
+    )
+    return [Hit(hit["id"], float(hit["distance"]), dict(hit["entity"])) for hit in results[0]]

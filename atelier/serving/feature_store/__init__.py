@@ -1,0 +1,14 @@
+"""The online feature store in Redis: key schema, click writer (one Lua script per batch), reader."""
+
+from atelier.serving.feature_store.reader import FeatureReader, ItemSignal, ReaderSettings, UserFeatures
+from atelier.serving.feature_store.writer import ClickWriter, StoredDataError, WriterSettings
+
+__all__ = [
+    "ClickWriter",
+    "FeatureReader",
+    "ItemSignal",
+    "ReaderSettings",
+    "StoredDataError",
+    "UserFeatures",
+    "WriterSettings",
+]

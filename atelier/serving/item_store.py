@@ -1,0 +1,55 @@
+"""Catalogue metadata in Redis: one hash per article plus the set of values of each filterable attribute.
+
+Written by the catalogue load; read by the stream app (an article's category),
+the features service (popular items) and search (known filter values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import redis
+import redis.asyncio as aioredis
+
+from atelier.serving.article_proto import FILTER_ATTRIBUTES
+
+ITEM_FIELDS = ("name", *FILTER_ATTRIBUTES, "description", "category")
+CATALOG_META_KEY = "catalog:meta"
+
+
+def item_key(article_id: str) -> str:
+    return f"item:{article_id}"
+
+
+def values_key(attribute: str) -> str:
+    return f"catalog:values:{attribute}"
+
+
+def write_items(client: redis.Redis, items: Iterable[Mapping[str, str]]) -> int:
+    """Writes item hashes (each mapping has article_id and ITEM_FIELDS) in one pipeline."""
+    pipe = client.pipeline(transaction=False)
+    count = 0
+    for item in items:
+        pipe.hset(item_key(item["article_id"]), mapping={f: item.get(f, "") for f in ITEM_FIELDS})
+        for attribute in FILTER_ATTRIBUTES:
+            if item.get(attribute):
+                pipe.sadd(values_key(attribute), item[attribute])
+        count += 1
+    pipe.execute()
+    return count
+
+
+async def read_filter_values(client: aioredis.Redis) -> dict[str, dict[str, str]]:
+    """attribute -> {lower-cased value: value}, for case-insensitive filter matching."""
+    pipe = client.pipeline(transaction=False)
+    for attribute in FILTER_ATTRIBUTES:
+        pipe.smembers(values_key(attribute))
+    members = await pipe.execute()
+    return {
+        attribute: {_text(value).lower(): _text(value) for value in values}
+        for attribute, values in zip(FILTER_ATTRIBUTES, members, strict=True)
+    }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

