@@ -18,7 +18,7 @@ import torch
 from atelier.offline.catalog.bootstrap import LoadSettings, load_articles
 from atelier.offline.catalog.hm_loader import LoadReport, iter_articles
 from atelier.offline.catalog.synthetic import write_synthetic_catalog
-from atelier.serving.config import ROOT, Endpoints
+from atelier.serving.settings import ROOT, Endpoints
 from benchmarks.common import machine
 from benchmarks.embedding_throughput import load_model_module
 

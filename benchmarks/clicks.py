@@ -29,8 +29,8 @@ import redis.asyncio as aioredis
 from confluent_kafka import Producer
 
 from atelier.serving.click_event import ClickRecord
-from atelier.serving.config import Endpoints
 from atelier.serving.feature_store import keys
+from atelier.serving.settings import Endpoints
 from atelier.serving.topics import Topics
 from benchmarks.common import machine, summary
 

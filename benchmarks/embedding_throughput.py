@@ -32,8 +32,8 @@ from types import ModuleType
 import torch
 import transformers
 
-from atelier.serving.config import ROOT
 from atelier.serving.embedding import TextEmbedder
+from atelier.serving.settings import ROOT
 from atelier.stack import procfs
 from atelier.stack.triton import prepare_backends, triton_command, wait_ready
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from atelier.serving.config import Endpoints
+from atelier.serving.settings import Endpoints
 from benchmarks.common import machine, query_photos, summary, vision_off_reason
 from benchmarks.search_text import unique_queries
 

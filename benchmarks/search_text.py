@@ -25,8 +25,8 @@ import aiohttp
 import redis
 import tritonclient.grpc as triton
 
-from atelier.serving.config import Endpoints
 from atelier.serving.item_store import CATALOG_META_KEY
+from atelier.serving.settings import Endpoints
 from benchmarks.common import machine, summary
 
 COLOURS = [

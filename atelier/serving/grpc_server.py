@@ -20,8 +20,8 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import start_http_server
 
 from atelier.serving.admission import AdmissionInterceptor
-from atelier.serving.config import ServerSettings
 from atelier.serving.logs import configure_logging
+from atelier.serving.settings import ServerSettings
 from atelier.serving.telemetry import MetricsInterceptor, configure_tracing
 
 log = logging.getLogger(__name__)

@@ -2,40 +2,59 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from pydantic import Field, PositiveInt
+from pydantic_settings import SettingsConfigDict
 
-from atelier.serving.config import env_int, env_str
+from atelier.serving.settings import Settings
 
 
-@dataclass(frozen=True)
-class Topics:
-    clicks: str = "clicks"
-    retry_1s: str = "clicks.retry.1s"
-    retry_10s: str = "clicks.retry.10s"
-    retry_60s: str = "clicks.retry.60s"
-    dead_letter: str = "clicks.dlq"
-    partitions: int = 4
-    # The stream workers' Faust app ids (services.stream): Faust names its own
-    # topics after them, and those must exist before the workers start too.
-    stream_app_id: str = "atelier-stream"
-    stream_retry_app_id: str = "atelier-stream-retry"
+class ConsumerGroups(Settings):
+    """The stream workers' Faust app ids (Kafka consumer groups): Faust names topics of its own after them."""
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Topics:
-        env = os.environ if env is None else env
-        prefix = env_str(env, "ATELIER_TOPIC_PREFIX", "")
-        return cls(
-            clicks=prefix + cls.clicks,
-            retry_1s=prefix + cls.retry_1s,
-            retry_10s=prefix + cls.retry_10s,
-            retry_60s=prefix + cls.retry_60s,
-            dead_letter=prefix + cls.dead_letter,
-            partitions=env_int(env, "ATELIER_TOPIC_PARTITIONS", cls.partitions),
-            stream_app_id=env_str(env, "STREAM_APP_ID", cls.stream_app_id),
-            stream_retry_app_id=env_str(env, "STREAM_RETRY_APP_ID", cls.stream_retry_app_id),
-        )
+    model_config = SettingsConfigDict(env_prefix="STREAM_")
+
+    app_id: str = "atelier-stream"
+    """The primary stream worker's Faust app id (its consumer group)."""
+    retry_app_id: str = "atelier-stream-retry"
+    """The retry stream worker's Faust app id (its consumer group)."""
+
+
+class Topics(Settings):
+    model_config = SettingsConfigDict(env_prefix="ATELIER_TOPIC_")
+
+    prefix: str = ""
+    """Prepended to every click topic's name (clicks, clicks.retry.1s/10s/60s, clicks.dlq)."""
+    partitions: PositiveInt = 4
+    """Partitions of each click topic: the most stream workers of one group that get records."""
+    groups: ConsumerGroups = Field(default_factory=ConsumerGroups)
+
+    @property
+    def clicks(self) -> str:
+        return f"{self.prefix}clicks"
+
+    @property
+    def retry_1s(self) -> str:
+        return f"{self.prefix}clicks.retry.1s"
+
+    @property
+    def retry_10s(self) -> str:
+        return f"{self.prefix}clicks.retry.10s"
+
+    @property
+    def retry_60s(self) -> str:
+        return f"{self.prefix}clicks.retry.60s"
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.prefix}clicks.dlq"
+
+    @property
+    def stream_app_id(self) -> str:
+        return self.groups.app_id
+
+    @property
+    def stream_retry_app_id(self) -> str:
+        return self.groups.retry_app_id
 
     def all(self) -> tuple[str, ...]:
         return (self.clicks, self.retry_1s, self.retry_10s, self.retry_60s, self.dead_letter)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atelier.serving.config import ROOT, Endpoints
+from atelier.serving.settings import ROOT, Endpoints
 from atelier.stack import readiness
 from atelier.stack.envoy import envoy_command
 from atelier.stack.milvus_runner import derive_ports

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from string import Template
 
-from atelier.serving.config import ROOT, Endpoints
+from atelier.serving.settings import ROOT, Endpoints
 from atelier.stack.codegen import DESCRIPTOR_SET
 
 TEMPLATE = ROOT / "envoy" / "envoy.yaml.tmpl"

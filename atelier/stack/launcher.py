@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from atelier.serving.config import ROOT, Endpoints, state_dir
+from atelier.serving.settings import ROOT, Endpoints, state_dir
 from atelier.serving.topics import Topics, create_topics
 from atelier.stack import StackError, envoy
 from atelier.stack.components import Component, build_components, features_off, triton_models

@@ -6,7 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from atelier.serving.config import Endpoints, env_bool, env_float, env_int
+from atelier.serving.config import env_bool, env_float, env_int
+from atelier.serving.settings import Endpoints
 from services.ranker.policy import BoostSettings
 
 

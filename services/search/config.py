@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from atelier.serving.circuit_breaker import BreakerSettings
-from atelier.serving.config import Endpoints, env_bool, env_float, env_int, env_str
+from atelier.serving.config import env_bool, env_float, env_int, env_str
+from atelier.serving.settings import Endpoints
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from atelier.serving.config import Endpoints, env_float, env_int, env_str, state_dir
+from atelier.serving.config import env_float, env_int, env_str
+from atelier.serving.settings import Endpoints, state_dir
 from atelier.serving.topics import Topics
 
 

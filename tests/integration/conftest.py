@@ -16,7 +16,7 @@ from atelier.offline.catalog.contents import ImageContent
 from atelier.offline.catalog.hm_loader import HMDataset, LoadReport, iter_articles, iter_transactions
 from atelier.offline.catalog.synthetic import write_synthetic_catalog
 from atelier.serving.article_index import IMAGE_COLLECTION, IndexSettings
-from atelier.serving.config import ROOT
+from atelier.serving.settings import ROOT
 from atelier.serving.vision import ClipEncoder
 from atelier.stack.launcher import Stack
 

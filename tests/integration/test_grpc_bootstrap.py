@@ -18,7 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from atelier.serving.config import ROOT
+from atelier.serving.settings import ROOT
 from atelier.stack.readiness import port_in_use
 from fashion.v1 import ranker_service_pb2 as pb
 from fashion.v1 import ranker_service_pb2_grpc as pb_grpc

@@ -30,8 +30,8 @@ from atelier.serving.click_event import (
     TRACEPARENT_HEADER,
     ClickRecord,
 )
-from atelier.serving.config import ROOT
 from atelier.serving.feature_store import keys
+from atelier.serving.settings import ROOT
 from atelier.serving.topics import Topics, create_topics
 from atelier.stack import readiness
 from atelier.stack.components import redis_server_binary, tansu_binary

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from atelier.serving.config import Endpoints, ServerSettings
+from atelier.serving.settings import Endpoints, ServerSettings
 
 
 def test_defaults_are_loopback_and_conventional_ports() -> None:

@@ -1,7 +1,7 @@
 """compose.yaml, k8s/ and deploy/ agree with the code: ports, hosts, topics, images and probes.
 
 Nothing here runs a container: the manifests are parsed (PyYAML) and checked against
-atelier.serving.config.Endpoints and atelier.serving.topics.Topics; the one-shot commands they run in
+atelier.serving.settings.Endpoints and atelier.serving.topics.Topics; the one-shot commands they run in
 the services image (the Envoy render step, the stream worker's start) are run here
 with the containers' environment, and the image's commands are imported with only the
 image's packages importable.
@@ -32,7 +32,7 @@ from packaging.utils import canonicalize_name
 
 from atelier.cli import build_parser
 from atelier.offline.catalog import command as catalog_command
-from atelier.serving.config import ROOT, Endpoints
+from atelier.serving.settings import ROOT, Endpoints
 from atelier.serving.topics import Topics
 from atelier.stack import components as stack_components
 from atelier.stack import envoy as envoy_renderer
@@ -837,7 +837,7 @@ def test_services_image_commands_import_only_what_the_image_installs() -> None:
         "atelier.cli",
         "atelier.offline.catalog.bootstrap",
         "atelier.offline.catalog.synthetic",
-        "atelier.serving.config",
+        "atelier.serving.settings",
     } <= modules
     image = services_image_distributions()
     left_out = sorted(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from supervisor.datatypes import dict_of_key_value_pairs
 
-from atelier.serving.config import ROOT, Endpoints
+from atelier.serving.settings import ROOT, Endpoints
 from atelier.stack import components, envoy
 from atelier.stack.launcher import Stack
 from atelier.stack.supervisor import Program, render_config

@@ -26,8 +26,8 @@ from tqdm import tqdm
 from atelier.offline.catalog.contents import ArticleContent, TextContent, content_hash
 from atelier.offline.catalog.schema import Article, Transaction
 from atelier.serving import article_index, item_store, popularity
-from atelier.serving.config import Endpoints
 from atelier.serving.embedding import TextEmbedder
+from atelier.serving.settings import Endpoints
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from atelier.serving.config import ROOT
+from atelier.serving.settings import ROOT
 
 PACKAGE = "dataset-fashion-mnist"
 PACKAGE_DIR = Path("usr/share/datasets/fashion-mnist")  # inside the .deb

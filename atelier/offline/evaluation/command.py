@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from atelier.serving.config import ROOT
+from atelier.serving.settings import ROOT
 
 NOTES = (
     "Stages: `ann` is the retrieval order of the anonymous answer's articles, `ann+rerank` the "
@@ -46,7 +46,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from atelier.offline.evaluation.queries import graded_queries
     from atelier.offline.evaluation.relevance import ALL, evaluate_queries
     from atelier.offline.machine import machine
-    from atelier.serving.config import Endpoints
+    from atelier.serving.settings import Endpoints
 
     dataset = choose_dataset(args)
     articles = list(iter_articles(dataset.articles))

@@ -33,7 +33,7 @@ from atelier.offline.evaluation.client import Ranked
 from atelier.offline.evaluation.photos import QueryPhoto, held_out_photos
 from atelier.offline.evaluation.queries import colour_family
 from atelier.serving import article_index
-from atelier.serving.config import Endpoints
+from atelier.serving.settings import Endpoints
 from atelier.serving.vision import ClipEncoder
 
 K = 10

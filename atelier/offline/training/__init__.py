@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from types import ModuleType
 
-from atelier.serving.config import ROOT
+from atelier.serving.settings import ROOT
 
 
 def triton_model_code(model: str) -> ModuleType:

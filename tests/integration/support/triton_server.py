@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from atelier.serving.config import ROOT
+from atelier.serving.settings import ROOT
 from atelier.stack.triton import prepare_backends, triton_command, wait_ready
 
 HOST = "127.0.0.1"

@@ -1,0 +1,349 @@
+"""Settings: pydantic-settings models read from environment variables, validated at start-up.
+
+Each process reads one model (services/*/settings.py, the launcher's, each Triton model's); the
+models here are the parts they share. A field's variable is its model's prefix and its name in
+capitals (`SearchSettings.rerank_budget_s` is SEARCH_RERANK_BUDGET_S); durations are seconds
+(`_S`). A blank variable counts as unset. A bad value fails start-up with a SettingsError that
+names the variable and says why. `atelier config` prints the effective settings and
+docs/configuration.md lists them all (both come from these models).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self
+
+from pydantic import Field, PositiveInt, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The environment being read: os.environ, or the mapping given to `from_env` (tests, tools).
+_ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("settings_environment", default=None)
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names its variable."""
+
+
+class _Environment(PydanticBaseSettingsSource):
+    """Each field's variable (prefix + NAME) from the environment being read; blank means unset."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        name = variable_name(self.settings_cls, field_name)
+        return _environment().get(name), name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            if _nested_settings(field) is not None:
+                continue  # built by its default factory, from the same environment
+            raw, _, _ = self.get_field_value(field, field_name)
+            if raw is not None and raw.strip():
+                values[field_name] = raw.strip()
+        return values
+
+
+def _environment() -> Mapping[str, str]:
+    environment = _ENVIRONMENT.get()
+    return os.environ if environment is None else environment
+
+
+def _nested_settings(field: FieldInfo) -> type[Settings] | None:
+    annotation = field.annotation
+    return annotation if isinstance(annotation, type) and issubclass(annotation, Settings) else None
+
+
+def variable_name(settings_cls: type[BaseSettings], field_name: str) -> str:
+    return f"{settings_cls.model_config.get('env_prefix', '')}{field_name.upper()}"
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable of a settings model, for `atelier config` and the docs."""
+
+    name: str
+    default: str
+    description: str
+    value: str | None = None  # effective value, when read from a loaded model
+
+
+class Settings(BaseSettings):
+    """Base of every settings model: environment only, frozen, field docstrings as descriptions."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    # Prefixes this model owns whole: a variable under one that no field reads fails start-up
+    # (a typo, or a name from before a rename, would otherwise be silently ignored).
+    owned_prefixes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise SettingsError(_describe(type(self), error)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _Environment(settings_cls))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+        """The settings from `env` (default: os.environ); SettingsError names a bad or unknown variable."""
+        token = _ENVIRONMENT.set(env)
+        try:
+            cls._check_unknown(_environment())
+            return cls()
+        finally:
+            _ENVIRONMENT.reset(token)
+
+    @classmethod
+    def _check_unknown(cls, environment: Mapping[str, str]) -> None:
+        prefixes = tuple(prefix for model in cls._models() for prefix in model.owned_prefixes)
+        if not prefixes:
+            return
+        known = {variable.name for variable in cls.variables()}
+        unknown = sorted(name for name in environment if name.startswith(prefixes) and name not in known)
+        if unknown:
+            raise SettingsError(
+                f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                f"(`atelier config` lists every setting; docs/configuration.md says what each means)"
+            )
+
+    @classmethod
+    def _models(cls) -> Iterator[type[Settings]]:
+        yield cls
+        for field in cls.model_fields.values():
+            if (nested := _nested_settings(field)) is not None:
+                yield from nested._models()
+
+    @classmethod
+    def variables(cls) -> list[Variable]:
+        """Every variable this model reads, nested models included, in declaration order."""
+        found: list[Variable] = []
+        for field_name, field in cls.model_fields.items():
+            if (nested := _nested_settings(field)) is not None:
+                found += nested.variables()
+                continue
+            default = "" if field.default is None else _shown(field.get_default(call_default_factory=True))
+            found.append(Variable(variable_name(cls, field_name), default, " ".join((field.description or "").split())))
+        return found
+
+    def effective(self) -> list[Variable]:
+        """`variables()` with the values this instance holds."""
+        values: list[Variable] = []
+        for field_name, field in type(self).model_fields.items():
+            value = getattr(self, field_name)
+            if _nested_settings(field) is not None:
+                values += value.effective()
+                continue
+            [variable] = [v for v in type(self).variables() if v.name == variable_name(type(self), field_name)]
+            values.append(Variable(variable.name, variable.default, variable.description, _shown(value)))
+        return values
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple | list):
+        return ",".join(_shown(item) for item in value)
+    return "" if value is None else str(value)
+
+
+def _describe(settings_cls: type[Settings], error: ValidationError) -> str:
+    problems = []
+    for problem in error.errors():
+        location = problem["loc"]
+        where = variable_name(settings_cls, str(location[0])) if location else settings_cls.__name__
+        given = problem.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) and location else ""
+        problems.append(f"{where}: {problem['msg']}{shown}")
+    return "; ".join(problems)
+
+
+class Endpoints(Settings):
+    """Where every component of the stack listens and how peers reach it.
+
+    Locally everything is on one loopback host; in containers servers bind ATELIER_BIND_HOST
+    (0.0.0.0) and reach each peer by its own host name.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ATELIER_")
+
+    host: str = "127.0.0.1"
+    """Host every component listens on and is reached at, unless a more specific setting says otherwise."""
+    port_offset: int = 0
+    """Added to every default port (the test stack runs beside a developer's stack with 1000)."""
+    bind_host: str = ""
+    """Address servers bind (containers: 0.0.0.0); empty: ATELIER_HOST."""
+    search_host: str = ""
+    """Host of the search service as its peers reach it; empty: ATELIER_HOST."""
+    ranker_host: str = ""
+    """Host of the ranker service; empty: ATELIER_HOST."""
+    features_host: str = ""
+    """Host of the features service; empty: ATELIER_HOST."""
+    redis_host: str = ""
+    """Host of Redis (Valkey); empty: ATELIER_HOST."""
+    broker_host: str = ""
+    """Host of the Kafka-protocol broker; empty: ATELIER_HOST."""
+    milvus_host: str = ""
+    """Host of Milvus; empty: ATELIER_HOST."""
+    triton_host: str = ""
+    """Host of Triton; empty: ATELIER_HOST."""
+    envoy_port: int = 8080
+    """Envoy's REST and gRPC listener."""
+    envoy_admin_port: int = 9901
+    """Envoy's admin interface."""
+    search_port: int = 50051
+    """The search service's gRPC port."""
+    ranker_port: int = 50052
+    """The ranker service's gRPC port."""
+    features_port: int = 50053
+    """The features service's gRPC port."""
+    search_metrics_port: int = 9464
+    """The search service's Prometheus metrics."""
+    ranker_metrics_port: int = 9465
+    """The ranker service's Prometheus metrics."""
+    features_metrics_port: int = 9466
+    """The features service's Prometheus metrics."""
+    stream_web_port: int = 6066
+    """The primary stream worker's web server (Faust)."""
+    stream_retry_web_port: int = 6067
+    """The retry stream worker's web server (Faust)."""
+    redis_port: int = 6379
+    """Redis (Valkey)."""
+    broker_port: int = 9092
+    """The Kafka-protocol broker."""
+    milvus_port: int = 19530
+    """Milvus' gRPC port (its other ports follow it)."""
+    triton_grpc_port: int = 8001
+    """Triton's gRPC port."""
+    triton_http_port: int = 8000
+    """Triton's HTTP port."""
+    triton_metrics_port: int = 8002
+    """Triton's Prometheus metrics."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shift_default_ports(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Every port not set explicitly is its default plus ATELIER_PORT_OFFSET."""
+        try:
+            offset = int(values.get("port_offset", 0))
+        except ValueError:
+            return values  # the field's own validation names the variable
+        for name, field in cls.model_fields.items():
+            if name.endswith("_port") and name not in values:
+                values[name] = field.default + offset
+        return values
+
+    def address(self, port: int) -> str:
+        """host:port on the local stack's host (the launcher, local tools and tests)."""
+        return f"{self.host}:{port}"
+
+    def _on(self, host: str, port: int) -> str:
+        return f"{host or self.host}:{port}"
+
+    @property
+    def search_address(self) -> str:
+        return self._on(self.search_host, self.search_port)
+
+    @property
+    def ranker_address(self) -> str:
+        return self._on(self.ranker_host, self.ranker_port)
+
+    @property
+    def features_address(self) -> str:
+        return self._on(self.features_host, self.features_port)
+
+    @property
+    def triton_address(self) -> str:
+        return self._on(self.triton_host, self.triton_grpc_port)
+
+    @property
+    def milvus_uri(self) -> str:
+        return f"http://{self._on(self.milvus_host, self.milvus_port)}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self._on(self.redis_host, self.redis_port)}/0"
+
+    @property
+    def broker_bootstrap(self) -> str:
+        return self._on(self.broker_host, self.broker_port)
+
+    @property
+    def edge_url(self) -> str:
+        """Envoy's REST address, as a local client reaches it."""
+        return f"http://{self.address(self.envoy_port)}"
+
+    @property
+    def edge_grpc_address(self) -> str:
+        """Envoy's address for gRPC clients (the same listener as REST)."""
+        return self.address(self.envoy_port)
+
+    @property
+    def listen_host(self) -> str:
+        return self.bind_host or self.host
+
+
+class Tracing(Settings):
+    """OpenTelemetry's own variable for the span exporter (its other OTEL_* variables apply as usual)."""
+
+    model_config = SettingsConfigDict(env_prefix="OTEL_")
+
+    traces_exporter: Literal["none", "console", "otlp"] = "none"
+    """Span exporter: none, console or otlp (OTLP's endpoint from OTEL_EXPORTER_OTLP_ENDPOINT)."""
+
+
+class ServerSettings(Settings):
+    """Settings every gRPC service shares (see atelier.serving.grpc_server)."""
+
+    model_config = SettingsConfigDict(env_prefix="ATELIER_")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    """Log level of the services' JSON logs."""
+    shutdown_grace_s: float = Field(10.0, ge=0)
+    """Seconds in-flight calls get to finish after SIGTERM."""
+    max_in_flight: PositiveInt = 64
+    """Calls a service works on at once; more are refused with RESOURCE_EXHAUSTED (HTTP 429)."""
+    tracing: Tracing = Field(default_factory=Tracing)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upper_case_level(cls, values: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(values.get("log_level"), str):
+            values["log_level"] = values["log_level"].upper()
+        return values
+
+    @property
+    def traces_exporter(self) -> str:
+        return self.tracing.traces_exporter
+
+
+class StatePaths(Settings):
+    """Where the local stack keeps its logs, pid files and data."""
+
+    model_config = SettingsConfigDict(env_prefix="ATELIER_")
+
+    state_dir: Path = ROOT / ".atelier"
+    """The local stack's state folder (logs, data of the servers, supervisord's files)."""
+
+    @property
+    def state(self) -> Path:
+        return self.state_dir.expanduser().resolve()
+
+
+def state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The folder holding the local stack's logs, pid files and data."""
+    return StatePaths.from_env(env).state
