@@ -9,7 +9,7 @@ import sys
 from atelier.offline.catalog import command as catalog_command
 from atelier.offline.evaluation import command as eval_command
 from atelier.offline.training import command as training_command
-from atelier.stack import StackError
+from atelier.stack import StackError, configuration
 from atelier.stack.logfiles import tail
 
 
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_command.add_parser(commands)
     eval_command.add_parser(commands)
     training_command.add_parser(commands)
+    configuration.add_parser(commands)
     return parser
 
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
 
 from prometheus_client import Gauge
+from pydantic import Field, PositiveInt
+from pydantic_settings import SettingsConfigDict
+
+from atelier.serving.settings import Settings
 
 STATE = Gauge("circuit_breaker_open", "1 while a dependency's circuit breaker is open or half-open.", ["dependency"])
 
@@ -34,13 +37,22 @@ class CircuitOpen(RuntimeError):
         self.name = name
 
 
-@dataclass(frozen=True)
-class BreakerSettings:
-    window: int = 50
-    failure_rate: float = 0.5
-    minimum_calls: int = 10
-    open_s: float = 5.0
-    half_open_calls: int = 3
+class BreakerSettings(Settings):
+    """The circuit breakers search keeps, one per downstream (Triton models, Milvus, features, ranker)."""
+
+    model_config = SettingsConfigDict(env_prefix="SEARCH_BREAKER_")
+
+    window: PositiveInt = 50
+    """Outcomes of the last calls a breaker judges."""
+    failure_rate: float = Field(0.5, gt=0, le=1)
+    """Share of failures in the window that opens a breaker."""
+    minimum_calls: PositiveInt = 10
+    """Calls a breaker must have seen before it may open."""
+    open_s: float = Field(5.0, gt=0)
+    """How long an open breaker refuses calls before letting probes through (sooner when the connection
+    to the dependency was lost and is back)."""
+    half_open_calls: PositiveInt = 3
+    """Probe calls that must all succeed to close a breaker again."""
 
 
 class CircuitBreaker:
@@ -71,6 +83,16 @@ class CircuitBreaker:
             raise CircuitOpen(self.name)
         if state is State.HALF_OPEN:
             self._probes_left -= 1
+
+    def probe_now(self) -> None:
+        """Lets probes through now (the caller knows the dependency is back, e.g. reconnected)."""
+        if self._state is State.OPEN:
+            self._opened_at = self._clock() - self._settings.open_s
+
+    def release(self) -> None:
+        """Gives back a probe that was let through but whose call never finished (cancelled)."""
+        if self._state is State.HALF_OPEN:
+            self._probes_left += 1
 
     def record(self, success: bool) -> None:
         if self._state is State.HALF_OPEN:

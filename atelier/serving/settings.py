@@ -11,15 +11,18 @@ docs/configuration.md lists them all (both come from these models).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, PositiveInt, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11: the Triton image's Python (3.10) imports this module too
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,14 +42,25 @@ class _Environment(PydanticBaseSettingsSource):
         return _environment().get(name), name, False
 
     def __call__(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for field_name, field in self.settings_cls.model_fields.items():
-            if _nested_settings(field) is not None:
-                continue  # built by its default factory, from the same environment
-            raw, _, _ = self.get_field_value(field, field_name)
-            if raw is not None and raw.strip():
-                values[field_name] = raw.strip()
-        return values
+        return given_values(self, skip=lambda field_name, field: _nested_settings(field) is not None)
+
+
+def given_values(
+    source: PydanticBaseSettingsSource, skip: Callable[[str, FieldInfo], bool] = lambda name, field: False
+) -> dict[str, Any]:
+    """The fields `source` has a value for: stripped, blank ones left out, but for the model's `verbatim`
+    fields (taken as they are, set even when empty)."""
+    values: dict[str, Any] = {}
+    verbatim = getattr(source.settings_cls, "verbatim", ())
+    for field_name, field in source.settings_cls.model_fields.items():
+        if skip(field_name, field):
+            continue  # a nested model is built by its default factory, from the same environment
+        raw, _, _ = source.get_field_value(field, field_name)
+        if raw is not None and field_name in verbatim:
+            values[field_name] = raw
+        elif raw is not None and raw.strip():
+            values[field_name] = raw.strip()
+    return values
 
 
 def _environment() -> Mapping[str, str]:
@@ -80,12 +94,21 @@ class Settings(BaseSettings):
     # Prefixes this model owns whole: a variable under one that no field reads fails start-up
     # (a typo, or a name from before a rename, would otherwise be silently ignored).
     owned_prefixes: ClassVar[tuple[str, ...]] = ()
+    # Fields whose variable is taken as it is, spaces kept and set even when empty (a text prefix).
+    verbatim: ClassVar[frozenset[str]] = frozenset()
+    # Sources below the environment (the Triton models' config.pbtxt parameters), in order.
+    lower_sources: ClassVar[tuple[type[PydanticBaseSettingsSource], ...]] = ()
 
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
         except ValidationError as error:
-            raise SettingsError(_describe(type(self), error)) from None
+            raise SettingsError(type(self).describe(error)) from None
+
+    @classmethod
+    def describe(cls, error: ValidationError) -> str:
+        """The SettingsError message of a failed validation, naming each bad variable."""
+        return _describe(cls, error)
 
     @classmethod
     def settings_customise_sources(
@@ -96,7 +119,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, _Environment(settings_cls))
+        return (init_settings, _Environment(settings_cls), *(source(settings_cls) for source in cls.lower_sources))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -165,7 +188,8 @@ def _describe(settings_cls: type[Settings], error: ValidationError) -> str:
     problems = []
     for problem in error.errors():
         location = problem["loc"]
-        where = variable_name(settings_cls, str(location[0])) if location else settings_cls.__name__
+        field = str(location[0]) if location else ""
+        where = f"{variable_name(settings_cls, field)} ({field})" if field else settings_cls.__name__
         given = problem.get("input")
         shown = f" (got {given!r})" if isinstance(given, str | int | float) and location else ""
         problems.append(f"{where}: {problem['msg']}{shown}")
@@ -329,6 +353,35 @@ class ServerSettings(Settings):
     @property
     def traces_exporter(self) -> str:
         return self.tracing.traces_exporter
+
+
+class Vision(Settings):
+    """VISION_ENABLED, the behaviour spec's switch of image and hybrid search (read by search, the catalogue load)."""
+
+    model_config = SettingsConfigDict(env_prefix="VISION_")
+
+    enabled: bool = False
+    """Image and hybrid search (CLIP). `atelier up` sets it for search: on when Triton serves the CLIP
+    towers, unless set to 0."""
+
+    @property
+    def chosen(self) -> bool:
+        """Whether the variable was set (else the launcher decides from the models it loads)."""
+        return "enabled" in self.model_fields_set
+
+
+class ServiceSettings(Settings):
+    """Base of a gRPC service's settings: where everything listens, its server's settings, and its
+    own prefix (`env_prefix`), which it owns whole."""
+
+    endpoints: Endpoints = Field(default_factory=Endpoints)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        prefix = cls.model_config.get("env_prefix", "")
+        cls.owned_prefixes = (prefix,) if prefix else ()
 
 
 class StatePaths(Settings):

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atelier.serving.settings import ROOT, Endpoints
+from atelier.inference.signatures import CLIP_IMAGE, CLIP_TEXT, RERANKER
+from atelier.serving.settings import ROOT, Endpoints, variable_name
 from atelier.stack import readiness
 from atelier.stack.envoy import envoy_command
 from atelier.stack.milvus_runner import derive_ports
+from atelier.stack.settings import LauncherSettings
+from services.search.config import SearchSettings
 
 TRITON_MODEL_REPOSITORY = ROOT / "triton_models"
 # Where `atelier models train-*` write their checkpoints.
@@ -26,13 +28,17 @@ class TrainedWeights:
 
     feature: str
     models: tuple[str, ...]
-    env: str  # the variable naming the directory, for Triton's models and for users
+    setting: str  # the LauncherSettings field naming the directory, for Triton's models and for users
     default_name: str  # under MODELS_DIR
     train_command: str
 
+    @property
+    def env(self) -> str:
+        return variable_name(LauncherSettings, self.setting)
+
     def directory(self) -> Path:
-        raw = os.environ.get(self.env, "").strip()
-        return Path(raw).expanduser().resolve() if raw else MODELS_DIR / self.default_name
+        chosen = getattr(LauncherSettings.from_env(), self.setting)
+        return chosen.expanduser().resolve() if chosen is not None else MODELS_DIR / self.default_name
 
     def present(self) -> bool:
         return (self.directory() / "config.json").is_file()
@@ -44,19 +50,18 @@ class TrainedWeights:
         """Why the stack runs without the feature, for `atelier up` to say; None when it is on."""
         if self.loaded(models):
             return None
-        if os.environ.get("ATELIER_TRITON_MODELS") is not None:
+        if LauncherSettings.from_env().chosen_models is not None:
             return f"{self.feature} off: ATELIER_TRITON_MODELS does not name {' and '.join(self.models)}"
         directory = self.directory()
         shown = directory.relative_to(ROOT) if directory.is_relative_to(ROOT) else directory
         return f"{self.feature} off: no {self.default_name} weights in {shown} (run `{self.train_command}`)"
 
 
-RERANKER = "reranker"
 RERANKER_WEIGHTS = TrainedWeights(
-    "reranking", (RERANKER,), "ATELIER_RERANK_MODEL_DIR", "reranker", "atelier models train-reranker"
+    "reranking", (RERANKER.model,), "rerank_model_dir", "reranker", "atelier models train-reranker"
 )
 CLIP_WEIGHTS = TrainedWeights(
-    "vision", ("clip_image", "clip_text"), "ATELIER_CLIP_MODEL_DIR", "clip", "atelier models train-clip"
+    "vision", (CLIP_IMAGE.model, CLIP_TEXT.model), "clip_model_dir", "clip", "atelier models train-clip"
 )
 TRAINED_WEIGHTS = (RERANKER_WEIGHTS, CLIP_WEIGHTS)
 
@@ -93,9 +98,9 @@ def tansu_binary() -> Path:
 def triton_models() -> list[str]:
     """Models to load: those ATELIER_TRITON_MODELS names, else every model directory of triton_models/,
     those needing trained weights only when their checkpoint directory has a config.json."""
-    chosen = os.environ.get("ATELIER_TRITON_MODELS")
+    chosen = LauncherSettings.from_env().chosen_models
     if chosen is not None:
-        return [name for name in chosen.split(",") if name]
+        return chosen
     found = sorted(p.parent.name for p in TRITON_MODEL_REPOSITORY.glob("*/config.pbtxt"))
     missing = {model for weights in TRAINED_WEIGHTS if not weights.present() for model in weights.models}
     return [name for name in found if name not in missing]
@@ -106,11 +111,11 @@ def features_off(models: list[str]) -> list[str]:
     return [reason for weights in TRAINED_WEIGHTS if (reason := weights.off_reason(models))]
 
 
-def _switch(weights: TrainedWeights, models: list[str], variable: str) -> str:
-    """A service's on/off setting for a feature: the user's choice, but off with nothing to call."""
+def _switch(weights: TrainedWeights, models: list[str], chosen: bool | None) -> str:
+    """A service's on/off setting for a feature: the user's choice (None: none), but off with nothing to call."""
     if not weights.loaded(models):
         return "0"
-    return os.environ.get(variable, "").strip() or "1"
+    return "0" if chosen is False else "1"
 
 
 def _weights_environment(models: list[str]) -> dict[str, str]:
@@ -122,6 +127,9 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
     python = sys.executable
     milvus_ports = tuple(derive_ports(endpoints.milvus_port).values())
     models = triton_models()
+    # Search's own settings, checked before anything starts; the launcher decides its feature switches.
+    search = SearchSettings.from_env()
+    rerank_chosen = search.rerank_enabled if "rerank_enabled" in search.model_fields_set else None
     (state / "redis").mkdir(parents=True, exist_ok=True)
     grpc_service = readiness.grpc_serving
     return [
@@ -235,8 +243,10 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             ports=(endpoints.search_port, endpoints.search_metrics_port),
             check=lambda: grpc_service(endpoints.address(endpoints.search_port), "fashion.v1.SearchService"),
             environment={
-                "SEARCH_RERANK_ENABLED": _switch(RERANKER_WEIGHTS, models, "SEARCH_RERANK_ENABLED"),
-                "VISION_ENABLED": _switch(CLIP_WEIGHTS, models, "VISION_ENABLED"),
+                "SEARCH_RERANK_ENABLED": _switch(RERANKER_WEIGHTS, models, rerank_chosen),
+                "VISION_ENABLED": _switch(
+                    CLIP_WEIGHTS, models, search.vision.enabled if search.vision.chosen else None
+                ),
             },
         ),
         Component(

@@ -1,39 +1,27 @@
-"""Settings of the features service, read from the environment in one place."""
+"""Settings of the features service (FEATURES_* and the shared ATELIER_* ones)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
-from atelier.serving.config import env_float, env_int
-from atelier.serving.settings import Endpoints
+from atelier.serving.feature_store.reader import ReaderSettings
+from atelier.serving.settings import ServiceSettings
 from atelier.serving.topics import Topics
 
 
-@dataclass(frozen=True)
-class FeaturesSettings:
-    endpoints: Endpoints
-    topics: Topics
-    # How long the broker may take to acknowledge a click before RecordClick answers UNAVAILABLE.
-    publish_timeout_s: float
-    # Producer batching: a small linger trades a millisecond for fewer requests under load.
-    producer_linger_ms: int
-    redis_timeout_s: float
-    max_batch_article_ids: int
-    default_k: int
-    max_k: int
+class FeaturesSettings(ServiceSettings, env_prefix="FEATURES_"):
+    topics: Topics = Field(default_factory=Topics)
+    reader: ReaderSettings = Field(default_factory=ReaderSettings)
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> FeaturesSettings:
-        env = os.environ if env is None else env
-        return cls(
-            endpoints=Endpoints.from_env(env),
-            topics=Topics.from_env(env),
-            publish_timeout_s=env_float(env, "FEATURES_PUBLISH_TIMEOUT_S", 2.0),
-            producer_linger_ms=env_int(env, "FEATURES_PRODUCER_LINGER_MS", 1),
-            redis_timeout_s=env_float(env, "FEATURES_REDIS_TIMEOUT_S", 0.25),
-            max_batch_article_ids=env_int(env, "FEATURES_MAX_BATCH_ARTICLE_IDS", 1000),
-            default_k=env_int(env, "FEATURES_DEFAULT_K", 10),
-            max_k=env_int(env, "FEATURES_MAX_K", 100),
-        )
+    publish_timeout_s: PositiveFloat = 2.0
+    """How long the broker may take to acknowledge a click before RecordClick answers UNAVAILABLE."""
+    producer_linger_s: NonNegativeFloat = 0.001
+    """Producer batching: a small linger trades a millisecond for fewer requests under load."""
+    redis_timeout_s: PositiveFloat = 0.25
+    """Socket timeout of the service's Redis calls."""
+    max_batch_article_ids: PositiveInt = 1000
+    """Most article ids one BatchGetItemSignals may ask for."""
+    default_k: PositiveInt = 10
+    """Popular items when ListPopularItems leaves k at 0."""
+    max_k: PositiveInt = 100
+    """Most popular items ListPopularItems may ask for."""

@@ -19,42 +19,42 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from atelier.serving.settings import Settings
+
+Boost = Annotated[float, Field(ge=1, allow_inf_nan=False)]
+Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
-@dataclass(frozen=True)
-class BoostSettings:
-    recent_click_boost: float = 1.5
-    # The category factor of a plain match, and the ceiling of a scaled one.
-    category_boost: float = 1.2
-    # Scale the category factor with the affinity: 1 + (category_boost - 1) * min(1, affinity / saturation).
-    # Off: any category with affinity > 0 gets exactly category_boost.
+class BoostSettings(Settings):
+    """The ranker's boost settings (RANKER_*); no boost may lower a result."""
+
+    model_config = SettingsConfigDict(env_prefix="RANKER_")
+
+    recent_click_boost: Boost = 1.5
+    """Factor of a candidate the user recently clicked."""
+    category_boost: Boost = 1.2
+    """Factor of a candidate in a category the user has affinity for (the ceiling when scaled)."""
     affinity_scaling: bool = True
-    # The decayed click count at which a category earns the full category_boost.
-    affinity_saturation: float = 3.0
-    popularity_weight_1h: float = 0.20
-    popularity_weight_24h: float = 0.10
-    popularity_weight_7d: float = 0.05
-    max_boost: float = 3.0
-    # Popularity is not personal, but boosting anonymous results by it would make them
-    # differ from the relevance order; off by default.
+    """Scale the category factor with the affinity: 1 + (category_boost - 1) * min(1, affinity / saturation);
+    off: any affinity > 0 gets exactly category_boost."""
+    affinity_saturation: float = Field(3.0, gt=0, allow_inf_nan=False)
+    """The decayed click count at which a category earns the full category_boost."""
+    popularity_weight_1h: Weight = 0.20
+    """Weight of the last hour's popularity in the popularity factor."""
+    popularity_weight_24h: Weight = 0.10
+    """Weight of the last 24 hours' popularity."""
+    popularity_weight_7d: Weight = 0.05
+    """Weight of the last 7 days' popularity."""
+    max_boost: Boost = 3.0
+    """Cap of a candidate's total factor."""
     popularity_for_anonymous: bool = False
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{f.name} must be finite, got {value}")
-        for name in ("recent_click_boost", "category_boost", "max_boost"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"{name} must be at least 1 (a boost never lowers a result), got {getattr(self, name)}"
-                )
-        for name in ("popularity_weight_1h", "popularity_weight_24h", "popularity_weight_7d"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
-        if self.affinity_saturation <= 0:
-            raise ValueError(f"affinity_saturation must be positive, got {self.affinity_saturation}")
+    """Boost anonymous results by popularity too (off: their order is the relevance order)."""
 
 
 @dataclass(frozen=True)

@@ -1,96 +1,75 @@
-"""Settings of the search service, read from the environment in one place."""
+"""Settings of the search service (SEARCH_*, VISION_ENABLED, and the shared ATELIER_* ones)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from atelier.serving.circuit_breaker import BreakerSettings
-from atelier.serving.config import env_bool, env_float, env_int, env_str
-from atelier.serving.settings import Endpoints
+from atelier.serving.settings import ServiceSettings, Settings, Vision
+from services.search.image_validation import ImageLimits
 
 
-@dataclass(frozen=True)
-class SearchSettings:
-    endpoints: Endpoints
-    text_model: str
-    collection: str
-    default_k: int
-    max_k: int
-    max_query_chars: int
-    # ANN candidates fetched per request (later stages rerank and boost them).
-    candidates: int
-    hnsw_ef: int
-    embed_timeout_s: float
-    ann_timeout_s: float
-    # Deadline of each call to the features service and the ranker.
-    personalisation_timeout_s: float
-    embedding_cache_size: int
-    # Cross-encoder rerank of the top `rerank_candidates` within `rerank_budget_s`; the stack
-    # turns it off when no reranker weights exist.
-    rerank_enabled: bool
-    rerank_model: str
-    rerank_candidates: int
-    rerank_budget_s: float
-    rerank_cache_size: int
-    # Rerank calls in flight at once per instance (0: no limit); beyond it, retrieval order at once.
-    rerank_max_in_flight: int
-    # How often the known filter values are re-read from the feature store.
-    filter_values_refresh_s: float
-    # Image and hybrid search (CLIP); the stack turns it off when no CLIP weights exist.
-    vision_enabled: bool
-    image_collection: str
-    clip_image_model: str
-    clip_text_model: str
-    clip_timeout_s: float
-    max_image_bytes: int
-    max_image_pixels: int
-    # Hybrid search: weight of each recall list (its scores min-max normalised) in the merge.
-    hybrid_text_weight: float
-    hybrid_clip_text_weight: float
-    hybrid_image_weight: float
-    # One circuit breaker per downstream (Triton, Milvus, features, ranker).
-    breaker: BreakerSettings
+class RequestLimits(Settings, env_prefix="SEARCH_"):
+    """What a search request may ask for."""
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SearchSettings:
-        env = os.environ if env is None else env
-        return cls(
-            endpoints=Endpoints.from_env(env),
-            text_model=env_str(env, "SEARCH_TEXT_MODEL", "text_embedding"),
-            collection=env_str(env, "SEARCH_COLLECTION", "articles_text"),
-            default_k=env_int(env, "SEARCH_DEFAULT_K", 10),
-            max_k=env_int(env, "SEARCH_MAX_K", 100),
-            max_query_chars=env_int(env, "SEARCH_MAX_QUERY_CHARS", 512),
-            candidates=env_int(env, "SEARCH_CANDIDATES", 100),
-            hnsw_ef=env_int(env, "SEARCH_HNSW_EF", 128),
-            embed_timeout_s=env_float(env, "SEARCH_EMBED_TIMEOUT_S", 1.0),
-            ann_timeout_s=env_float(env, "SEARCH_ANN_TIMEOUT_S", 0.5),
-            personalisation_timeout_s=env_float(env, "SEARCH_PERSONALISATION_TIMEOUT_S", 0.2),
-            embedding_cache_size=env_int(env, "SEARCH_EMBEDDING_CACHE_SIZE", 10_000),
-            rerank_enabled=env_bool(env, "SEARCH_RERANK_ENABLED", True),
-            rerank_model=env_str(env, "SEARCH_RERANK_MODEL", "reranker"),
-            rerank_candidates=env_int(env, "SEARCH_RERANK_CANDIDATES", 100),
-            rerank_budget_s=env_int(env, "SEARCH_RERANK_BUDGET_MS", 300) / 1000,
-            rerank_cache_size=env_int(env, "SEARCH_RERANK_CACHE_SIZE", 100_000),
-            rerank_max_in_flight=env_int(env, "SEARCH_RERANK_MAX_IN_FLIGHT", 2),
-            filter_values_refresh_s=env_float(env, "SEARCH_FILTER_VALUES_REFRESH_S", 30.0),
-            vision_enabled=env_bool(env, "VISION_ENABLED", False),
-            image_collection=env_str(env, "SEARCH_IMAGE_COLLECTION", "articles_image"),
-            clip_image_model=env_str(env, "SEARCH_CLIP_IMAGE_MODEL", "clip_image"),
-            clip_text_model=env_str(env, "SEARCH_CLIP_TEXT_MODEL", "clip_text"),
-            clip_timeout_s=env_float(env, "SEARCH_CLIP_TIMEOUT_S", 1.0),
-            max_image_bytes=env_int(env, "SEARCH_MAX_IMAGE_BYTES", 4 * 1024 * 1024),
-            max_image_pixels=env_int(env, "SEARCH_MAX_IMAGE_PIXELS", 25_000_000),
-            hybrid_text_weight=env_float(env, "SEARCH_HYBRID_TEXT_WEIGHT", 0.5),
-            hybrid_clip_text_weight=env_float(env, "SEARCH_HYBRID_CLIP_TEXT_WEIGHT", 0.2),
-            hybrid_image_weight=env_float(env, "SEARCH_HYBRID_IMAGE_WEIGHT", 0.3),
-            breaker=BreakerSettings(
-                window=env_int(env, "SEARCH_BREAKER_WINDOW", BreakerSettings.window),
-                failure_rate=env_float(env, "SEARCH_BREAKER_FAILURE_RATE", BreakerSettings.failure_rate),
-                minimum_calls=env_int(env, "SEARCH_BREAKER_MINIMUM_CALLS", BreakerSettings.minimum_calls),
-                open_s=env_float(env, "SEARCH_BREAKER_OPEN_S", BreakerSettings.open_s),
-                half_open_calls=env_int(env, "SEARCH_BREAKER_HALF_OPEN_CALLS", BreakerSettings.half_open_calls),
-            ),
-        )
+    default_k: PositiveInt = 10
+    """Results when a request leaves k at 0."""
+    max_k: PositiveInt = 100
+    """Most results a request may ask for."""
+    max_query_chars: PositiveInt = 512
+    """Longest query text accepted (after white space is folded)."""
+    max_image_bytes: PositiveInt = 4 * 1024 * 1024
+    """Largest query photo accepted, in bytes."""
+    max_image_pixels: PositiveInt = 25_000_000
+    """Most pixels a query photo may have."""
+
+    @property
+    def image(self) -> ImageLimits:
+        return ImageLimits(self.max_image_bytes, self.max_image_pixels)
+
+
+class SearchSettings(ServiceSettings, env_prefix="SEARCH_"):
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    vision: Vision = Field(default_factory=Vision)
+    limits: RequestLimits = Field(default_factory=RequestLimits)
+
+    collection: str = "articles_text"
+    """Milvus collection of the articles' text embeddings."""
+    image_collection: str = "articles_image"
+    """Milvus collection of the articles' photo embeddings (CLIP)."""
+    candidates: PositiveInt = 100
+    """Candidates retrieved from Milvus per request (later stages rerank and boost them)."""
+    hnsw_ef: PositiveInt = 128
+    """HNSW search width (at least the number of candidates asked for)."""
+    embed_timeout_s: PositiveFloat = 1.0
+    """Deadline of the query embedding (Triton text_embedding)."""
+    ann_timeout_s: PositiveFloat = 0.5
+    """Deadline of one Milvus search."""
+    personalisation_timeout_s: PositiveFloat = 0.2
+    """Deadline of each call to the features service and the ranker."""
+    embedding_cache_size: NonNegativeInt = 10_000
+    """Query embeddings kept in memory (0: none)."""
+    rerank_enabled: bool = True
+    """Cross-encoder reranking; the launcher turns it off when Triton serves no reranker."""
+    rerank_candidates: PositiveInt = 100
+    """Retrieved candidates the cross-encoder reorders."""
+    rerank_budget_s: PositiveFloat = 0.3
+    """Deadline of the rerank call; past it, the answer keeps retrieval order and says so."""
+    rerank_cache_size: NonNegativeInt = 100_000
+    """(query, article) rerank scores kept in memory (0: none)."""
+    rerank_max_in_flight: NonNegativeInt = 2
+    """Rerank calls in flight at once per instance (0: no limit); beyond it, retrieval order at once."""
+    filter_values_refresh_s: PositiveFloat = 30.0
+    """How often the catalogue's known filter values are re-read from Redis."""
+    clip_timeout_s: PositiveFloat = 1.0
+    """Deadline of a CLIP embedding (query photo or query text)."""
+    hybrid_text_weight: float = Field(0.5, ge=0)
+    """Hybrid search: weight of the text-collection list (scores min-max normalised) in the merge."""
+    hybrid_clip_text_weight: float = Field(0.2, ge=0)
+    """Hybrid search: weight of the query text through CLIP against the photos."""
+    hybrid_image_weight: float = Field(0.3, ge=0)
+    """Hybrid search: weight of the query photo against the photos."""
+
+    @property
+    def vision_enabled(self) -> bool:
+        return self.vision.enabled

@@ -41,7 +41,7 @@ TEST_STACK_ENV = {
     "ATELIER_RERANK_MODEL_DIR": os.environ.get("ATELIER_TEST_RERANK_MODEL_DIR", str(ROOT / "build" / "no-reranker")),
     # Tests assert behaviour, not speed: a generous rerank budget keeps a busy CI machine from
     # turning reranked answers into degraded ones (the budget itself is unit-tested).
-    "SEARCH_RERANK_BUDGET_MS": "2000",
+    "SEARCH_RERANK_BUDGET_S": "2",
     # Image embeddings on a busy 2-core CI machine: generous, as the rerank budget.
     "SEARCH_CLIP_TIMEOUT_S": "5",
     # Small photo limits, so the tests can go past them cheaply.

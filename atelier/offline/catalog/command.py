@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from atelier.serving.settings import ROOT, Endpoints
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from atelier.serving.settings import ROOT, Endpoints, Settings, Vision
 
 if TYPE_CHECKING:
     from atelier.offline.catalog.hm_loader import HMDataset
 
-HM_DIR = Path(os.environ.get("ATELIER_HM_DIR", ROOT / "data" / "hm"))
+
+class CatalogSettings(Settings):
+    """Settings of `atelier catalog load` (and the commands that read the same catalogue)."""
+
+    model_config = SettingsConfigDict(env_prefix="ATELIER_")
+
+    hm_dir: Path = ROOT / "data" / "hm"
+    """The Kaggle H&M files (articles.csv, transactions_train.csv, images/) when present; otherwise the
+    seeded synthetic catalogue is generated into data/synthetic."""
+    vision: Vision = Field(default_factory=Vision)
+
+
+HM_DIR = CatalogSettings.from_env().hm_dir
 SYNTHETIC_DIR = ROOT / "data" / "synthetic"
 DEMO_ARTICLES = 3000
 FULL_ARTICLES = 105_542
@@ -44,10 +58,9 @@ def _loaded_articles(endpoints: Endpoints, collection: str) -> int:
 
 def vision_on(endpoints: Endpoints) -> bool:
     """VISION_ENABLED when set, else whether the running Triton serves the CLIP image tower."""
-    from atelier.serving.config import env_bool
-
-    if os.environ.get("VISION_ENABLED", "").strip():
-        return env_bool(os.environ, "VISION_ENABLED", False)
+    vision = CatalogSettings.from_env().vision
+    if vision.chosen:
+        return vision.enabled
     import tritonclient.grpc as triton
 
     client = triton.InferenceServerClient(endpoints.triton_address)

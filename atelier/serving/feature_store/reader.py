@@ -8,16 +8,17 @@ an aggregate has expired) whatever the number of buckets.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 from redis.asyncio.client import Pipeline
 
 from atelier.serving import popularity
-from atelier.serving.config import env_float
 from atelier.serving.feature_store import keys
+from atelier.serving.settings import Settings
 
 GLOBAL_TIER = "global"
 DEFAULT_WINDOW = popularity.DAY.name
@@ -25,19 +26,13 @@ _TIERS = (*(window.name for window in popularity.WINDOWS), GLOBAL_TIER)
 _WINDOWS = {window.name: window for window in popularity.WINDOWS}
 
 
-@dataclass(frozen=True)
-class ReaderSettings:
-    # How long a window's materialised union lives: popularity is at most this stale.
-    aggregate_ttl_s: float = 2.0
+class ReaderSettings(Settings):
+    """What the features service's reads of the feature store may serve (FEATURES_*)."""
 
-    def __post_init__(self) -> None:
-        if self.aggregate_ttl_s < 0.001:
-            raise ValueError("aggregate_ttl_s must be at least 1 ms")
+    model_config = SettingsConfigDict(env_prefix="FEATURES_")
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ReaderSettings:
-        env = os.environ if env is None else env
-        return cls(aggregate_ttl_s=env_float(env, "FEATURES_AGGREGATE_TTL_S", cls.aggregate_ttl_s))
+    aggregate_ttl_s: float = Field(2.0, ge=0.001)
+    """How long a popularity window's materialised union lives: popularity is at most this stale."""
 
 
 @dataclass(frozen=True)

