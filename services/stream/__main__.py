@@ -3,5 +3,5 @@
 from services.stream.app import app, settings
 
 if __name__ == "__main__":
-    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
+    settings.primary_data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app.main()

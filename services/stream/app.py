@@ -11,21 +11,21 @@ from __future__ import annotations
 import faust
 from faust.types import StreamT
 
-from services.stream.acks import settled_or_held
+from services.stream.acks import acked_once_settled
 from services.stream.config import StreamSettings
 from services.stream.faust_app import create_app
 from services.stream.records import incoming
 from services.stream.runtime import Runtime
 
 settings = StreamSettings.from_env()
-app: faust.App = create_app(settings.app_id, settings.endpoints.stream_web_port, settings.data_dir, settings)
+app: faust.App = create_app(settings.app_id, settings.endpoints.stream_web_port, settings.primary_data_dir, settings)
 clicks_topic = app.topic(settings.topics.clicks, key_serializer="raw", value_serializer="raw")
 runtime = Runtime(app, settings)
 
 
 @app.agent(clicks_topic, name="apply-clicks")
 async def apply_clicks(stream: StreamT) -> None:
-    # take_events is take() yielding the events, whose headers (traceparent) are forwarded.
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
-        async with settled_or_held(events, runtime.crash):
+    # noack_take yields the events (their headers, traceparent, are forwarded) and acknowledges none.
+    async for events in stream.noack_take(settings.batch_size, within=settings.batch_window_s):
+        async with acked_once_settled(stream, events, runtime.crash):
             await runtime.handler().handle([incoming(event) for event in events], attempt=0)

@@ -1,15 +1,23 @@
-"""Settings of the stream workers (primary and retry), read from the environment in one place."""
+"""Settings of the stream workers (primary and retry): one settings model, read at start-up.
+
+Every STREAM_* variable belongs to the stream workers: one that no field reads fails
+start-up (a typo, or a name from before a rename such as STREAM_FETCH_MAX_WAIT_MS).
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar, Self
 
-from atelier.serving.config import env_float, env_int, env_str
-from atelier.serving.settings import Endpoints, state_dir
+from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from atelier.serving.feature_store.writer import WriterSettings
+from atelier.serving.settings import Endpoints, Settings, StatePaths
 from atelier.serving.topics import Topics
+
+_DELAYS = "must be three comma-separated numbers >= 0 (seconds of clicks.retry.1s, .10s and .60s)"
 
 
 @dataclass(frozen=True)
@@ -21,83 +29,100 @@ class RetryTier:
     attempt: int
 
 
-@dataclass(frozen=True)
-class StreamSettings:
-    endpoints: Endpoints
-    topics: Topics
-    # Faust app ids (consumer groups); their internal topics come from atelier.serving.topics.
-    app_id: str
-    retry_app_id: str
-    data_dir: Path
-    # The address Faust's web server advertises (its own host name in a container).
-    web_host: str
-    # The local broker (Tansu) takes about half the session timeout to form a
-    # group, so keep it short locally; real Kafka is fine with the default.
-    session_timeout_s: float
-    heartbeat_interval_s: float
-    # How long one fetch may wait on the broker for new records. Faust hard-codes
-    # 1.5 s; on Tansu a fetch waits that long even when records arrive, so it is
-    # most of the click-to-Redis latency (p50 ~550 ms vs ~20-35 ms at 50 ms).
-    fetch_max_wait_ms: int
-    # Primary worker: events per Redis round trip, and how long a batch may fill.
-    batch_size: int
-    batch_window_s: float
-    # Retry worker: delay of each tier (clicks.retry.1s/10s/60s), its batches.
-    retry_delays_s: tuple[float, float, float]
-    retry_batch_size: int
-    retry_batch_window_s: float
-    # Redis: socket timeouts of the client and a deadline on one batch's apply.
-    redis_timeout_s: float
-    redis_connect_timeout_s: float
-    apply_timeout_s: float
-    # Re-routing (retry and dead-letter records): a deadline on the broker's
-    # acknowledgements of one batch, and the pause before sending it again.
-    forward_timeout_s: float
-    forward_backoff_s: float
+class StreamSettings(Settings):
+    """The stream workers' settings: both workers read the same ones."""
 
+    model_config = SettingsConfigDict(env_prefix="STREAM_")
+    owned_prefixes: ClassVar[tuple[str, ...]] = ("STREAM_",)
+
+    data_dir: Path | None = None
+    """Faust's data folder of the primary worker (the retry worker's is beside it, `-retry` appended);
+    empty: `stream` in ATELIER_STATE_DIR."""
+    web_host: str = ""
+    """The host Faust's web server advertises to the group (in a container its own host name or IP);
+    empty: ATELIER_HOST."""
+    session_timeout_s: float = Field(6.0, gt=0)
+    """Consumer group session timeout. The local broker (Tansu) takes about half of it to form a group,
+    so it is short locally; real Kafka is fine with Faust's default (60)."""
+    heartbeat_interval_s: float = Field(1.0, gt=0)
+    """Consumer group heartbeat interval; below STREAM_SESSION_TIMEOUT_S."""
+    fetch_max_wait_s: float = Field(0.05, ge=0, le=60)
+    """Longest one fetch waits on the broker for new records (Faust hard-codes 1.5; on Tansu a fetch
+    waits that long even when records arrive, so it is most of the click-to-Redis latency)."""
+    batch_size: PositiveInt = 500
+    """Primary worker: most click records applied in one Redis round trip."""
+    batch_window_s: float = Field(0.02, gt=0)
+    """Primary worker: longest a batch waits to fill before it is applied."""
+    retry_delays_s: tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat] = (1.0, 10.0, 60.0)
+    """Retry worker: the delays of the retry tiers clicks.retry.1s, .10s and .60s, three
+    comma-separated numbers >= 0."""
+    retry_batch_size: PositiveInt = 500
+    """Retry worker: most records of one tier settled in one batch."""
+    retry_batch_window_s: float = Field(0.1, gt=0)
+    """Retry worker: longest a tier's batch waits to fill."""
+    redis_timeout_s: float = Field(0.5, gt=0)
+    """Socket timeout of the Redis client's commands."""
+    redis_connect_timeout_s: float = Field(0.5, gt=0)
+    """Timeout of the Redis client's connection attempts."""
+    apply_timeout_s: float = Field(2.0, gt=0)
+    """Deadline on applying one batch to Redis; past it the batch goes to the next retry tier."""
+    forward_timeout_s: float = Field(10.0, gt=0)
+    """Deadline on the broker's acknowledgements of one batch of re-routed (retry, dead-letter) records."""
+    forward_backoff_s: float = Field(1.0, ge=0)
+    """Pause before a batch of re-routed records whose sending failed is sent again."""
+    writer: WriterSettings = Field(default_factory=WriterSettings)
+    endpoints: Endpoints = Field(default_factory=Endpoints)
+    topics: Topics = Field(default_factory=Topics)
+    paths: StatePaths = Field(default_factory=StatePaths)
+
+    @field_validator("retry_delays_s", mode="before")
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> StreamSettings:
-        env = os.environ if env is None else env
-        endpoints = Endpoints.from_env(env)
-        topics = Topics.from_env(env)
-        settings = cls(
-            endpoints=endpoints,
-            topics=topics,
-            app_id=topics.stream_app_id,
-            retry_app_id=topics.stream_retry_app_id,
-            data_dir=Path(env_str(env, "STREAM_DATA_DIR", str(state_dir(env) / "stream"))),
-            web_host=env_str(env, "STREAM_WEB_HOST", endpoints.host),
-            session_timeout_s=env_float(env, "STREAM_SESSION_TIMEOUT_S", 6.0),
-            heartbeat_interval_s=env_float(env, "STREAM_HEARTBEAT_INTERVAL_S", 1.0),
-            fetch_max_wait_ms=env_int(env, "STREAM_FETCH_MAX_WAIT_MS", 50),
-            batch_size=env_int(env, "STREAM_BATCH_SIZE", 500),
-            batch_window_s=env_float(env, "STREAM_BATCH_WINDOW_S", 0.02),
-            retry_delays_s=_delays(env, "STREAM_RETRY_DELAYS_S", (1.0, 10.0, 60.0)),
-            retry_batch_size=env_int(env, "STREAM_RETRY_BATCH_SIZE", 500),
-            retry_batch_window_s=env_float(env, "STREAM_RETRY_BATCH_WINDOW_S", 0.1),
-            redis_timeout_s=env_float(env, "STREAM_REDIS_TIMEOUT_S", 0.5),
-            redis_connect_timeout_s=env_float(env, "STREAM_REDIS_CONNECT_TIMEOUT_S", 0.5),
-            apply_timeout_s=env_float(env, "STREAM_APPLY_TIMEOUT_S", 2.0),
-            forward_timeout_s=env_float(env, "STREAM_FORWARD_TIMEOUT_S", 10.0),
-            forward_backoff_s=env_float(env, "STREAM_FORWARD_BACKOFF_S", 1.0),
-        )
-        settings.validate()
-        return settings
+    def _three_delays(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            delays = tuple(float(part) for part in value.split(","))
+        except ValueError:
+            raise ValueError(_DELAYS) from None
+        if len(delays) != 3 or any(not delay >= 0 for delay in delays):
+            raise ValueError(_DELAYS)
+        return delays
 
-    def validate(self) -> None:
-        if self.batch_size < 1 or self.retry_batch_size < 1:
-            raise ValueError("STREAM_BATCH_SIZE and STREAM_RETRY_BATCH_SIZE must be at least 1")
-        if self.batch_window_s <= 0 or self.retry_batch_window_s <= 0:
-            raise ValueError("STREAM_BATCH_WINDOW_S and STREAM_RETRY_BATCH_WINDOW_S must be positive")
-        if not 0 <= self.fetch_max_wait_ms <= 60_000:
-            raise ValueError("STREAM_FETCH_MAX_WAIT_MS must be within 0..60000")
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> Self:
         if self.heartbeat_interval_s >= self.session_timeout_s:
-            raise ValueError("STREAM_HEARTBEAT_INTERVAL_S must be below STREAM_SESSION_TIMEOUT_S")
-        for name in ("redis_timeout_s", "redis_connect_timeout_s", "apply_timeout_s", "forward_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"STREAM_{name.upper()} must be positive")
-        if self.forward_backoff_s < 0:
-            raise ValueError("STREAM_FORWARD_BACKOFF_S must be >= 0")
+            raise ValueError(
+                f"STREAM_HEARTBEAT_INTERVAL_S ({self.heartbeat_interval_s}) must be below "
+                f"STREAM_SESSION_TIMEOUT_S ({self.session_timeout_s})"
+            )
+        return self
+
+    @property
+    def app_id(self) -> str:
+        """The primary worker's Faust app id (STREAM_APP_ID)."""
+        return self.topics.stream_app_id
+
+    @property
+    def retry_app_id(self) -> str:
+        """The retry worker's Faust app id (STREAM_RETRY_APP_ID)."""
+        return self.topics.stream_retry_app_id
+
+    @property
+    def advertised_web_host(self) -> str:
+        return self.web_host or self.endpoints.host
+
+    @property
+    def fetch_max_wait_ms(self) -> int:
+        """STREAM_FETCH_MAX_WAIT_S in the unit aiokafka takes."""
+        return round(self.fetch_max_wait_s * 1000)
+
+    @property
+    def primary_data_dir(self) -> Path:
+        return self.data_dir or self.paths.state / "stream"
+
+    @property
+    def retry_data_dir(self) -> Path:
+        return self.primary_data_dir.with_name(self.primary_data_dir.name + "-retry")
 
     @property
     def retry_tiers(self) -> tuple[RetryTier, ...]:
@@ -106,20 +131,3 @@ class StreamSettings:
             RetryTier(topic, delay, attempt)
             for attempt, (topic, delay) in enumerate(zip(topics, self.retry_delays_s, strict=True), start=1)
         )
-
-    @property
-    def retry_data_dir(self) -> Path:
-        return self.data_dir.with_name(self.data_dir.name + "-retry")
-
-
-def _delays(env: Mapping[str, str], name: str, default: tuple[float, float, float]) -> tuple[float, float, float]:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        values = tuple(float(part) for part in raw.split(","))
-    except ValueError:
-        raise ValueError(f"{name} must be three comma-separated numbers, got {raw!r}") from None
-    if len(values) != 3 or any(value < 0 for value in values):
-        raise ValueError(f"{name} must be three comma-separated numbers >= 0, got {raw!r}")
-    return values  # type: ignore[return-value]

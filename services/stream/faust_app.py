@@ -7,7 +7,7 @@ from pathlib import Path
 import faust
 
 from services.stream.config import StreamSettings
-from services.stream.fetch_wait import transport_class
+from services.stream.internals import install_fetch_wait
 
 
 def create_app(app_id: str, web_port: int, data_dir: Path, settings: StreamSettings) -> faust.App:
@@ -16,7 +16,7 @@ def create_app(app_id: str, web_port: int, data_dir: Path, settings: StreamSetti
         broker=f"kafka://{settings.endpoints.broker_bootstrap}",
         datadir=str(data_dir),
         web_bind=settings.endpoints.listen_host,
-        web_host=settings.web_host,
+        web_host=settings.advertised_web_host,
         web_port=web_port,
         topic_partitions=settings.topics.partitions,
         # Every topic, Faust's own included, is created up front (atelier.serving.topics).
@@ -31,6 +31,6 @@ def create_app(app_id: str, web_port: int, data_dir: Path, settings: StreamSetti
         # override the arguments above; these settings come from StreamSettings only.
         env={},
     )
-    # Set before anything asks for app.transport (declaring a topic does).
-    app.transport = transport_class(settings.fetch_max_wait_ms)(app.conf.broker_consumer, app)
+    # Faust has no setting for the consumer's fetch wait (services.stream.internals).
+    install_fetch_wait(app, settings.fetch_max_wait_ms)
     return app

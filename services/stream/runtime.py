@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from atelier.serving.feature_store.writer import ClickWriter, WriterSettings
+from atelier.serving.feature_store.writer import ClickWriter
 from services.stream.config import StreamSettings
 from services.stream.forwarder import Forwarder, ProducerForwarder
 from services.stream.handler import Applier, ClickHandler, wall_ms
@@ -68,7 +68,7 @@ class Runtime:
             # that the retry topics do the waiting, not the client.
             retry=Retry(NoBackoff(), 1),
         )
-        self.writer = ClickWriter(self._redis, WriterSettings.from_env())
+        self.writer = ClickWriter(self._redis, settings.writer)
         return self.writer
 
     async def _close(self, *_: Any, **__: Any) -> None:

@@ -130,6 +130,6 @@ def test_fallback_tiers() -> None:
 
 
 def test_writer_settings_validate() -> None:
-    with pytest.raises(ValueError, match="recent_cap"):
+    with pytest.raises(ValueError, match="STREAM_RECENT_CAP"):
         WriterSettings(recent_cap=0)
-    assert WriterSettings.from_env({"FEATURES_RECENT_CAP": "5"}).recent_cap == 5
+    assert WriterSettings.from_env({"STREAM_RECENT_CAP": "5"}).recent_cap == 5

@@ -21,6 +21,7 @@ from atelier.serving.click_event import (
     ClickRecord,
 )
 from atelier.serving.feature_store.writer import StoredDataError
+from services.stream import internals
 from services.stream.handler import ClickHandler
 from services.stream.records import Incoming, Outgoing
 from services.stream.retry.waiting import DueWaiter, process_tier_batch
@@ -290,12 +291,15 @@ async def test_failure_in_a_tier_goes_to_the_next_and_after_the_last_to_dead_let
 
 
 async def test_fetch_wait_is_the_configured_one(workers: tuple) -> None:
-    primary, _ = workers
-    consumer = primary.app.consumer._thread._create_worker_consumer(primary.app.transport)
-    try:
-        assert consumer._fetch_max_wait_ms == primary.settings.fetch_max_wait_ms == 50
-    finally:
-        await consumer.stop()
+    primary, retry = workers
+    for worker in (primary, retry):
+        consumer = internals.worker_consumer(worker.app)
+        try:
+            assert internals.fetch_max_wait_ms(consumer) == worker.settings.fetch_max_wait_ms == 50
+            assert consumer._fetch_max_wait_ms == 50
+        finally:
+            await consumer.stop()
+    assert primary.settings.fetch_max_wait_s == 0.05
 
 
 @dataclass

@@ -8,58 +8,45 @@ StoredDataError (a ResponseError) names the event whose keys hold unexpected dat
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from importlib import resources
 
 import redis.asyncio as aioredis
+from pydantic import Field, PositiveInt
+from pydantic_settings import SettingsConfigDict
 from redis.exceptions import ResponseError
 
 from atelier.serving import popularity
 from atelier.serving.click_event import ClickRecord, InvalidClick
-from atelier.serving.config import env_float, env_int
 from atelier.serving.feature_store import keys
+from atelier.serving.settings import Settings
 
 SCRIPT = resources.files(__package__).joinpath("apply_clicks.lua").read_text()
 _ERROR = re.compile(r"FEATURESTORE event=(\d+) id=")
 DAY_S = 86400.0
 
 
-@dataclass(frozen=True)
-class WriterSettings:
-    dedupe_ttl_s: float = 7 * DAY_S
-    user_ttl_s: float = 30 * DAY_S
-    # Not a spec requirement: bounds the keys of articles that stop being clicked
-    # (after 30 days a score has decayed to ~5 %).
-    item_ttl_s: float = 30 * DAY_S
-    session_ttl_s: float = 30 * 60.0
-    recent_cap: int = 20
-    session_cap: int = 50
-    global_max_items: int = popularity.GLOBAL_MAX_ITEMS
+class WriterSettings(Settings):
+    """What the click writer keeps in Redis and for how long: STREAM_*, as only the stream workers write the store."""
 
-    def __post_init__(self) -> None:
-        for name in ("dedupe_ttl_s", "user_ttl_s", "item_ttl_s", "session_ttl_s"):
-            if getattr(self, name) < 0.001:
-                raise ValueError(f"{name} must be at least 1 ms")
-        for name in ("recent_cap", "session_cap", "global_max_items"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
+    model_config = SettingsConfigDict(env_prefix="STREAM_")
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> WriterSettings:
-        env = os.environ if env is None else env
-        default = cls()
-        return cls(
-            dedupe_ttl_s=env_float(env, "FEATURES_DEDUPE_TTL_S", default.dedupe_ttl_s),
-            user_ttl_s=env_float(env, "FEATURES_USER_TTL_S", default.user_ttl_s),
-            item_ttl_s=env_float(env, "FEATURES_ITEM_TTL_S", default.item_ttl_s),
-            session_ttl_s=env_float(env, "FEATURES_SESSION_TTL_S", default.session_ttl_s),
-            recent_cap=env_int(env, "FEATURES_RECENT_CAP", default.recent_cap),
-            session_cap=env_int(env, "FEATURES_SESSION_CAP", default.session_cap),
-            global_max_items=env_int(env, "FEATURES_GLOBAL_MAX_ITEMS", default.global_max_items),
-        )
+    dedupe_ttl_s: float = Field(7 * DAY_S, ge=0.001)
+    """How long an applied click's event id is remembered, so that a redelivered click is not applied again."""
+    user_ttl_s: float = Field(30 * DAY_S, ge=0.001)
+    """How long a user's keys (recent clicks, profile, category affinity) live after their last click."""
+    item_ttl_s: float = Field(30 * DAY_S, ge=0.001)
+    """How long an article's decayed click score lives after its last click. Not a spec requirement:
+    bounds the keys of articles that stop being clicked (after 30 days a score has decayed to ~5 %)."""
+    session_ttl_s: float = Field(30 * 60.0, ge=0.001)
+    """How long a session's click list lives after its last click."""
+    recent_cap: PositiveInt = 20
+    """Most entries of a user's recent-clicks list (newest kept)."""
+    session_cap: PositiveInt = 50
+    """Most entries of a session's click list (newest kept)."""
+    global_max_items: PositiveInt = popularity.GLOBAL_MAX_ITEMS
+    """Most articles kept in the all-time (decayed) popularity ranking."""
 
 
 class StoredDataError(ResponseError):

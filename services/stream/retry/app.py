@@ -14,7 +14,7 @@ from typing import Any
 import faust
 from faust.types import StreamT
 
-from services.stream.acks import settled_or_held
+from services.stream.acks import acked_once_settled
 from services.stream.config import RetryTier, StreamSettings
 from services.stream.faust_app import create_app
 from services.stream.records import incoming
@@ -35,8 +35,8 @@ def waiter() -> DueWaiter:
 
 def tier_agent(tier: RetryTier) -> Callable[[StreamT], Coroutine[Any, Any, None]]:
     async def retry_tier(stream: StreamT) -> None:
-        async for events in stream.take_events(settings.retry_batch_size, within=settings.retry_batch_window_s):
-            async with settled_or_held(events, runtime.crash):
+        async for events in stream.noack_take(settings.retry_batch_size, within=settings.retry_batch_window_s):
+            async with acked_once_settled(stream, events, runtime.crash):
                 await process_tier_batch(
                     [incoming(event) for event in events],
                     tier.attempt,

@@ -6,7 +6,7 @@ its partitions' records in about publish order, so the record it waits for is
 (nearly) the earliest due of all it holds; nothing behind it was due earlier.
 The only records held up past their due time are ones of another partition
 fetched after the head but published before it: by at most the publish-order
-skew between partitions (one fetch, `fetch_max_wait_ms`, plus a batch window),
+skew between partitions (one fetch, STREAM_FETCH_MAX_WAIT_S, plus a batch window),
 never by the tier's delay. Records due already (a backlog after downtime) are
 applied at once, in batches. Each tier is its own agent (its own task), so a
 60 s wait never delays the 1 s tier; Faust stops fetching a partition whose
