@@ -15,19 +15,18 @@ import time
 
 import torch
 
+from atelier.inference.text_embedding import TextEmbeddingSettings, TextEncoder
 from atelier.offline.catalog.bootstrap import LoadSettings, load_articles
 from atelier.offline.catalog.hm_loader import LoadReport, iter_articles
 from atelier.offline.catalog.synthetic import write_synthetic_catalog
 from atelier.serving.settings import ROOT, Endpoints
 from benchmarks.common import machine
-from benchmarks.embedding_throughput import load_model_module
 
 
 def raw_throughput(texts: list[str], batch: int, threads: int) -> float:
-    """Passages/s of the model code Triton runs (model.py's TextEncoder), in this process."""
-    module = load_model_module()
+    """Passages/s of the model code Triton runs (atelier.inference's TextEncoder), in this process."""
     torch.set_num_threads(threads)
-    encoder = module.TextEncoder(module.read_settings({}))
+    encoder = TextEncoder(TextEmbeddingSettings.from_env({}))
     encoder.encode(texts[:batch], ["passage"] * batch)  # warm-up
     started = time.perf_counter()
     for i in range(0, len(texts), batch):

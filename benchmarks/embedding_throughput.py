@@ -2,7 +2,7 @@
 
 Measures, per torch thread count: Triton start-up time with the model, RSS of the model's stub
 process, batch-1 query latency through the tritonclient aio client, and throughput (texts/s)
-embedding N passages of ~30 words in chunks, against the same model code (model.py's
+embedding N passages of ~30 words in chunks, against the same model code (atelier.inference's
 TextEncoder) run in this process on the same texts with the same thread count.
 
     .venv/bin/python benchmarks/embedding_throughput.py [--threads 1,2] [--chunks 32,64] [--repeats 2]
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import platform
 import random
@@ -27,18 +26,19 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 import torch
 import transformers
 
+from atelier.inference.signatures import TEXT_EMBEDDING
+from atelier.inference.text_embedding import TextEmbeddingSettings, TextEncoder
 from atelier.serving.embedding import TextEmbedder
 from atelier.serving.settings import ROOT
 from atelier.stack import procfs
 from atelier.stack.triton import prepare_backends, triton_command, wait_ready
 
 HOST = "127.0.0.1"
-MODEL = "text_embedding"
+MODEL = TEXT_EMBEDDING.model
 QUERIES = ["black slim fit jeans", "red floral summer dress", "wool coat", "white sneakers", "linen shirt men"]
 
 _COLOURS = "black white navy beige red olive camel grey cream burgundy".split()
@@ -67,16 +67,6 @@ def passages(n: int, seed: int = 7) -> list[str]:
             f"or the office; machine washable."
         )
     return out
-
-
-def load_model_module() -> ModuleType:
-    path = ROOT / "triton_models" / MODEL / "1" / "model.py"
-    spec = importlib.util.spec_from_file_location("text_embedding_model", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def rss_mib(pid: int) -> tuple[float, float]:
@@ -166,9 +156,9 @@ def run_triton(threads: int, args: argparse.Namespace, texts: list[str]) -> None
         process.wait(timeout=60)
 
 
-def run_in_process(threads: int, args: argparse.Namespace, texts: list[str], te: ModuleType) -> None:
+def run_in_process(threads: int, args: argparse.Namespace, texts: list[str]) -> None:
     torch.set_num_threads(threads)
-    encoder = te.TextEncoder(te.read_settings({}))
+    encoder = TextEncoder(TextEmbeddingSettings.from_env({}))
     encoder.encode(texts[:64], ["passage"] * 64)  # warm-up
     latencies = []
     for i in range(args.latency_runs):
@@ -205,9 +195,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["HF_HUB_OFFLINE"] = "1"
 
-    te = load_model_module()
     texts = passages(args.texts)
-    encoder = te.TextEncoder(te.read_settings({}))
+    encoder = TextEncoder(TextEmbeddingSettings.from_env({}))
     tokens = [len(ids) for ids in encoder.tokenizer(texts[:256])["input_ids"]]
     cpu = next(
         (
@@ -229,7 +218,7 @@ def main() -> None:
     # Each side runs alone so neither steals the other's cores.
     for threads in args.threads:
         if not args.skip_in_process:
-            run_in_process(threads, args, texts, te)
+            run_in_process(threads, args, texts)
         if not args.skip_triton:
             run_triton(threads, args, texts)
 

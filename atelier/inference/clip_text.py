@@ -25,7 +25,6 @@ training code import this module.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,15 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from atelier.inference.clip_config import tower_config
-from atelier.inference.request_batch import decode_rows, gather, respond
-from atelier.inference.settings import ClipTextSettings, SettingsError, check_checkpoint_dir, config_parameters
+from atelier.inference.clip_config import load_clip_tower
+from atelier.inference.request_batch import decode_rows
+from atelier.inference.settings import ClipTextSettings, SettingsError, required_checkpoint_dir
 from atelier.inference.signatures import CLIP_TEXT, EMBEDDING, TEXT
-
-try:
-    import triton_python_backend_utils as pb_utils
-except ImportError:  # imported outside Triton (unit tests, training)
-    pb_utils = None
+from atelier.inference.triton_model import TritonModel, l2_normalise
 
 MODEL_DIR_HELP = (
     "run `atelier models train-clip`, or point it at a local CLIP checkpoint directory with its "
@@ -53,9 +48,7 @@ UNSET_TOKENIZER_LIMIT = 1_000_000
 
 def resolve_model_dir(settings: ClipTextSettings) -> Path:
     """The checkpoint directory to load, checked to hold a config and a tokenizer."""
-    if settings.model_dir is None:
-        raise SettingsError(f"ATELIER_CLIP_MODEL_DIR is not set: {MODEL_DIR_HELP}")
-    return check_checkpoint_dir(settings.model_dir, f"ATELIER_CLIP_MODEL_DIR={settings.model_dir}")
+    return required_checkpoint_dir(settings, MODEL_DIR_HELP)
 
 
 def token_limit(config: Any, tokenizer: Any) -> int:
@@ -76,38 +69,20 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str,
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
 
+def load_tokenizer(model_dir: Path) -> Any:
+    """The checkpoint's own tokenizer: CLIP's BPE, or the BERT WordPiece of a trained one."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+
+
 class TextEncoder:
     """A CLIP checkpoint's text tower, projection and tokenizer; no Triton involved."""
 
     def __init__(self, settings: ClipTextSettings) -> None:
         self.settings = settings
         self.model_dir = resolve_model_dir(settings)  # before the slow import: fail fast
-        where = f"ATELIER_CLIP_MODEL_DIR={self.model_dir}"
-
-        from transformers import AutoTokenizer, CLIPTextModelWithProjection
-        from transformers.utils import logging
-
-        verbosity = logging.get_verbosity()
-        # A full CLIPModel checkpoint also holds the vision tower, which this model does not load:
-        # transformers warns about every one of its weights.
-        logging.set_verbosity_error()
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-            self.model, loading = CLIPTextModelWithProjection.from_pretrained(
-                self.model_dir,
-                config=tower_config(self.model_dir, "text"),
-                local_files_only=True,
-                output_loading_info=True,
-            )
-        except (OSError, ValueError, KeyError) as exc:
-            raise SettingsError(f"{where}: cannot load the checkpoint: {exc}") from exc
-        finally:
-            logging.set_verbosity(verbosity)
-        if loading["missing_keys"]:
-            raise SettingsError(
-                f"{where}: not a CLIP text encoder, the checkpoint lacks {', '.join(sorted(loading['missing_keys']))}"
-            )
-        self.model.eval()
+        self.model, self.tokenizer = load_clip_tower(self.model_dir, "text", load_tokenizer)
         self.dimension: int = self.model.config.projection_dim
         limit = token_limit(self.model.config, self.tokenizer)
         if settings.text_max_length is not None and settings.text_max_length > limit:
@@ -121,29 +96,26 @@ class TextEncoder:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
         with torch.inference_mode():
-            vectors = self.model(**tokenize(self.tokenizer, texts, self.max_length)).text_embeds
-            vectors = torch.nn.functional.normalize(vectors, p=2, dim=-1)
+            vectors = l2_normalise(self.model(**tokenize(self.tokenizer, texts, self.max_length)).text_embeds)
         return vectors.float().numpy()
 
 
-def _decode_request(request: Any) -> list[str]:
-    return [text for (text,) in decode_rows(request, TEXT)]
+class TritonPythonModel(TritonModel):
+    signature = CLIP_TEXT
+    settings_class = ClipTextSettings
+    encoder_class = TextEncoder
+    threads_setting = "text_num_threads"
 
-
-class TritonPythonModel:
-    def initialize(self, args: dict[str, str]) -> None:
-        settings = ClipTextSettings.from_env(parameters=config_parameters(json.loads(args["model_config"])))
-        torch.set_num_threads(settings.text_num_threads)
-        self.encoder = TextEncoder(settings)
-        pb_utils.Logger.log_info(
-            f"{CLIP_TEXT.model}: {type(self.encoder.model).__name__} from {self.encoder.model_dir}, "
-            f"dim {self.encoder.dimension}, tokenizer {type(self.encoder.tokenizer).__name__}, "
-            f"max_length {self.encoder.max_length}, {settings.text_num_threads} thread(s)"
+    def describe(self, settings: ClipTextSettings) -> str:
+        return (
+            f"{type(self.encoder.model).__name__} from {self.encoder.model_dir}, dim {self.encoder.dimension}, "
+            f"tokenizer {type(self.encoder.tokenizer).__name__}, max_length {self.encoder.max_length}, "
+            f"{settings.text_num_threads} thread(s)"
         )
 
-    def execute(self, requests: list[Any]) -> list[Any]:
-        rows, spans = gather(requests, _decode_request)
-        return respond(spans, {EMBEDDING: self.encoder.encode(rows)})
+    @staticmethod
+    def decode(request: Any) -> list[str]:
+        return [text for (text,) in decode_rows(request, TEXT)]
 
-    def finalize(self) -> None:
-        self.encoder = None
+    def compute(self, rows: Sequence[str]) -> dict[str, np.ndarray]:
+        return {EMBEDDING: self.encoder.encode(rows)}

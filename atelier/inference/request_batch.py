@@ -53,12 +53,17 @@ def respond(spans: Sequence[Span], outputs: Mapping[str, np.ndarray]) -> list[An
     return responses
 
 
+def input_column(request: Any, name: str) -> np.ndarray:
+    """The values of a request's input ``name``, one per row."""
+    return pb_utils.get_input_tensor_by_name(request, name).as_numpy().reshape(-1)
+
+
 def decode_rows(request: Any, *names: str) -> list[tuple[str, ...]]:
     """The string inputs ``names`` of a request as rows of UTF-8 strings, one value of each per row.
 
     A ValueError names the input and row that is not UTF-8, or the inputs whose row counts differ.
     """
-    columns = [pb_utils.get_input_tensor_by_name(request, name).as_numpy().reshape(-1) for name in names]
+    columns = [input_column(request, name) for name in names]
     counts = {name: len(column) for name, column in zip(names, columns, strict=True)}
     if len(set(counts.values())) > 1:
         raise ValueError("inputs differ in row count: " + ", ".join(f"{name} has {n}" for name, n in counts.items()))

@@ -35,7 +35,6 @@ tests, benchmarks and the reranker's training import this module.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,14 +42,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from atelier.inference.request_batch import decode_rows, gather, respond
-from atelier.inference.settings import RerankerSettings, SettingsError, check_checkpoint_dir, config_parameters
+from atelier.inference.request_batch import decode_rows
+from atelier.inference.settings import RerankerSettings, SettingsError, required_checkpoint_dir
+from atelier.inference.settings import config_parameters as config_parameters  # re-exported: tests read it here
 from atelier.inference.signatures import LOGIT, PASSAGE, QUERY, RERANKER, SCORE
-
-try:
-    import triton_python_backend_utils as pb_utils
-except ImportError:  # imported outside Triton (unit tests, benchmarks)
-    pb_utils = None
+from atelier.inference.triton_model import TritonModel
 
 MODEL_DIR_HELP = (
     "run `atelier models train-reranker`, or point it at a local sequence-classification cross-encoder "
@@ -62,9 +58,7 @@ UNSET_TOKENIZER_LIMIT = 1_000_000
 
 def resolve_model_dir(settings: RerankerSettings) -> Path:
     """The checkpoint directory to load, checked to hold a config and a tokenizer."""
-    if settings.model_dir is None:
-        raise SettingsError(f"ATELIER_RERANK_MODEL_DIR is not set: {MODEL_DIR_HELP}")
-    return check_checkpoint_dir(settings.model_dir, f"ATELIER_RERANK_MODEL_DIR={settings.model_dir}")
+    return required_checkpoint_dir(settings, MODEL_DIR_HELP)
 
 
 def log_odds(logits: torch.Tensor) -> torch.Tensor:
@@ -183,25 +177,22 @@ def _token_limit(config: Any, tokenizer: Any) -> int | None:
     return min(limits, default=None)
 
 
-def _decode_request(request: Any) -> list[tuple[str, str]]:
-    return decode_rows(request, QUERY, PASSAGE)
+class TritonPythonModel(TritonModel):
+    signature = RERANKER
+    settings_class = RerankerSettings
+    encoder_class = CrossEncoder
 
-
-class TritonPythonModel:
-    def initialize(self, args: dict[str, str]) -> None:
-        settings = RerankerSettings.from_env(parameters=config_parameters(json.loads(args["model_config"])))
-        torch.set_num_threads(settings.num_threads)
-        self.encoder = CrossEncoder(settings)
-        pb_utils.Logger.log_info(
-            f"{RERANKER.model}: {type(self.encoder.model).__name__} from {self.encoder.model_dir}, "
+    def describe(self, settings: RerankerSettings) -> str:
+        return (
+            f"{type(self.encoder.model).__name__} from {self.encoder.model_dir}, "
             f"{self.encoder.model.config.num_labels} label(s), max_length {settings.max_length}, "
             f"{settings.num_threads} thread(s), quantize {settings.quantize}"
         )
 
-    def execute(self, requests: list[Any]) -> list[Any]:
-        rows, spans = gather(requests, _decode_request)
-        scores, odds = self.encoder.predict([query for query, _ in rows], [passage for _, passage in rows])
-        return respond(spans, {SCORE: scores.reshape(-1, 1), LOGIT: odds.reshape(-1, 1)})
+    @staticmethod
+    def decode(request: Any) -> list[tuple[str, ...]]:
+        return decode_rows(request, QUERY, PASSAGE)
 
-    def finalize(self) -> None:
-        self.encoder = None
+    def compute(self, rows: Sequence[tuple[str, ...]]) -> dict[str, np.ndarray]:
+        scores, odds = self.encoder.predict([query for query, _ in rows], [passage for _, passage in rows])
+        return {SCORE: scores.reshape(-1, 1), LOGIT: odds.reshape(-1, 1)}

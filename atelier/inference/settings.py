@@ -25,7 +25,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from atelier.serving.settings import Settings, SettingsError, variable_name
+from atelier.serving.settings import Settings, SettingsError, given_values, variable_name
 
 if TYPE_CHECKING:
     from typing import Self
@@ -50,6 +50,18 @@ def check_checkpoint_dir(model_dir: Path, where: str, tokenizer: bool = True, fi
     if tokenizer and not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
         raise SettingsError(f"{where}: no tokenizer in {model_dir} (none of {', '.join(TOKENIZER_FILES)})")
     return model_dir
+
+
+def required_checkpoint_dir(
+    settings: Settings, help_text: str, tokenizer: bool = True, files: Sequence[str] = ()
+) -> Path:
+    """The settings' ``model_dir``, checked as ``check_checkpoint_dir`` does; a SettingsError naming its
+    variable, with ``help_text``, when it is not set."""
+    variable = variable_name(type(settings), "model_dir")
+    model_dir = getattr(settings, "model_dir", None)
+    if model_dir is None:
+        raise SettingsError(f"{variable} is not set: {help_text}")
+    return check_checkpoint_dir(model_dir, f"{variable}={model_dir}", tokenizer=tokenizer, files=files)
 
 
 # --- the config.pbtxt parameters, below the environment ------------------------------------
@@ -82,18 +94,8 @@ class _ConfigParameters(PydanticBaseSettingsSource):
         reading = _READING.get()
         if reading is None:
             return {}
-        values: dict[str, Any] = {}
-        for field_name, field in self.settings_cls.model_fields.items():
-            if field_name in self.current_state:
-                continue
-            raw, _, _ = self.get_field_value(field, field_name)
-            if raw is not None and field_name in getattr(self.settings_cls, "verbatim", ()):
-                values[field_name] = raw
-            elif raw is not None and raw.strip():
-                values[field_name] = raw.strip()
-            else:
-                continue
-            reading.from_parameters.add(field_name)
+        values = given_values(self, skip=lambda field_name, field: field_name in self.current_state)
+        reading.from_parameters.update(values)
         return values
 
 
@@ -143,19 +145,7 @@ class ModelSettings(Settings):
     Values given in code (``RerankerSettings(model_dir=checkpoint)``: training, tests) win over all three.
     """
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources = super().settings_customise_sources(
-            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
-        )
-        return (*sources, _ConfigParameters(settings_cls))
+    lower_sources = (_ConfigParameters,)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, parameters: Mapping[str, str] | None = None) -> Self:

@@ -23,7 +23,6 @@ benchmarks and the reranker's training data import this module.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,20 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from atelier.inference.request_batch import decode_rows, gather, respond
-from atelier.inference.settings import (
-    PRESETS,
-    SettingsError,
-    TextEmbeddingSettings,
-    check_checkpoint_dir,
-    config_parameters,
-)
+from atelier.inference.request_batch import decode_rows
+from atelier.inference.settings import PRESETS, SettingsError, TextEmbeddingSettings, check_checkpoint_dir
+from atelier.inference.settings import config_parameters as config_parameters  # re-exported: tests read it here
 from atelier.inference.signatures import EMBEDDING, MODE, TEXT, TEXT_EMBEDDING
-
-try:
-    import triton_python_backend_utils as pb_utils
-except ImportError:  # imported outside Triton (unit tests, benchmarks)
-    pb_utils = None
+from atelier.inference.triton_model import TritonModel, l2_normalise
 
 QUERY = "query"
 PASSAGE = "passage"
@@ -100,10 +90,6 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     raise ValueError(f"unknown pooling {pooling!r}")
 
 
-def l2_normalise(vectors: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.normalize(vectors, p=2, dim=-1)
-
-
 class TextEncoder:
     """A checkpoint with its tokenizer, pooling and query prefix; no Triton involved."""
 
@@ -140,25 +126,21 @@ class TextEncoder:
         return vectors.float().numpy()
 
 
-def _decode_request(request: Any) -> list[tuple[str, str]]:
-    return [(text, parse_mode(mode)) for text, mode in decode_rows(request, TEXT, MODE)]
+class TritonPythonModel(TritonModel):
+    signature = TEXT_EMBEDDING
+    settings_class = TextEmbeddingSettings
+    encoder_class = TextEncoder
 
-
-class TritonPythonModel:
-    def initialize(self, args: dict[str, str]) -> None:
-        settings = TextEmbeddingSettings.from_env(parameters=config_parameters(json.loads(args["model_config"])))
-        torch.set_num_threads(settings.num_threads)
-        self.encoder = TextEncoder(settings)
-        pb_utils.Logger.log_info(
-            f"{TEXT_EMBEDDING.model}: {settings.model} from {self.encoder.model_dir}, dim {self.encoder.dimension}, "
+    def describe(self, settings: TextEmbeddingSettings) -> str:
+        return (
+            f"{settings.model} from {self.encoder.model_dir}, dim {self.encoder.dimension}, "
             f"pooling {settings.pooling}, query prefix {settings.query_prefix!r}, "
             f"max_length {settings.max_length}, {settings.num_threads} thread(s)"
         )
 
-    def execute(self, requests: list[Any]) -> list[Any]:
-        rows, spans = gather(requests, _decode_request)
-        embeddings = self.encoder.encode([text for text, _ in rows], [mode for _, mode in rows])
-        return respond(spans, {EMBEDDING: embeddings})
+    @staticmethod
+    def decode(request: Any) -> list[tuple[str, str]]:
+        return [(text, parse_mode(mode)) for text, mode in decode_rows(request, TEXT, MODE)]
 
-    def finalize(self) -> None:
-        self.encoder = None
+    def compute(self, rows: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
+        return {EMBEDDING: self.encoder.encode([text for text, _ in rows], [mode for _, mode in rows])}

@@ -13,7 +13,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from atelier.offline.training import triton_model_code
+from atelier.inference import clip_image as ci
+from atelier.inference import clip_text as ct
 from tests.clip_support import build_tiny_checkpoint, photo
 from tests.integration.support.triton_server import serving, start_triton, stop_triton
 
@@ -29,9 +30,6 @@ PHOTOS = [
 ]
 TEXTS = ["black slim fit jeans", "red dress", "", "floral summer dress " * 30]
 
-ci = triton_model_code("clip_image")
-ct = triton_model_code("clip_text")
-
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -45,12 +43,12 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def image_encoder(checkpoint: Path) -> object:
-    return ci.ImageEncoder(ci.read_settings({"ATELIER_CLIP_MODEL_DIR": str(checkpoint)}))
+    return ci.ImageEncoder(ci.ClipImageSettings.from_env({"ATELIER_CLIP_MODEL_DIR": str(checkpoint)}))
 
 
 @pytest.fixture(scope="module")
 def text_encoder(checkpoint: Path) -> object:
-    return ct.TextEncoder(ct.read_settings({"ATELIER_CLIP_MODEL_DIR": str(checkpoint)}))
+    return ct.TextEncoder(ct.ClipTextSettings.from_env({"ATELIER_CLIP_MODEL_DIR": str(checkpoint)}))
 
 
 @pytest.fixture(scope="module")

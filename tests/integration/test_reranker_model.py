@@ -12,7 +12,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from atelier.offline.training import triton_model_code
+from atelier.inference import reranker as rr
 from atelier.offline.training.stand_in import build_stand_in_checkpoint
 from tests.integration.support.triton_server import serving, start_triton, stop_triton
 
@@ -27,8 +27,6 @@ PASSAGES = [
     "",
     "Black jeans. " * 40,  # beyond max_length: cut
 ]
-
-rr = triton_model_code("reranker")
 
 
 def _start(state: Path, ports: tuple[int, int, int], **settings: str) -> tuple[subprocess.Popen[bytes], Path]:
@@ -52,7 +50,7 @@ EXACT = {"ATELIER_RERANK_QUANTIZE": "none"}
 
 @pytest.fixture(scope="module")
 def encoder(checkpoint: Path) -> object:
-    return rr.CrossEncoder(rr.read_settings({"ATELIER_RERANK_MODEL_DIR": str(checkpoint), **EXACT}))
+    return rr.CrossEncoder(rr.RerankerSettings.from_env({"ATELIER_RERANK_MODEL_DIR": str(checkpoint), **EXACT}))
 
 
 @pytest.fixture(scope="module")

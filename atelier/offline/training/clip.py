@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from atelier.offline.training import triton_model_code
+from atelier.inference import clip_image, clip_text
 from atelier.offline.training.clip_data import (
     CAPTION_TEMPLATES,
     EVAL_TEMPLATE,
@@ -179,7 +179,7 @@ def train(
     """
     from transformers import get_cosine_schedule_with_warmup
 
-    tokenize = triton_model_code("clip_text").tokenize
+    tokenize = clip_text.tokenize
     if len(pixels) != len(captions) or len(pixels) < 2:
         raise ValueError(f"need at least 2 photos with one caption list each, got {len(pixels)} and {len(captions)}")
     if settings.freeze_token_embeddings:
@@ -256,9 +256,8 @@ def held_out_check(checkpoint: Path, photos: Sequence[CaptionedPhoto]) -> dict[s
     photos = [photo for photo in photos if photo.eval_caption]
     if not photos:
         return {"photos": 0}
-    image_code, text_code = triton_model_code("clip_image"), triton_model_code("clip_text")
-    images = image_code.ImageEncoder(image_code.Settings(model_dir=checkpoint))
-    texts = text_code.TextEncoder(text_code.Settings(model_dir=checkpoint))
+    images = clip_image.ImageEncoder(clip_image.ClipImageSettings(model_dir=checkpoint))
+    texts = clip_text.TextEncoder(clip_text.ClipTextSettings(model_dir=checkpoint))
     vectors = np.concatenate(
         [
             images.encode_bytes([photo.image.read_bytes() for photo in photos[start : start + EVAL_BATCH]])

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from atelier.inference.clip_image import decode_image
 from atelier.offline.catalog.hm_loader import HMDataset, LoadReport, iter_article_rows
 from atelier.offline.catalog.schema import PRODUCT_CODE_DIGITS
-from atelier.offline.training import triton_model_code
 
 # name -> format over articles.csv columns. "{perceived_colour_master_name}" is the colour
 # family ("Blue" for "Dark Blue"), which a shopper names as often as the exact colour.
@@ -136,7 +136,6 @@ def load_pixels(
     Each photo is decoded as clip_image decodes a request, then resized and cropped by
     ``processor`` (without its rescaling and normalisation, which `normalise` does).
     """
-    decode_image = triton_model_code("clip_image").decode_image
     crop = processor.crop_size
     pixels = torch.empty((len(paths), 3, crop["height"], crop["width"]), dtype=torch.uint8)
     kept: list[int] = []

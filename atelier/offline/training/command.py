@@ -275,11 +275,10 @@ def held_out_check(checkpoint: Path, checks: Sequence[HeldOutQuery]) -> dict[str
     """NDCG@10 of cosine order vs reranked order, scoring with the Triton reranker's own loader."""
     import numpy as np
 
+    from atelier.inference.reranker import CrossEncoder, RerankerSettings
     from atelier.offline.evaluation.metrics import ndcg_at_k
-    from atelier.offline.training import triton_model_code
 
-    code = triton_model_code("reranker")
-    scorer = code.CrossEncoder(code.Settings(model_dir=checkpoint))
+    scorer = CrossEncoder(RerankerSettings(model_dir=checkpoint))
     cosine, reranked = [], []
     by_label: dict[str, list[float]] = {"full_match": [], "partial_match": [], "no_match": []}
     for check in checks:

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from atelier.offline.training import triton_model_code
+from atelier.inference.reranker import tokenize_pairs
+from atelier.inference.settings import RerankerSettings
 from atelier.offline.training.reranker_data import QueryGroup
 
 BASE_CHECKPOINT = "sentence-transformers/all-MiniLM-L6-v2"
@@ -55,7 +56,7 @@ class TrainResult:
 
 def max_length() -> int:
     """Tokens per pair: the Triton reranker's default (ATELIER_RERANK_MAX_LENGTH)."""
-    return triton_model_code("reranker").Settings().max_length
+    return RerankerSettings.model_fields["max_length"].default
 
 
 def load_base(base_dir: Path, layers: int) -> tuple[Any, Any]:
@@ -113,7 +114,6 @@ def train(
     """Fine-tunes `model` in place: AdamW, linear warmup then decay to 0, a fixed number of steps."""
     from transformers import get_linear_schedule_with_warmup
 
-    tokenize_pairs = triton_model_code("reranker").tokenize_pairs
     length = max_length()
     if settings.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)

@@ -29,7 +29,6 @@ from atelier.offline.evaluation.queries import (
     query_from,
     shopper_words_of,
 )
-from atelier.offline.training import triton_model_code
 
 EMBED_BATCH = 64
 # Shoppers' words are many (atelier/offline/evaluation/queries.SHOPPER_WORDS) and each is rare among the
@@ -75,9 +74,11 @@ class HeldOutQuery:
 
 
 def text_encoder() -> Any:
-    """The packaged MiniLM TextEncoder of triton_models/text_embedding, in this process."""
-    code = triton_model_code("text_embedding")
-    return code.TextEncoder(code.Settings())
+    """The packaged MiniLM TextEncoder of the text_embedding model (its defaults, whatever the environment),
+    in this process."""
+    from atelier.inference.text_embedding import TextEmbeddingSettings, TextEncoder
+
+    return TextEncoder(TextEmbeddingSettings.from_env({}))
 
 
 def embed(encoder: Any, texts: Sequence[str], mode: str) -> np.ndarray:
