@@ -12,20 +12,28 @@ from dataclasses import dataclass
 
 import numpy as np
 from pymilvus import AsyncMilvusClient, DataType, MilvusClient
+from pymilvus.exceptions import CollectionNotExistException, ErrorCode, MilvusException
 
-from atelier.serving.article_proto import FILTER_ATTRIBUTES
+from atelier.serving.articles import DISPLAY_FIELDS, FILTER_FIELDS
+from atelier.serving.dependency import NotLoaded
 
-# Article attribute -> Milvus field, for the fields search can filter on.
-FILTER_FIELDS = FILTER_ATTRIBUTES
-DISPLAY_FIELDS = ("name", "description")
+# Milvus fields are named as the article's (atelier.serving.articles): the filter attributes are
+# scalar fields search filters on, the display fields are stored so a hit needs no second lookup.
 OUTPUT_FIELDS = (*FILTER_FIELDS, *DISPLAY_FIELDS)
 VECTOR_FIELD = "embedding"
 PRIMARY_KEY = "article_id"
 # Hash of the text that was embedded: a reload skips articles whose text and
 # model are unchanged, which is also how an interrupted load resumes.
 TEXT_HASH_FIELD = "text_hash"
-MAX_LENGTHS = {"name": 256, "description": 2048, TEXT_HASH_FIELD: 64}
 FILTER_MAX_LENGTH = 128
+DISPLAY_MAX_LENGTH = 256
+# Free text and the hash run longer or shorter than the rest.
+MAX_LENGTHS = {"description": 2048, TEXT_HASH_FIELD: 64}
+
+
+def max_length(field: str) -> int:
+    """The longest value Milvus stores in `field` (the catalogue load cuts longer ones)."""
+    return MAX_LENGTHS.get(field, FILTER_MAX_LENGTH if field in FILTER_FIELDS else DISPLAY_MAX_LENGTH)
 
 
 TEXT_COLLECTION = "articles_text"
@@ -54,10 +62,8 @@ def create_collection(client: MilvusClient, settings: IndexSettings, dimension: 
     )
     schema.add_field(PRIMARY_KEY, DataType.VARCHAR, max_length=16, is_primary=True)
     schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dimension)
-    for field in FILTER_FIELDS:
-        schema.add_field(field, DataType.VARCHAR, max_length=FILTER_MAX_LENGTH)
-    for field, length in MAX_LENGTHS.items():
-        schema.add_field(field, DataType.VARCHAR, max_length=length)
+    for field in (*OUTPUT_FIELDS, TEXT_HASH_FIELD):
+        schema.add_field(field, DataType.VARCHAR, max_length=max_length(field))
     index = client.prepare_index_params()
     index.add_index(
         field_name=VECTOR_FIELD,
@@ -106,14 +112,20 @@ async def search(
     timeout_s: float,
     ef: int,
 ) -> list[Hit]:
-    results = await client.search(
-        collection,
-        data=[vector.tolist()],
-        anns_field=VECTOR_FIELD,
-        filter=filter_expression(filters),
-        limit=limit,
-        output_fields=list(OUTPUT_FIELDS),
-        search_params={"metric_type": "IP", "params": {"ef": max(ef, limit)}},
-        timeout=timeout_s,
-    )
+    """The collection's nearest articles; NotLoaded when the collection does not exist."""
+    try:
+        results = await client.search(
+            collection,
+            data=[vector.tolist()],
+            anns_field=VECTOR_FIELD,
+            filter=filter_expression(filters),
+            limit=limit,
+            output_fields=list(OUTPUT_FIELDS),
+            search_params={"metric_type": "IP", "params": {"ef": max(ef, limit)}},
+            timeout=timeout_s,
+        )
+    except MilvusException as error:
+        if isinstance(error, CollectionNotExistException) or error.code == ErrorCode.COLLECTION_NOT_FOUND:
+            raise NotLoaded(f"collection {collection} does not exist: {error.message}") from error
+        raise
     return [Hit(hit["id"], float(hit["distance"]), dict(hit["entity"])) for hit in results[0]]

@@ -11,7 +11,9 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -21,7 +23,7 @@ from prometheus_client import start_http_server
 
 from atelier.serving.admission import AdmissionInterceptor
 from atelier.serving.logs import configure_logging
-from atelier.serving.settings import ServerSettings
+from atelier.serving.settings import ServerSettings, ServiceSettings
 from atelier.serving.telemetry import MetricsInterceptor, configure_tracing
 
 log = logging.getLogger(__name__)
@@ -37,14 +39,13 @@ class ServiceSpec:
     host: str
     port: int
     metrics_port: int
-    # Adds the servicers to the server and returns the full service names.
-    register: Callable[[grpc.aio.Server], Sequence[str]]
+    # Builds the service in the server's event loop (clients belong to the loop that made them):
+    # makes its clients, pushing how to close each onto the exit stack (closed after the server
+    # stops, last made first), adds its servicers to the server and returns their full names.
+    build: Callable[[grpc.aio.Server, AsyncExitStack], Awaitable[Sequence[str]]]
     # Extra service names to describe through reflection (their descriptors
     # must be imported); the edge-facing service describes the whole public API.
     reflected_services: Sequence[str] = ()
-    # Awaited in the server's event loop before `register` and after the server stops.
-    on_start: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    on_stop: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 async def _serve(spec: ServiceSpec, settings: ServerSettings) -> None:
@@ -55,9 +56,14 @@ async def _serve(spec: ServiceSpec, settings: ServerSettings) -> None:
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
-    for hook in spec.on_start:
-        await hook()
-    service_names = list(spec.register(server))
+    async with AsyncExitStack() as resources:
+        service_names = list(await spec.build(server, resources))
+        await _serve_until_stopped(server, spec, service_names, settings)
+
+
+async def _serve_until_stopped(
+    server: grpc.aio.Server, spec: ServiceSpec, service_names: list[str], settings: ServerSettings
+) -> None:
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -88,9 +94,29 @@ async def _serve(spec: ServiceSpec, settings: ServerSettings) -> None:
     log.info("shutting down", extra={"grace_s": settings.shutdown_grace_s})
     await health_servicer.enter_graceful_shutdown()
     await server.stop(settings.shutdown_grace_s)
-    for hook in spec.on_stop:
-        await hook()
     log.info("stopped")
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def serve(
+    name: str,
+    settings: S,
+    build: Callable[[S, grpc.aio.Server, AsyncExitStack], Awaitable[Sequence[str]]],
+    reflected_services: Sequence[str] = (),
+) -> None:
+    """Runs service `name` on its ports of `settings.endpoints` (<name>_port, <name>_metrics_port)."""
+    endpoints = settings.endpoints
+    spec = ServiceSpec(
+        name=name,
+        host=endpoints.listen_host,
+        port=getattr(endpoints, f"{name}_port"),
+        metrics_port=getattr(endpoints, f"{name}_metrics_port"),
+        build=lambda server, resources: build(settings, server, resources),
+        reflected_services=reflected_services,
+    )
+    run(spec, settings.server)
 
 
 def run(spec: ServiceSpec, settings: ServerSettings | None = None) -> None:

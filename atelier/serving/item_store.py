@@ -11,9 +11,10 @@ from collections.abc import Iterable, Mapping
 import redis
 import redis.asyncio as aioredis
 
-from atelier.serving.article_proto import FILTER_ATTRIBUTES
+from atelier.serving.articles import FIELDS, FILTER_FIELDS
 
-ITEM_FIELDS = ("name", *FILTER_ATTRIBUTES, "description", "category")
+# Every article field, and the category personalisation counts (atelier.serving.articles.category).
+ITEM_FIELDS = (*FIELDS, "category")
 CATALOG_META_KEY = "catalog:meta"
 
 
@@ -31,7 +32,7 @@ def write_items(client: redis.Redis, items: Iterable[Mapping[str, str]]) -> int:
     count = 0
     for item in items:
         pipe.hset(item_key(item["article_id"]), mapping={f: item.get(f, "") for f in ITEM_FIELDS})
-        for attribute in FILTER_ATTRIBUTES:
+        for attribute in FILTER_FIELDS:
             if item.get(attribute):
                 pipe.sadd(values_key(attribute), item[attribute])
         count += 1
@@ -42,12 +43,12 @@ def write_items(client: redis.Redis, items: Iterable[Mapping[str, str]]) -> int:
 async def read_filter_values(client: aioredis.Redis) -> dict[str, dict[str, str]]:
     """attribute -> {lower-cased value: value}, for case-insensitive filter matching."""
     pipe = client.pipeline(transaction=False)
-    for attribute in FILTER_ATTRIBUTES:
+    for attribute in FILTER_FIELDS:
         pipe.smembers(values_key(attribute))
     members = await pipe.execute()
     return {
         attribute: {_text(value).lower(): _text(value) for value in values}
-        for attribute, values in zip(FILTER_ATTRIBUTES, members, strict=True)
+        for attribute, values in zip(FILTER_FIELDS, members, strict=True)
     }
 
 

@@ -9,7 +9,7 @@ import grpc
 import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from atelier.serving.article_proto import article_message
+from atelier.serving.articles import article_message
 from atelier.serving.click_event import MAX_ID_CHARS
 from atelier.serving.feature_store.reader import FeatureReader
 from atelier.serving.rpc import FieldViolation, InvalidArgument, abort_invalid_argument

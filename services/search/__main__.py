@@ -1,26 +1,31 @@
-"""The search service: `python -m services.search`."""
+"""The search service: `python -m services.search`. Wires its parts together, nothing more."""
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 import grpc
-import numpy as np
 from pymilvus import AsyncMilvusClient
 
-from atelier.serving.circuit_breaker import CircuitBreaker
+from atelier.serving.channels import insecure_channel
+from atelier.serving.dependency import Dependency
 from atelier.serving.embedding import TextEmbedder
-from atelier.serving.grpc_server import ServiceSpec, run
+from atelier.serving.grpc_server import serve
 from atelier.serving.reranking import Reranker
+from atelier.serving.triton_client import TritonClient
 from atelier.serving.vision import ClipEncoder
 from fashion.v1 import events_service_pb2, features_service_pb2, search_service_pb2
+from fashion.v1 import features_service_pb2_grpc as features_grpc
+from fashion.v1 import ranker_service_pb2_grpc as ranker_grpc
 from fashion.v1 import search_service_pb2_grpc as pb_grpc
 from services.search.config import SearchSettings
 from services.search.fallback import PopularFallback
 from services.search.filter_values import FilterValues
 from services.search.personalisation import Personaliser
+from services.search.pipeline import SearchPipeline
+from services.search.recall import ClipTextRecall, HybridRecall, ImageRecall, Recalls, Retrieval, Side, TextRecall
 from services.search.rerank import RerankStage
 from services.search.servicer import SearchServicer
-from services.search.text_search import TextSearch
-from services.search.vision_search import VisionSearch
 
 SERVICE_NAME = search_service_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
 # Envoy sends reflection to this service, the edge's default route, so it
@@ -31,110 +36,68 @@ PUBLIC_SERVICES = (
 )
 
 
-class SearchApp:
-    """Owns the service's clients: created in the server's event loop, closed when it stops."""
+async def build(settings: SearchSettings, server: grpc.aio.Server, resources: AsyncExitStack) -> list[str]:
+    endpoints, breaker = settings.endpoints, settings.breaker
 
-    def __init__(self, settings: SearchSettings) -> None:
-        self.settings = settings
-        self.filter_values = FilterValues(settings.endpoints.redis_url, settings.filter_values_refresh_s)
-        self.embedder: TextEmbedder | None = None
-        self.reranker: Reranker | None = None
-        self.clip: ClipEncoder | None = None
-        self.milvus: AsyncMilvusClient | None = None
-        self.personaliser: Personaliser | None = None
-        self.fallback: PopularFallback | None = None
+    # Connections, closed in reverse order when the server stops.
+    triton = TritonClient(endpoints.triton_address)
+    resources.push_async_callback(triton.close)
+    milvus = AsyncMilvusClient(uri=endpoints.milvus_uri)
+    resources.push_async_callback(milvus.close)
+    features_channel = insecure_channel(endpoints.features_address)
+    resources.push_async_callback(features_channel.close)
+    ranker_channel = insecure_channel(endpoints.ranker_address)
+    resources.push_async_callback(ranker_channel.close)
 
-    async def start(self) -> None:
-        endpoints = self.settings.endpoints
-        self.embedder = TextEmbedder(endpoints.triton_address, self.settings.text_model, self.settings.embed_timeout_s)
-        if self.settings.rerank_enabled:
-            settings = self.settings
-            self.reranker = Reranker(endpoints.triton_address, settings.rerank_model, settings.rerank_budget_s)
-        if self.settings.vision_enabled:
-            settings = self.settings
-            self.clip = ClipEncoder(
-                endpoints.triton_address, settings.clip_image_model, settings.clip_text_model, settings.clip_timeout_s
-            )
-        self.milvus = AsyncMilvusClient(uri=endpoints.milvus_uri)
-        self.personaliser = Personaliser(
-            endpoints.features_address,
-            endpoints.ranker_address,
-            self.settings.personalisation_timeout_s,
-            self.settings.breaker,
+    # Every downstream behind its breaker and deadline.
+    text_model = Dependency("triton", breaker, settings.embed_timeout_s)
+    retrieval = Retrieval(milvus, Dependency("milvus", breaker, settings.ann_timeout_s), settings.hnsw_ef)
+    features = Dependency("features", breaker, settings.personalisation_timeout_s, features_channel)
+    ranker = Dependency("ranker", breaker, settings.personalisation_timeout_s, ranker_channel)
+    features_stub = features_grpc.FeaturesServiceStub(features_channel)
+
+    # Recall, one strategy per RPC.
+    text = TextRecall(TextEmbedder(triton), text_model, retrieval, settings.collection, settings.embedding_cache_size)
+    recalls = Recalls(text)
+    if settings.vision_enabled:
+        clip, clip_model = ClipEncoder(triton), Dependency("clip", breaker, settings.clip_timeout_s)
+        image = ImageRecall(clip, clip_model, retrieval, settings.image_collection)
+        clip_text = ClipTextRecall(clip, clip_model, retrieval, settings.image_collection)
+        hybrid = HybridRecall(
+            [
+                Side("text", text, settings.hybrid_text_weight),
+                Side("clip_text", clip_text, settings.hybrid_clip_text_weight),
+                Side("image", image, settings.hybrid_image_weight, needs_image=True),
+            ]
         )
-        self.fallback = PopularFallback(endpoints.features_address, self.settings.personalisation_timeout_s)
-        await self.filter_values.start()
-        await self.fallback.warm()
+        recalls = Recalls(text, image, hybrid)
 
-    def register(self, server: grpc.aio.Server) -> list[str]:
-        assert self.embedder and self.milvus and self.personaliser and self.fallback, "start() first"
-        embedder = self.embedder
+    # The stages after recall, and the answer when recall fails.
+    rerank = None
+    if settings.rerank_enabled:
+        rerank = RerankStage(
+            Reranker(triton),
+            Dependency("reranker", breaker, settings.rerank_budget_s),
+            settings.rerank_candidates,
+            settings.rerank_cache_size,
+            settings.rerank_max_in_flight,
+        )
+    personaliser = Personaliser(features_stub, features, ranker_grpc.RankerServiceStub(ranker_channel), ranker)
+    fallback = PopularFallback(features_stub, features)
+    await fallback.warm()
+    pipeline = SearchPipeline(personaliser, fallback, settings.candidates, rerank)
 
-        triton_breaker = CircuitBreaker("triton", self.settings.breaker)
+    filter_values = FilterValues(endpoints.redis_url, settings.filter_values_refresh_s)
+    await filter_values.start()
+    resources.push_async_callback(filter_values.stop)
 
-        async def embed_query(query: str) -> np.ndarray:
-            triton_breaker.check()
-            try:
-                vector = (await embedder.embed_queries([query]))[0]
-            except Exception:
-                triton_breaker.record(False)
-                raise
-            triton_breaker.record(True)
-            return vector
-
-        milvus_breaker = CircuitBreaker("milvus", self.settings.breaker)
-        rerank = None
-        if self.reranker is not None:
-            rerank = RerankStage(
-                self.reranker,
-                self.settings.rerank_candidates,
-                self.settings.rerank_budget_s,
-                CircuitBreaker("reranker", self.settings.breaker),
-                self.settings.rerank_cache_size,
-                self.settings.rerank_max_in_flight,
-            )
-        text_search = TextSearch(self.settings, embed_query, self.milvus, self.personaliser, milvus_breaker, rerank)
-        vision_search = None
-        if self.clip is not None:
-            vision_search = VisionSearch(
-                self.settings, text_search, self.clip, CircuitBreaker("clip", self.settings.breaker)
-            )
-        servicer = SearchServicer(self.settings, text_search, self.filter_values, self.fallback, vision_search)
-        pb_grpc.add_SearchServiceServicer_to_server(servicer, server)
-        return [SERVICE_NAME]
-
-    async def stop(self) -> None:
-        await self.filter_values.stop()
-        if self.embedder is not None:
-            await self.embedder.close()
-        if self.reranker is not None:
-            await self.reranker.close()
-        if self.clip is not None:
-            await self.clip.close()
-        if self.milvus is not None:
-            await self.milvus.close()
-        if self.personaliser is not None:
-            await self.personaliser.close()
-        if self.fallback is not None:
-            await self.fallback.close()
+    servicer = SearchServicer(pipeline, recalls, settings.limits, filter_values)
+    pb_grpc.add_SearchServiceServicer_to_server(servicer, server)
+    return [SERVICE_NAME]
 
 
 def main() -> None:
-    settings = SearchSettings.from_env()
-    app = SearchApp(settings)
-    endpoints = settings.endpoints
-    run(
-        ServiceSpec(
-            name="search",
-            host=endpoints.listen_host,
-            port=endpoints.search_port,
-            metrics_port=endpoints.search_metrics_port,
-            register=app.register,
-            reflected_services=PUBLIC_SERVICES,
-            on_start=[app.start],
-            on_stop=[app.stop],
-        )
-    )
+    serve("search", SearchSettings.from_env(), build, reflected_services=PUBLIC_SERVICES)
 
 
 if __name__ == "__main__":

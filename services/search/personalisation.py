@@ -1,9 +1,8 @@
-"""Personalisation in search: the user's features (fetched while the query is embedded and
-retrieved), the candidates' popularity signals, then the ranker's order of the (reranked)
-candidates.
+"""The personalise stage: the user's features (fetched while the query is recalled), the
+candidates' popularity signals, then the ranker's order of the (reranked) candidates.
 
-A failed or slow dependency never fails the search: the answer comes back in
-retrieval order, unpersonalised, with a degradation naming the component.
+A failed or slow dependency never fails the search: the answer keeps its order, unpersonalised,
+with a degradation naming the component.
 """
 
 from __future__ import annotations
@@ -13,16 +12,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import grpc
-
-from atelier.serving.circuit_breaker import BreakerSettings, CircuitBreaker, CircuitOpen
+from atelier.serving.articles import category
+from atelier.serving.dependency import Dependency, DependencyError
 from fashion.v1 import degradation_pb2, features_pb2, features_service_pb2, ranker_service_pb2
 from fashion.v1 import features_service_pb2_grpc as features_grpc
 from fashion.v1 import ranker_service_pb2_grpc as ranker_grpc
-from services.search.rerank import Candidate
+from services.search.answers import Candidate, Reason, degradation
 
 log = logging.getLogger(__name__)
-Reason = degradation_pb2.DegradationReason
 
 
 @dataclass
@@ -33,44 +30,40 @@ class Personalised:
     degradations: list[degradation_pb2.Degradation] = field(default_factory=list)
 
 
-def _degradation(component: str, fallback: str, error: BaseException) -> degradation_pb2.Degradation:
-    timed_out = isinstance(error, TimeoutError) or (
-        isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    )
+def _lost(error: DependencyError, fallback: str) -> degradation_pb2.Degradation:
     reason = (
         Reason.DEGRADATION_REASON_DOWNSTREAM_CIRCUIT_OPEN
-        if isinstance(error, CircuitOpen)
+        if error.circuit_open
         else Reason.DEGRADATION_REASON_PERSONALIZATION_UNAVAILABLE
     )
-    detail = error.details() if isinstance(error, grpc.aio.AioRpcError) else str(error)
-    return degradation_pb2.Degradation(
-        reason=reason,
-        component=component,
-        fallback=fallback,
-        detail=f"{'timed out' if timed_out else 'failed'}: {detail}"[:500],
+    return degradation(
+        reason, error.component, fallback, f"{'timed out' if error.timed_out else 'failed'}: {error.detail}"
     )
 
 
+@dataclass(frozen=True)
 class Personaliser:
-    def __init__(self, features_address: str, ranker_address: str, timeout_s: float, breaker: BreakerSettings) -> None:
-        self._features_breaker = CircuitBreaker("features", breaker)
-        self._ranker_breaker = CircuitBreaker("ranker", breaker)
-        self._features_channel = grpc.aio.insecure_channel(features_address)
-        self._ranker_channel = grpc.aio.insecure_channel(ranker_address)
-        self._features = features_grpc.FeaturesServiceStub(self._features_channel)
-        self._ranker = ranker_grpc.RankerServiceStub(self._ranker_channel)
-        self._timeout_s = timeout_s
+    features_stub: features_grpc.FeaturesServiceStub
+    features: Dependency
+    ranker_stub: ranker_grpc.RankerServiceStub
+    ranker: Dependency
 
-    def fetch_user_features(self, user_id: str) -> asyncio.Task[features_pb2.UserFeatures]:
-        """Starts reading the user's features; await the task after retrieval."""
+    def prefetch(self, user_id: str) -> asyncio.Task[features_pb2.UserFeatures] | None:
+        """Starts reading the user's features (await the task after recall); None for an anonymous search."""
+        if not user_id:
+            return None
+        request = features_service_pb2.GetUserFeaturesRequest(user_id=user_id)
 
         async def fetch() -> features_pb2.UserFeatures:
-            reply = await self._features.GetUserFeatures(
-                features_service_pb2.GetUserFeaturesRequest(user_id=user_id), timeout=self._timeout_s
+            reply = await self.features.call(
+                "user features", lambda timeout_s: self.features_stub.GetUserFeatures(request, timeout=timeout_s)
             )
             return reply.user_features
 
-        return asyncio.create_task(fetch())
+        task = asyncio.create_task(fetch())
+        # A search that never gets to personalise (its recall failed) does not await it.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return task
 
     async def rank(
         self,
@@ -79,30 +72,25 @@ class Personaliser:
         candidates: Sequence[Candidate],
         k: int,
     ) -> Personalised:
-        outcome = Personalised()
-        try:
-            self._features_breaker.check()
-        except CircuitOpen as error:
-            user_features.cancel()
-            outcome.degradations.append(_degradation("features", "unpersonalised", error))
-            return outcome
-        signals_call = self._features.BatchGetItemSignals(
-            features_service_pb2.BatchGetItemSignalsRequest(article_ids=[c.hit.article_id for c in candidates]),
-            timeout=self._timeout_s,
+        signals_request = features_service_pb2.BatchGetItemSignalsRequest(
+            article_ids=[c.hit.article_id for c in candidates]
+        )
+        signals_call = self.features.call(
+            "item signals",
+            lambda timeout_s: self.features_stub.BatchGetItemSignals(signals_request, timeout=timeout_s),
         )
         features, signals = await asyncio.gather(user_features, signals_call, return_exceptions=True)
-        failed = isinstance(features, BaseException) or isinstance(signals, BaseException)
-        self._features_breaker.record(not failed)
-        if failed:
-            error = features if isinstance(features, BaseException) else signals
-            log.warning("personalisation skipped: features unavailable", extra={"error": str(error)})
-            outcome.degradations.append(_degradation("features", "unpersonalised", error))
-            return outcome
+        for outcome in (features, signals):
+            if isinstance(outcome, DependencyError):
+                log.warning("personalisation skipped: features unavailable", extra={"error": str(outcome)})
+                return Personalised(degradations=[_lost(outcome, "unpersonalised")])
+            if isinstance(outcome, BaseException):
+                raise outcome
         request = ranker_service_pb2.RankRequest(
             user_id=user_id,
             candidates=[
                 ranker_service_pb2.RankCandidate(
-                    article_id=c.hit.article_id, category=c.hit.fields.get("product_type", ""), score=c.score
+                    article_id=c.hit.article_id, category=category(c.hit.fields), score=c.score
                 )
                 for c in candidates
             ],
@@ -111,18 +99,8 @@ class Personaliser:
             k=k,
         )
         try:
-            self._ranker_breaker.check()
-            reply = await self._ranker.Rank(request, timeout=self._timeout_s)
-        except (grpc.aio.AioRpcError, CircuitOpen) as error:
-            if not isinstance(error, CircuitOpen):
-                self._ranker_breaker.record(False)
+            reply = await self.ranker.call("rank", lambda timeout_s: self.ranker_stub.Rank(request, timeout=timeout_s))
+        except DependencyError as error:
             log.warning("personalisation skipped: ranker unavailable", extra={"error": str(error)})
-            outcome.degradations.append(_degradation("ranker", "retrieval_order", error))
-            return outcome
-        self._ranker_breaker.record(True)
-        outcome.order = list(reply.items)
-        return outcome
-
-    async def close(self) -> None:
-        await self._features_channel.close()
-        await self._ranker_channel.close()
+            return Personalised(degradations=[_lost(error, "retrieval_order")])
+        return Personalised(order=list(reply.items))

@@ -1,8 +1,9 @@
 """The rerank stage: the cross-encoder reorders the top M retrieved candidates.
 
-Within its time budget it answers the candidates in cross-encoder order; over budget, failed,
-or with the reranker's breaker open, it keeps retrieval order and says why. Scores of
-(query, article) pairs are cached, so a repeated query pays for new candidates only.
+Within its budget (the reranker dependency's deadline) it answers the candidates in
+cross-encoder order; over budget, failed, or with the reranker's breaker open, it keeps
+retrieval order and says why. Scores of (query, article) pairs are cached, so a repeated query
+pays for new candidates only.
 
 At most `max_in_flight` rerank calls run at once per search instance: under a load the
 cross-encoder cannot keep up with, the extra searches keep retrieval order at once (capacity
@@ -11,35 +12,23 @@ rejected) instead of queueing in Triton, running over budget and opening the bre
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from atelier.offline.catalog.schema import Article
-from atelier.serving import article_index
-from atelier.serving.circuit_breaker import CircuitBreaker, CircuitOpen
+from cachetools import LRUCache
+
+from atelier.serving.article_index import Hit
+from atelier.serving.articles import passage
+from atelier.serving.dependency import Dependency, DependencyError
 from atelier.serving.reranking import Reranker
 from fashion.v1 import degradation_pb2
+from services.search.answers import Candidate, Reason, degradation, inference_reason, retrieval_order
 
 log = logging.getLogger(__name__)
-Reason = degradation_pb2.DegradationReason
-COMPONENT = "reranker"
+FALLBACK = "ann_order"
 
 
-@dataclass(frozen=True)
-class Candidate:
-    hit: article_index.Hit
-    score: float  # what later stages order by: the rerank score when reranked, else retrieval's
-    rerank_score: float | None = None
-
-
-def retrieval_order(hits: Sequence[article_index.Hit]) -> list[Candidate]:
-    return [Candidate(hit, hit.score) for hit in hits]
-
-
-def merge(hits: Sequence[article_index.Hit], scores: Sequence[float], k: int) -> list[Candidate]:
+def merge(hits: Sequence[Hit], scores: Sequence[float], k: int) -> list[Candidate]:
     """The first len(scores) hits in rerank order, then (when k asks for more) the next hits in
     retrieval order, their scores scaled to sit just below the last reranked one."""
     reranked = [Candidate(hit, float(score), float(score)) for hit, score in zip(hits, scores, strict=False)]
@@ -52,85 +41,48 @@ def merge(hits: Sequence[article_index.Hit], scores: Sequence[float], k: int) ->
     return reranked + [Candidate(hit, floor * max(hit.score, 0.0) / top * 0.999) for hit in tail]
 
 
-class ScoreCache:
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._scores: OrderedDict[tuple[str, str], float] = OrderedDict()
-
-    def get(self, query: str, article_id: str) -> float | None:
-        score = self._scores.get((query, article_id))
-        if score is not None:
-            self._scores.move_to_end((query, article_id))
-        return score
-
-    def put(self, query: str, article_id: str, score: float) -> None:
-        if self._capacity <= 0:
-            return
-        self._scores[(query, article_id)] = score
-        self._scores.move_to_end((query, article_id))
-        while len(self._scores) > self._capacity:
-            self._scores.popitem(last=False)
-
-
-def _degradation(reason: int, detail: str) -> degradation_pb2.Degradation:
-    return degradation_pb2.Degradation(reason=reason, component=COMPONENT, fallback="ann_order", detail=detail[:500])
-
-
 class RerankStage:
     def __init__(
-        self,
-        reranker: Reranker,
-        candidates: int,
-        budget_s: float,
-        breaker: CircuitBreaker,
-        cache_size: int,
-        max_in_flight: int = 0,
+        self, reranker: Reranker, dependency: Dependency, candidates: int, cache_size: int, max_in_flight: int = 0
     ) -> None:
-        """`max_in_flight` 0: no limit."""
+        """`max_in_flight` 0: no limit; the budget is `dependency`'s deadline."""
         self._reranker = reranker
+        self._dependency = dependency
         self._candidates = candidates
-        self._budget_s = budget_s
-        self._breaker = breaker
-        self._cache = ScoreCache(cache_size)
+        self._scores: LRUCache[tuple[str, str], float] | None = LRUCache(cache_size) if cache_size > 0 else None
         self._max_in_flight = max_in_flight
         self._in_flight = 0
 
     async def rerank(
-        self, query: str, hits: Sequence[article_index.Hit], k: int
+        self, query: str, hits: Sequence[Hit], k: int
     ) -> tuple[list[Candidate], degradation_pb2.Degradation | None]:
+        """The candidates in rerank order, or in retrieval order with the degradation saying why."""
         top = hits[: self._candidates]
-        scores: list[float | None] = [self._cache.get(query, hit.article_id) for hit in top]
+        cache = self._scores if self._scores is not None else {}
+        scores = [cache.get((query, hit.article_id)) for hit in top]
         missing = [i for i, score in enumerate(scores) if score is None]
         if missing:
-            try:
-                self._breaker.check()
-            except CircuitOpen as error:
-                open_reason = Reason.DEGRADATION_REASON_DOWNSTREAM_CIRCUIT_OPEN
-                return retrieval_order(hits), _degradation(open_reason, str(error))
             if self._max_in_flight and self._in_flight >= self._max_in_flight:
-                busy = Reason.DEGRADATION_REASON_DOWNSTREAM_CAPACITY_REJECTED
-                return retrieval_order(hits), _degradation(busy, f"{self._in_flight} reranks already in flight")
-            passages = [Article.from_fields(top[i].article_id, top[i].fields).text() for i in missing]
+                busy = f"{self._in_flight} reranks already in flight"
+                return retrieval_order(hits), self._lost(Reason.DEGRADATION_REASON_DOWNSTREAM_CAPACITY_REJECTED, busy)
+            passages = [passage(top[i].fields) for i in missing]
             self._in_flight += 1
             try:
-                fresh = await asyncio.wait_for(
-                    self._reranker.score(query, passages, timeout_s=self._budget_s), timeout=self._budget_s
+                fresh = await self._dependency.call(
+                    "rerank", lambda timeout_s: self._reranker.score(query, passages, timeout_s)
                 )
-            except Exception as error:  # noqa: BLE001 - any failure means: keep retrieval order
-                self._breaker.record(False)
-                timed_out = isinstance(error, TimeoutError) or "deadline" in str(error).lower()
-                reason = (
-                    Reason.DEGRADATION_REASON_INFERENCE_TIMEOUT
-                    if timed_out
-                    else Reason.DEGRADATION_REASON_INFERENCE_UNAVAILABLE
+            except DependencyError as error:
+                detail = (
+                    f"over the {self._dependency.timeout_s * 1000:.0f} ms budget" if error.timed_out else error.detail
                 )
-                detail = f"over the {self._budget_s * 1000:.0f} ms budget" if timed_out else f"failed: {error}"
                 log.warning("rerank skipped", extra={"error": detail})
-                return retrieval_order(hits), _degradation(reason, detail)
+                return retrieval_order(hits), self._lost(inference_reason(error), detail)
             finally:
                 self._in_flight -= 1
-            self._breaker.record(True)
             for i, score in zip(missing, fresh, strict=True):
                 scores[i] = float(score)
-                self._cache.put(query, top[i].article_id, float(score))
+                cache[(query, top[i].article_id)] = float(score)
         return merge(hits, [float(s) for s in scores if s is not None], k), None
+
+    def _lost(self, reason: int, detail: str) -> degradation_pb2.Degradation:
+        return degradation(reason, self._dependency.name, FALLBACK, detail)

@@ -1,50 +1,59 @@
-"""Validation of search requests: every problem found, each naming its field."""
+"""Validation of the three search requests: every problem found, each naming its field.
+
+SearchTextRequest, SearchImageRequest and SearchHybridRequest share their k, user_id and filter
+fields; a request with a `query` field must have a query. The photo is checked beforehand
+(services/search/image_validation.py, off the event loop) and its verdict passed in.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from atelier.serving.articles import FILTERS
 from atelier.serving.click_event import MAX_ID_CHARS
 from atelier.serving.rpc import FieldViolation, InvalidArgument
 from fashion.v1 import article_pb2
+from fashion.v1 import search_service_pb2 as pb
+from services.search.config import RequestLimits
 from services.search.image_validation import CheckedImage
 
-# ArticleFilter field -> article attribute (Milvus field).
-FILTER_FIELDS = {
-    "product_groups": "product_group",
-    "product_types": "product_type",
-    "colours": "colour",
-    "departments": "department",
-    "index_groups": "index_group",
-    "garment_groups": "garment_group",
-}
 MAX_FILTER_VALUES = 50
+# attribute -> {lower-cased value: canonical value}; None while the catalogue's values are unknown.
+KnownValues = Mapping[str, Mapping[str, str]] | None
+SearchRequest = pb.SearchTextRequest | pb.SearchImageRequest | pb.SearchHybridRequest
 
 
 @dataclass(frozen=True)
-class TextQuery:
-    query: str
-    k: int
-    user_id: str
-    filters: dict[str, list[str]]
+class SearchQuery:
+    """A valid search: `query` is empty for image search, `image` None without a photo."""
 
-
-@dataclass(frozen=True)
-class ImageQuery:
-    image: bytes
-    k: int
-    user_id: str
-    filters: dict[str, list[str]]
-
-
-@dataclass(frozen=True)
-class HybridQuery:
     query: str
     image: bytes | None
     k: int
     user_id: str
     filters: dict[str, list[str]]
+
+
+def validate_request(
+    request: SearchRequest,
+    limits: RequestLimits,
+    known_values: KnownValues,
+    image: CheckedImage | FieldViolation | None = None,
+) -> SearchQuery:
+    """The request as a SearchQuery; InvalidArgument naming every bad field otherwise."""
+    violations: list[FieldViolation] = []
+    if isinstance(request, pb.SearchImageRequest):
+        text = ""  # a photo is the whole query
+    else:
+        text = _query_text(request.query, limits.max_query_chars, violations)
+    photo = None if image is None else _image(image, violations)
+    k = validate_k(request.k, limits.default_k, limits.max_k, violations)
+    user_id = _user_id(request.user_id, violations)
+    filters = validate_filter(request.filter, known_values, violations)
+    if violations:
+        raise InvalidArgument(violations)
+    return SearchQuery(text, photo, k, user_id, filters)
 
 
 def validate_k(k: int, default_k: int, max_k: int, violations: list[FieldViolation]) -> int:
@@ -56,18 +65,15 @@ def validate_k(k: int, default_k: int, max_k: int, violations: list[FieldViolati
 
 
 def validate_filter(
-    article_filter: article_pb2.ArticleFilter,
-    known_values: Mapping[str, Mapping[str, str]] | None,
-    violations: list[FieldViolation],
+    article_filter: article_pb2.ArticleFilter, known_values: KnownValues, violations: list[FieldViolation]
 ) -> dict[str, list[str]]:
-    """Maps the filter onto attribute -> canonical values.
+    """Maps the filter onto attribute -> canonical values; values match case-insensitively.
 
-    `known_values` maps an attribute to {lower-cased value: canonical value};
-    values match case-insensitively. None means the catalogue's values are not
-    known right now: values pass through unchecked rather than failing search.
+    With `known_values` None (the catalogue's values are not known right now) values pass
+    through unchecked rather than failing search.
     """
     filters: dict[str, list[str]] = {}
-    for field, attribute in FILTER_FIELDS.items():
+    for field, attribute in FILTERS.items():
         values = list(getattr(article_filter, field))
         if not values:
             continue
@@ -108,69 +114,3 @@ def _image(checked: CheckedImage | FieldViolation, violations: list[FieldViolati
         violations.append(checked)
         return b""
     return checked.data
-
-
-def validate_text_request(
-    query: str,
-    k: int,
-    user_id: str,
-    article_filter: article_pb2.ArticleFilter,
-    *,
-    default_k: int,
-    max_k: int,
-    max_query_chars: int,
-    known_values: Mapping[str, Mapping[str, str]] | None,
-) -> TextQuery:
-    violations: list[FieldViolation] = []
-    text = _query_text(query, max_query_chars, violations)
-    k = validate_k(k, default_k, max_k, violations)
-    user_id = _user_id(user_id, violations)
-    filters = validate_filter(article_filter, known_values, violations)
-    if violations:
-        raise InvalidArgument(violations)
-    return TextQuery(text, k, user_id, filters)
-
-
-def validate_image_request(
-    image: CheckedImage | FieldViolation,
-    k: int,
-    user_id: str,
-    article_filter: article_pb2.ArticleFilter,
-    *,
-    default_k: int,
-    max_k: int,
-    known_values: Mapping[str, Mapping[str, str]] | None,
-) -> ImageQuery:
-    """`image` is services.search.image_validation.check_image's verdict on the request's photo."""
-    violations: list[FieldViolation] = []
-    data = _image(image, violations)
-    k = validate_k(k, default_k, max_k, violations)
-    user_id = _user_id(user_id, violations)
-    filters = validate_filter(article_filter, known_values, violations)
-    if violations:
-        raise InvalidArgument(violations)
-    return ImageQuery(data, k, user_id, filters)
-
-
-def validate_hybrid_request(
-    query: str,
-    image: CheckedImage | FieldViolation | None,
-    k: int,
-    user_id: str,
-    article_filter: article_pb2.ArticleFilter,
-    *,
-    default_k: int,
-    max_k: int,
-    max_query_chars: int,
-    known_values: Mapping[str, Mapping[str, str]] | None,
-) -> HybridQuery:
-    """`image`: check_image's verdict on the photo, None when the request has none (it is optional)."""
-    violations: list[FieldViolation] = []
-    text = _query_text(query, max_query_chars, violations)
-    data = None if image is None else _image(image, violations)
-    k = validate_k(k, default_k, max_k, violations)
-    user_id = _user_id(user_id, violations)
-    filters = validate_filter(article_filter, known_values, violations)
-    if violations:
-        raise InvalidArgument(violations)
-    return HybridQuery(text, data, k, user_id, filters)

@@ -36,6 +36,11 @@ CLIENT_TIMEOUT_S = 8.0
 # after KILL, restart and readiness included, 2-12 s, but Milvus ~40 s (its restart alone ~38 s).
 RECOVERY_BOUND_S = {"milvus": 90.0}
 DEFAULT_RECOVERY_BOUND_S = 60.0
+# Once a restarted features or ranker service is ready, search answers undegraded by it within
+# ~3 s on an idle machine: its channels retry the connection every 0.25-1 s and its breakers let
+# probes through as soon as the channel is connected again (11-16 s before both). The bound is
+# generous for a busy 2-core CI machine.
+READY_TO_UNDEGRADED_BOUND_S = {"features": 6.0, "ranker": 6.0}
 # Clicks that failed to apply wait in the retry tiers (1 s, then 10 s) before they are applied.
 CATCH_UP_S = 45.0
 ERROR_STATUSES = {429, 503, 504}
@@ -265,6 +270,11 @@ def test_traffic_through_a_stopped_or_killed_component(
             traffic.stop()
             print("\n" + _describe(component, signal, traffic.answers, fault_at))
     RECOVERIES[(component, signal)] = recovery
+    if signal == "KILL" and component in READY_TO_UNDEGRADED_BOUND_S:
+        after_ready_s = recovery.search_s - recovery.restart_s
+        assert after_ready_s <= READY_TO_UNDEGRADED_BOUND_S[component], (
+            f"search stayed degraded {after_ready_s:.1f} s after {component} was ready again"
+        )
     answers = traffic.answers
 
     problems = [(a.kind, round(a.started - fault_at, 1), p) for a in answers if (p := _problem(a, may_fail))]

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from atelier.serving.article_index import Hit
-from atelier.serving.circuit_breaker import BreakerSettings, CircuitBreaker
-from fashion.v1 import degradation_pb2, search_service_pb2
+from atelier.serving.circuit_breaker import BreakerSettings
+from atelier.serving.dependency import Dependency, DependencyError
+from fashion.v1 import degradation_pb2
+from services.search.answers import Answer, retrieval_order
 from services.search.config import SearchSettings
 from services.search.hybrid import RecallList, merge, normalised
-from services.search.rerank import retrieval_order
-from services.search.text_search import Answer, DependencyError, Recall, Timings, result_message
-from services.search.validation import HybridQuery, ImageQuery
-from services.search.vision_search import VisionSearch
+from services.search.pipeline import SearchPipeline
+from services.search.recall import (
+    ClipTextRecall,
+    HybridRecall,
+    ImageRecall,
+    Recall,
+    Recalls,
+    Retrieval,
+    Side,
+    TextRecall,
+)
+from services.search.validation import SearchQuery
 
 Reason = degradation_pb2.DegradationReason
 
@@ -45,84 +56,138 @@ def test_merge_keeps_the_limit_and_first_found_order_on_ties() -> None:
     assert [hit.article_id for hit in merged] == ["a", "b"]
 
 
-class FakeTextSearch:
-    """TextSearch's surface that vision search uses: its recall, retrieval and final stages."""
+TEXT_VECTOR, IMAGE_VECTOR, CLIP_TEXT_VECTOR = (np.eye(4, dtype=np.float32)[i] for i in range(3))
+LISTS = {  # what the index holds nearest to each query vector
+    0: hits(("t1", 0.9), ("shared", 0.8), ("t2", 0.1)),
+    1: hits(("i1", 0.5), ("shared", 0.45), ("i2", 0.1)),
+    2: hits(("c1", 0.3), ("shared", 0.28), ("c2", 0.1)),
+}
 
-    def __init__(self, text_fails: bool = False, milvus_fails_for: str = "") -> None:
-        self.text_fails = text_fails
-        self.milvus_fails_for = milvus_fails_for
-        self.rerank_query: str | None = "unset"
 
-    async def recall_text(self, text: str, filters: dict, limit: int, timings: Timings) -> list[Hit]:
-        if self.text_fails:
-            raise DependencyError("triton", "embedding failed: down")
-        return hits(("t1", 0.9), ("shared", 0.8), ("t2", 0.1))
+class FakeMilvus:
+    """Milvus' search over the three lists above; `fails_for` names the ANN stage that times out."""
 
-    async def retrieve(
-        self, collection: str, vector: np.ndarray, filters: dict, limit: int, timings: Timings, stage: str
-    ) -> list[Hit]:
-        if stage == self.milvus_fails_for:
-            raise DependencyError("milvus", "retrieval failed: down", timed_out=True)
-        if stage == "ann_image":
-            return hits(("i1", 0.5), ("shared", 0.45), ("i2", 0.1))
-        return hits(("c1", 0.3), ("shared", 0.28), ("c2", 0.1))
+    def __init__(self, fails_for: str = "") -> None:
+        self.fails_for = fails_for
 
-    async def answer(self, recall: Recall, rerank_query: str | None, k: int, user_id: str) -> Answer:
-        self.rerank_query = rerank_query
-        timings = Timings()
-        found, degradations = await recall(timings)
-        results = [result_message(c, rank) for rank, c in enumerate(retrieval_order(found)[:k], start=1)]
-        return Answer(results, degradations, timings)
+    async def search(self, collection: str, data: list[list[float]], **_: object) -> list[list[dict]]:
+        which = int(np.argmax(data[0]))
+        if {1: "ann_image", 2: "ann_clip_text"}.get(which) == self.fails_for:
+            await asyncio.sleep(5)  # past the deadline
+        return [[{"id": h.article_id, "distance": h.score, "entity": h.fields} for h in LISTS[which]]]
+
+
+class FakeEmbedder:
+    def __init__(self, fails: bool = False) -> None:
+        self.fails = fails
+
+    async def embed_queries(self, texts: list[str], timeout_s: float | None = None) -> np.ndarray:
+        if self.fails:
+            raise ConnectionError("down")
+        return np.stack([TEXT_VECTOR] * len(texts))
 
 
 class FakeClip:
     def __init__(self, fails: bool = False) -> None:
         self.fails = fails
 
-    async def embed_images(self, images: list[bytes]) -> np.ndarray:
+    async def embed_images(self, images: list[bytes], timeout_s: float | None = None) -> np.ndarray:
         if self.fails:
             raise ConnectionError("clip down")
-        return np.ones((len(images), 4), dtype=np.float32) / 2
+        return np.stack([IMAGE_VECTOR] * len(images))
 
-    async def embed_texts(self, texts: list[str]) -> np.ndarray:
-        return await self.embed_images([b""] * len(texts))
+    async def embed_texts(self, texts: list[str], timeout_s: float | None = None) -> np.ndarray:
+        if self.fails:
+            raise ConnectionError("clip down")
+        return np.stack([CLIP_TEXT_VECTOR] * len(texts))
 
 
-def vision(text: FakeTextSearch, clip: FakeClip) -> VisionSearch:
+class FakeRerank:
+    """The rerank stage's surface: records the text it was asked to rerank by, keeps the order."""
+
+    def __init__(self) -> None:
+        self.rerank_query: str | None = None
+
+    async def rerank(self, query: str, found: list[Hit], k: int) -> tuple[list, None]:
+        self.rerank_query = query
+        return retrieval_order(found), None
+
+
+class Anonymous:
+    def prefetch(self, user_id: str) -> None:
+        return None
+
+
+@dataclass
+class Search:
+    """The image and hybrid recalls, as search wires them, over fakes of their dependencies."""
+
+    recalls: Recalls
+    rerank: FakeRerank
+
+    async def image(self, query: SearchQuery) -> Answer:
+        return await self._run(self.recalls.image, query)
+
+    async def hybrid(self, query: SearchQuery) -> Answer:
+        return await self._run(self.recalls.hybrid, query)
+
+    async def _run(self, recall: Recall | None, query: SearchQuery) -> Answer:
+        assert recall is not None
+        pipeline = SearchPipeline(Anonymous(), None, 100, self.rerank)  # type: ignore[arg-type]
+        return await pipeline.run(recall, query, rerank_by=query.query)
+
+
+def search(
+    text_fails: bool = False, clip_fails: bool = False, milvus_fails_for: str = "", clip_timeout_s: float = 1.0
+) -> Search:
+    breaker = BreakerSettings()
+    retrieval = Retrieval(FakeMilvus(milvus_fails_for), Dependency("milvus", breaker, 0.5), 128)  # type: ignore[arg-type]
+    text = TextRecall(FakeEmbedder(text_fails), Dependency("triton", breaker, 1.0), retrieval, "text", 0)  # type: ignore[arg-type]
+    clip, clip_model = FakeClip(clip_fails), Dependency("clip", breaker, clip_timeout_s)
+    image = ImageRecall(clip, clip_model, retrieval, "image")  # type: ignore[arg-type]
+    clip_text = ClipTextRecall(clip, clip_model, retrieval, "image")  # type: ignore[arg-type]
     settings = SearchSettings.from_env({})
-    breaker = CircuitBreaker("clip", BreakerSettings())
-    return VisionSearch(settings, text, clip, breaker)  # type: ignore[arg-type]
+    hybrid = HybridRecall(
+        [
+            Side("text", text, settings.hybrid_text_weight),
+            Side("clip_text", clip_text, settings.hybrid_clip_text_weight),
+            Side("image", image, settings.hybrid_image_weight, needs_image=True),
+        ]
+    )
+    return Search(Recalls(text, image, hybrid), FakeRerank())
 
 
-def ids(response: search_service_pb2.SearchHybridResponse | search_service_pb2.SearchImageResponse) -> list[str]:
+def query(text: str, image: bytes | None) -> SearchQuery:
+    return SearchQuery(text, image, 10, "", {})
+
+
+def ids(response: Answer) -> list[str]:
     return [result.article.article_id for result in response.results]
 
 
 async def test_image_search_recalls_from_the_image_collection_without_rerank() -> None:
-    text = FakeTextSearch()
-    response = await vision(text, FakeClip()).search_image(ImageQuery(b"photo", 10, "", {}))
+    text = search()
+    response = await text.image(SearchQuery("", b"photo", 10, "", {}))
     assert ids(response) == ["i1", "shared", "i2"]
-    assert text.rerank_query is None and not response.degradations
+    assert text.rerank.rerank_query is None and not response.degradations
 
 
 async def test_hybrid_merges_all_three_lists_and_reranks_by_the_query() -> None:
-    text = FakeTextSearch()
-    response = await vision(text, FakeClip()).search_hybrid(HybridQuery("red dress", b"photo", 10, "", {}))
+    text = search()
+    response = await text.hybrid(query("red dress", b"photo"))
     assert ids(response)[0] == "shared"  # found by all three lists
     assert set(ids(response)) == {"t1", "t2", "shared", "i1", "i2", "c1", "c2"}
-    assert text.rerank_query == "red dress" and not response.degradations
-    assert {"merge", "clip_image", "clip_text"} <= {timing.stage for timing in response.timings}
+    assert text.rerank.rerank_query == "red dress" and not response.degradations
+    assert {"merge", "clip_image", "clip_text"} <= {stage for stage in response.timings}
 
 
 async def test_hybrid_without_a_photo_uses_the_query_in_both_collections() -> None:
-    response = await vision(FakeTextSearch(), FakeClip()).search_hybrid(HybridQuery("red dress", None, 10, "", {}))
+    response = await search().hybrid(query("red dress", None))
     assert set(ids(response)) == {"t1", "t2", "shared", "c1", "c2"}
 
 
 async def test_hybrid_answers_from_the_image_side_when_the_text_side_fails() -> None:
-    response = await vision(FakeTextSearch(text_fails=True), FakeClip()).search_hybrid(
-        HybridQuery("red dress", b"photo", 10, "", {})
-    )
+    response = await search(text_fails=True).hybrid(query("red dress", b"photo"))
     assert set(ids(response)) == {"i1", "i2", "shared", "c1", "c2"}
     [lost] = response.degradations
     assert (lost.component, lost.fallback) == ("triton", "hybrid_without_text")
@@ -131,42 +196,35 @@ async def test_hybrid_answers_from_the_image_side_when_the_text_side_fails() -> 
 
 
 async def test_hybrid_answers_from_the_text_side_when_clip_fails() -> None:
-    response = await vision(FakeTextSearch(), FakeClip(fails=True)).search_hybrid(
-        HybridQuery("red dress", b"photo", 10, "", {})
-    )
+    response = await search(clip_fails=True).hybrid(query("red dress", b"photo"))
     assert set(ids(response)) == {"t1", "t2", "shared"}
     assert sorted(d.fallback for d in response.degradations) == ["hybrid_without_clip_text", "hybrid_without_image"]
     assert {d.component for d in response.degradations} == {"clip"}
 
 
 async def test_a_lost_image_retrieval_says_it_timed_out() -> None:
-    response = await vision(FakeTextSearch(milvus_fails_for="ann_image"), FakeClip()).search_hybrid(
-        HybridQuery("red dress", b"photo", 10, "", {})
-    )
+    response = await search(milvus_fails_for="ann_image").hybrid(query("red dress", b"photo"))
     [lost] = response.degradations
     assert (lost.component, lost.fallback) == ("milvus", "hybrid_without_image")
     assert lost.reason == Reason.DEGRADATION_REASON_INFERENCE_TIMEOUT
 
 
 async def test_hybrid_fails_only_when_every_list_fails() -> None:
-    search = vision(FakeTextSearch(text_fails=True), FakeClip(fails=True))
+    hybrid = search(text_fails=True, clip_fails=True).recalls.hybrid
+    assert hybrid is not None
     with pytest.raises(DependencyError):
-        await search.search_hybrid(HybridQuery("red dress", b"photo", 10, "", {}))
+        await hybrid(query("red dress", b"photo"), 100)
 
 
 async def test_a_clip_call_over_its_deadline_says_so() -> None:
     class SlowClip(FakeClip):
-        async def embed_texts(self, texts: list[str]) -> np.ndarray:
+        async def embed_texts(self, texts: list[str], timeout_s: float | None = None) -> np.ndarray:
             await asyncio.sleep(5)
             raise AssertionError("not reached")
 
-    search = VisionSearch(
-        SearchSettings.from_env({"SEARCH_CLIP_TIMEOUT_S": "0.05"}),
-        FakeTextSearch(),  # type: ignore[arg-type]
-        SlowClip(),  # type: ignore[arg-type]
-        CircuitBreaker("clip", BreakerSettings()),
-    )
-    response = await search.search_hybrid(HybridQuery("red dress", None, 10, "", {}))
+    slow = search(clip_timeout_s=0.05)
+    slow.recalls.hybrid._sides[1].recall._clip = SlowClip()  # type: ignore[union-attr]
+    response = await slow.hybrid(query("red dress", None))
     [lost] = response.degradations
     assert lost.reason == Reason.DEGRADATION_REASON_INFERENCE_TIMEOUT
     assert lost.detail == "clip_text recall failed: clip: clip_text over its 0.05 s deadline"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from atelier.serving.circuit_breaker import BreakerSettings
+from atelier.serving.dependency import Dependency, DependencyError, Failure
 from fashion.v1 import article_pb2, degradation_pb2, features_service_pb2
 from services.search.fallback import FRESH_S, STALE_S, PopularFallback
 
@@ -36,21 +38,23 @@ class FakeFeatures:
 @pytest.fixture
 async def fallback() -> tuple[PopularFallback, FakeFeatures, list[float]]:
     now = [100.0]
-    fallback = PopularFallback("127.0.0.1:1", timeout_s=0.1, clock=lambda: now[0])
     fake = FakeFeatures()
-    fallback._features = fake  # type: ignore[assignment]
-    yield fallback, fake, now
-    await fallback.close()
+    features = Dependency("features", BreakerSettings(), 0.1)
+    yield PopularFallback(fake, features, clock=lambda: now[0]), fake, now  # type: ignore[arg-type]
+
+
+def failed(component: str, timed_out: bool) -> DependencyError:
+    return DependencyError(component, Failure.TIMED_OUT if timed_out else Failure.UNAVAILABLE, "down")
 
 
 async def test_a_burst_of_fallbacks_costs_one_call(fallback: tuple[PopularFallback, FakeFeatures, list[float]]) -> None:
     popular, fake, now = fallback
     for _ in range(5):
-        reply = await popular.answer(2, {}, "triton", "down", timed_out=False)
+        reply = await popular.answer(2, {}, failed("triton", timed_out=False))
     assert fake.calls == 1
     assert [r.article.article_id for r in reply.results] == ["a0", "a1"]
     now[0] += FRESH_S
-    await popular.answer(2, {}, "triton", "down", timed_out=False)
+    await popular.answer(2, {}, failed("triton", timed_out=False))
     assert fake.calls == 2
 
 
@@ -58,15 +62,15 @@ async def test_features_down_too_answers_from_the_kept_list_and_says_how_old(
     fallback: tuple[PopularFallback, FakeFeatures, list[float]],
 ) -> None:
     popular, fake, now = fallback
-    await popular.answer(2, {}, "triton", "down", timed_out=False)
+    await popular.answer(2, {}, failed("triton", timed_out=False))
     fake.failing = True
     now[0] += 30
-    reply = await popular.answer(2, {}, "milvus", "down", timed_out=True)
+    reply = await popular.answer(2, {}, failed("milvus", timed_out=True))
     assert len(reply.results) == 2
     first, stale = reply.degradations
     assert (first.component, first.reason) == ("milvus", Reason.DEGRADATION_REASON_INFERENCE_TIMEOUT)
     assert stale.reason == Reason.DEGRADATION_REASON_STALE_DATA_ALLOWED
     assert "30 s ago" in stale.detail
     now[0] += STALE_S
-    with pytest.raises(grpc.aio.AioRpcError):
-        await popular.answer(2, {}, "milvus", "down", timed_out=True)
+    with pytest.raises(DependencyError):
+        await popular.answer(2, {}, failed("milvus", timed_out=True))

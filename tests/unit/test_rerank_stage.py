@@ -9,7 +9,8 @@ import pytest
 
 from atelier.offline.catalog.schema import Article
 from atelier.serving.article_index import Hit
-from atelier.serving.circuit_breaker import BreakerSettings, CircuitBreaker
+from atelier.serving.circuit_breaker import BreakerSettings
+from atelier.serving.dependency import Dependency
 from fashion.v1 import degradation_pb2
 from services.search.rerank import RerankStage, merge
 
@@ -39,8 +40,8 @@ class FakeReranker:
 
 
 def _stage(reranker: FakeReranker, candidates: int = 3, budget_s: float = 0.2, max_in_flight: int = 0) -> RerankStage:
-    breaker = CircuitBreaker("reranker", BreakerSettings(window=4, minimum_calls=2, open_s=60))
-    return RerankStage(reranker, candidates, budget_s, breaker, 100, max_in_flight)  # type: ignore[arg-type]
+    dependency = Dependency("reranker", BreakerSettings(window=4, minimum_calls=2, open_s=60), budget_s)
+    return RerankStage(reranker, dependency, candidates, 100, max_in_flight)  # type: ignore[arg-type]
 
 
 async def test_top_candidates_come_back_in_cross_encoder_order() -> None:

@@ -6,7 +6,8 @@ import grpc
 import pytest
 
 from fashion.v1 import search_service_pb2 as pb
-from services.search.config import SearchSettings
+from services.search.config import RequestLimits
+from services.search.recall import Recalls
 from services.search.servicer import SearchServicer
 
 
@@ -32,7 +33,8 @@ class FakeContext:
     ],
 )
 async def test_with_vision_off_image_and_hybrid_search_name_the_setting(method: str, request_message: object) -> None:
-    servicer = SearchServicer(SearchSettings.from_env({"VISION_ENABLED": "0"}), None, None, None, None)  # type: ignore[arg-type]
+    text_only = Recalls(text=None)  # type: ignore[arg-type]
+    servicer = SearchServicer(None, text_only, RequestLimits(), None)  # type: ignore[arg-type]
     context = FakeContext()
     with pytest.raises(Aborted):
         await getattr(servicer, method)(request_message, context)

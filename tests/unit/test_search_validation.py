@@ -4,23 +4,17 @@ import pytest
 
 from atelier.serving.rpc import FieldViolation, InvalidArgument
 from fashion.v1 import article_pb2
+from fashion.v1 import search_service_pb2 as pb
+from services.search.config import RequestLimits
 from services.search.image_validation import CheckedImage
-from services.search.validation import validate_hybrid_request, validate_image_request, validate_text_request
+from services.search.validation import validate_request
 
 KNOWN = {"colour": {"black": "Black", "dark blue": "Dark Blue"}, "product_type": {"trousers": "Trousers"}}
 
 
 def _validate(query: str = "jeans", k: int = 0, user_id: str = "", known=KNOWN, **filters: list[str]):
-    return validate_text_request(
-        query,
-        k,
-        user_id,
-        article_pb2.ArticleFilter(**filters),
-        default_k=10,
-        max_k=100,
-        max_query_chars=50,
-        known_values=known,
-    )
+    request = pb.SearchTextRequest(query=query, k=k, user_id=user_id, filter=article_pb2.ArticleFilter(**filters))
+    return validate_request(request, RequestLimits(default_k=10, max_k=100, max_query_chars=50), known)
 
 
 def _fields(error: pytest.ExceptionInfo[InvalidArgument]) -> list[str]:
@@ -67,26 +61,35 @@ def test_unknown_catalogue_values_pass_unchecked() -> None:
 
 PHOTO = CheckedImage(b"jpeg bytes", "JPEG", 64, 64)
 BAD_PHOTO = FieldViolation("image", "is not a JPEG, PNG or WebP image")
-LIMITS = {"default_k": 10, "max_k": 100, "known_values": KNOWN}
+LIMITS = RequestLimits(default_k=10, max_k=100, max_query_chars=50)
+
+
+def validate_image_request(photo, k, user_id, article_filter, **_):
+    request = pb.SearchImageRequest(k=k, user_id=user_id, filter=article_filter)
+    return validate_request(request, LIMITS, KNOWN, photo)
+
+
+def validate_hybrid_request(query, photo, k, user_id, article_filter, **_):
+    request = pb.SearchHybridRequest(query=query, k=k, user_id=user_id, filter=article_filter)
+    return validate_request(request, LIMITS, KNOWN, photo)
 
 
 def test_image_request_carries_the_checked_photo() -> None:
-    query = validate_image_request(PHOTO, 0, "u1", article_pb2.ArticleFilter(colours=["black"]), **LIMITS)
+    query = validate_image_request(PHOTO, 0, "u1", article_pb2.ArticleFilter(colours=["black"]))
     assert (query.image, query.k, query.user_id, query.filters) == (b"jpeg bytes", 10, "u1", {"colour": ["Black"]})
 
 
 def test_image_request_reports_the_photo_with_every_other_problem() -> None:
     with pytest.raises(InvalidArgument) as error:
-        validate_image_request(BAD_PHOTO, 101, "", article_pb2.ArticleFilter(colours=["plaid"]), **LIMITS)
+        validate_image_request(BAD_PHOTO, 101, "", article_pb2.ArticleFilter(colours=["plaid"]))
     assert _fields(error) == ["image", "k", "filter.colours"]
     assert "not a JPEG, PNG or WebP image" in str(error.value)
 
 
 def test_hybrid_request_needs_a_query_and_takes_an_optional_photo() -> None:
-    hybrid = {**LIMITS, "max_query_chars": 50}
-    assert validate_hybrid_request("red dress", None, 5, "", article_pb2.ArticleFilter(), **hybrid).image is None
-    with_photo = validate_hybrid_request(" red  dress ", PHOTO, 5, "", article_pb2.ArticleFilter(), **hybrid)
+    assert validate_hybrid_request("red dress", None, 5, "", article_pb2.ArticleFilter()).image is None
+    with_photo = validate_hybrid_request(" red  dress ", PHOTO, 5, "", article_pb2.ArticleFilter())
     assert (with_photo.query, with_photo.image) == ("red dress", b"jpeg bytes")
     with pytest.raises(InvalidArgument) as error:
-        validate_hybrid_request("", BAD_PHOTO, 5, "", article_pb2.ArticleFilter(), **hybrid)
+        validate_hybrid_request("", BAD_PHOTO, 5, "", article_pb2.ArticleFilter())
     assert _fields(error) == ["query", "image"]

@@ -62,22 +62,11 @@ class LoadResult:
 
 
 def article_row(article: Article) -> dict[str, str]:
-    return {
-        "article_id": article.article_id,
-        "name": article.name,
-        "product_type": article.product_type,
-        "product_group": article.product_group,
-        "colour": article.colour,
-        "department": article.department,
-        "index_group": article.index_group,
-        "garment_group": article.garment_group,
-        "description": article.description,
-        "category": article.category(),
-    }
+    return {"article_id": article.article_id, **article.fields(), "category": article.category()}
 
 
 def _clip(value: str, field: str) -> str:
-    limit = article_index.MAX_LENGTHS.get(field, article_index.FILTER_MAX_LENGTH)
+    limit = article_index.max_length(field)
     encoded = value.encode()
     return value if len(encoded) <= limit else encoded[:limit].decode(errors="ignore")
 

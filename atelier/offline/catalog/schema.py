@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+
+from atelier.serving import articles
 
 ARTICLES_FILE = "articles.csv"
 TRANSACTIONS_FILE = "transactions_train.csv"
@@ -91,37 +94,24 @@ class Article:
     @classmethod
     def from_fields(cls, article_id: str, fields: Mapping[str, str]) -> Article:
         """An article from its stored fields (a Milvus row or a Redis item hash)."""
-        return cls(
-            article_id=article_id,
-            name=fields.get("name", ""),
-            product_type=fields.get("product_type", ""),
-            product_group=fields.get("product_group", ""),
-            colour=fields.get("colour", ""),
-            department=fields.get("department", ""),
-            index_group=fields.get("index_group", ""),
-            garment_group=fields.get("garment_group", ""),
-            description=fields.get("description", ""),
-        )
+        return cls(article_id, **{field: fields.get(field, "") for field in articles.FIELDS})
+
+    def fields(self) -> dict[str, str]:
+        """Every field of fashion.v1.Article but the id, by name."""
+        return {field: getattr(self, field) for field in articles.FIELDS}
 
     def text(self) -> str:
-        """The passage we embed and rerank: name, "<colour> <type>", the other attributes, the description.
-
-        Attributes that repeat an earlier one (a department called "Trousers" for trousers) are
-        left out, so the passage stays short; the order never varies, so its hash is stable.
-        """
-        head = f"{self.colour} {self.product_type}".strip()
-        seen = {self.name.casefold(), self.product_type.casefold(), head.casefold()}
-        attributes = [head] if head else []
-        for value in (self.product_group, self.department, self.index_group, self.garment_group):
-            if value and value.casefold() not in seen:
-                seen.add(value.casefold())
-                attributes.append(value)
-        parts = [self.name, ", ".join(attributes), self.description]
-        return ". ".join(part.rstrip(". ") for part in parts if part) + "."
+        """The passage we embed and rerank (atelier.serving.articles.passage)."""
+        return articles.passage(self.fields())
 
     def category(self) -> str:
         """The category personalisation counts affinity for."""
-        return self.product_type
+        return articles.category(self.fields())
+
+
+# The record holds exactly fashion.v1.Article's fields, the proto being where they are declared.
+if tuple(field.name for field in dataclasses.fields(Article)) != (articles.ID_FIELD, *articles.FIELDS):
+    raise RuntimeError("atelier.offline.catalog.schema.Article's fields differ from fashion.v1.Article's")
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from contextlib import AsyncExitStack
 
 import grpc
 
@@ -18,11 +19,11 @@ class SlowRanker(pb_grpc.RankerServiceServicer):
         return pb.RankResponse(items=[pb.RankedItem(article_id=c.article_id, rank=1) for c in request.candidates])
 
 
-def register(server: grpc.aio.Server) -> list[str]:
+async def build(server: grpc.aio.Server, resources: AsyncExitStack) -> list[str]:
     pb_grpc.add_RankerServiceServicer_to_server(SlowRanker(), server)
     return ["fashion.v1.RankerService"]
 
 
 if __name__ == "__main__":
     port, metrics_port = int(sys.argv[1]), int(sys.argv[2])
-    run(ServiceSpec(name="slow-ranker", host="127.0.0.1", port=port, metrics_port=metrics_port, register=register))
+    run(ServiceSpec(name="slow-ranker", host="127.0.0.1", port=port, metrics_port=metrics_port, build=build))
