@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import random
 import statistics
@@ -11,9 +12,21 @@ import aiohttp
 
 from atelier.offline.machine import machine
 
-__all__ = ["machine", "percentile", "query_photos", "summary", "vision_off_reason"]
+__all__ = ["load_arguments", "machine", "percentile", "query_photos", "summary", "vision_off_reason"]
 
 FAILED_PRECONDITION = 9  # google.rpc.Code in the edge's JSON error body
+
+
+def load_arguments(description: str | None, requests: int, warmup: int) -> argparse.ArgumentParser:
+    """The options every search benchmark takes: how many requests, at which concurrencies, as whom."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=requests)
+    parser.add_argument("--concurrency", default="1,10")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--user", default="", help="search as this user (personalised: features + ranker)")
+    return parser
 
 
 def percentile(values: Sequence[float], q: float) -> float:

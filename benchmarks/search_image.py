@@ -16,7 +16,6 @@ answers. Exits with a message when the stack runs without vision.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from collections import Counter
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from atelier.serving.settings import Endpoints
-from benchmarks.common import machine, query_photos, summary, vision_off_reason
+from benchmarks.common import load_arguments, machine, query_photos, summary, vision_off_reason
 from benchmarks.search_text import unique_queries
 
 PATHS = {"image": "/v1/search:image", "hybrid": "/v1/search:hybrid"}
@@ -106,14 +105,7 @@ def report(kind: str, concurrency: int, outcomes: list[Outcome], seconds: float)
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--concurrency", default="1,10")
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--user", default="", help="search as this user (personalised: features + ranker)")
-    args = parser.parse_args()
+    args = load_arguments(__doc__, requests=300, warmup=20).parse_args()
     base = Endpoints.from_env().edge_url
     photos = query_photos(PHOTOS_PER_CLASS, args.seed)
     async with aiohttp.ClientSession() as session:

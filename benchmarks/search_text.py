@@ -14,7 +14,6 @@ Triton's own compute time per execution comes from its statistics.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import random
@@ -27,7 +26,7 @@ import tritonclient.grpc as triton
 
 from atelier.serving.item_store import CATALOG_META_KEY
 from atelier.serving.settings import Endpoints
-from benchmarks.common import machine, summary
+from benchmarks.common import load_arguments, machine, summary
 
 COLOURS = [
     "black",
@@ -165,14 +164,7 @@ def report(label: str, concurrency: int, results: list, seconds: float, compute:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--concurrency", default="1,10")
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--user", default="", help="search as this user (personalised: features + ranker)")
-    args = parser.parse_args()
+    args = load_arguments(__doc__, requests=500, warmup=30).parse_args()
     endpoints = Endpoints.from_env()
     base = endpoints.edge_url
     store = redis.Redis.from_url(endpoints.redis_url)

@@ -36,26 +36,17 @@ from atelier.inference.clip_config import load_clip_tower
 from atelier.inference.request_batch import decode_rows
 from atelier.inference.settings import ClipTextSettings, SettingsError, required_checkpoint_dir
 from atelier.inference.signatures import CLIP_TEXT, EMBEDDING, TEXT
-from atelier.inference.triton_model import TritonModel, l2_normalise
+from atelier.inference.triton_model import TritonModel, l2_normalise, token_limit
 
 MODEL_DIR_HELP = (
     "run `atelier models train-clip`, or point it at a local CLIP checkpoint directory with its "
     "tokenizer, e.g. a copy of openai/clip-vit-base-patch32 (weights are never downloaded)"
 )
-# Tokenizers without a configured limit report a huge sentinel as model_max_length.
-UNSET_TOKENIZER_LIMIT = 1_000_000
 
 
 def resolve_model_dir(settings: ClipTextSettings) -> Path:
     """The checkpoint directory to load, checked to hold a config and a tokenizer."""
     return required_checkpoint_dir(settings, MODEL_DIR_HELP)
-
-
-def token_limit(config: Any, tokenizer: Any) -> int:
-    """The longest text the checkpoint takes, in tokens: its position embeddings, or its
-    tokenizer's limit when lower."""
-    limits = [config.max_position_embeddings, tokenizer.model_max_length]
-    return min(limit for limit in limits if isinstance(limit, int) and limit < UNSET_TOKENIZER_LIMIT)
 
 
 def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
@@ -84,7 +75,7 @@ class TextEncoder:
         self.model_dir = resolve_model_dir(settings)  # before the slow import: fail fast
         self.model, self.tokenizer = load_clip_tower(self.model_dir, "text", load_tokenizer)
         self.dimension: int = self.model.config.projection_dim
-        limit = token_limit(self.model.config, self.tokenizer)
+        limit = token_limit(self.model.config, self.tokenizer) or self.model.config.max_position_embeddings
         if settings.text_max_length is not None and settings.text_max_length > limit:
             raise SettingsError(
                 f"ATELIER_CLIP_TEXT_MAX_LENGTH={settings.text_max_length} exceeds this checkpoint's {limit}"

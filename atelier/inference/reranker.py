@@ -46,14 +46,12 @@ from atelier.inference.request_batch import decode_rows
 from atelier.inference.settings import RerankerSettings, SettingsError, required_checkpoint_dir
 from atelier.inference.settings import config_parameters as config_parameters  # re-exported: tests read it here
 from atelier.inference.signatures import LOGIT, PASSAGE, QUERY, RERANKER, SCORE
-from atelier.inference.triton_model import TritonModel
+from atelier.inference.triton_model import TritonModel, token_limit
 
 MODEL_DIR_HELP = (
     "run `atelier models train-reranker`, or point it at a local sequence-classification cross-encoder "
     "checkpoint directory, e.g. a copy of BAAI/bge-reranker-base (weights are never downloaded)"
 )
-# Tokenizers without a configured limit report a huge sentinel as model_max_length.
-UNSET_TOKENIZER_LIMIT = 1_000_000
 
 
 def resolve_model_dir(settings: RerankerSettings) -> Path:
@@ -145,7 +143,7 @@ class CrossEncoder:
             raise SettingsError(f"{where}: a cross-encoder has 1 or 2 labels, this checkpoint has {config.num_labels}")
         if not self.tokenizer.is_fast:
             raise SettingsError(f"{where}: no fast tokenizer (tokenizer.json) for this checkpoint")
-        limit = _token_limit(config, self.tokenizer)
+        limit = token_limit(config, self.tokenizer)
         if limit is not None and settings.max_length > limit:
             raise SettingsError(f"ATELIER_RERANK_MAX_LENGTH={settings.max_length} exceeds this checkpoint's {limit}")
         if settings.max_length - self.tokenizer.num_special_tokens_to_add(pair=True) < 2:
@@ -167,14 +165,6 @@ class CrossEncoder:
     def score(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
         """[n] float32 relevance probability of each (query, passage) pair."""
         return self.predict(queries, passages)[0]
-
-
-def _token_limit(config: Any, tokenizer: Any) -> int | None:
-    """The longest input the checkpoint takes: its position embeddings, or its tokenizer's limit
-    when lower (XLM-RoBERTa has 514 positions for 512 tokens)."""
-    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
-    limits = [limit for limit in limits if isinstance(limit, int) and limit < UNSET_TOKENIZER_LIMIT]
-    return min(limits, default=None)
 
 
 class TritonPythonModel(TritonModel):

@@ -26,6 +26,17 @@ except ImportError:  # imported outside Triton (unit tests, training, benchmarks
     pb_utils = None
 
 
+# Tokenizers without a configured limit report a huge sentinel as model_max_length.
+UNSET_TOKENIZER_LIMIT = 1_000_000
+
+
+def token_limit(config: Any, tokenizer: Any) -> int | None:
+    """The longest input the checkpoint takes, in tokens: its position embeddings, or its tokenizer's
+    limit when lower (XLM-RoBERTa has 514 positions for 512 tokens); None when neither says."""
+    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
+    return min((limit for limit in limits if isinstance(limit, int) and limit < UNSET_TOKENIZER_LIMIT), default=None)
+
+
 def l2_normalise(vectors: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(vectors, p=2, dim=-1)
 

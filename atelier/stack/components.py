@@ -131,7 +131,19 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
     search = SearchSettings.from_env()
     rerank_chosen = search.rerank_enabled if "rerank_enabled" in search.model_fields_set else None
     (state / "redis").mkdir(parents=True, exist_ok=True)
-    grpc_service = readiness.grpc_serving
+
+    def grpc_service(name: str, service: str, environment: dict[str, str] | None = None) -> Component:
+        """One of our gRPC services (`python -m services.<name>`), ready once `service` is SERVING."""
+        port = getattr(endpoints, f"{name}_port")
+        return Component(
+            name=name,
+            tier=1,
+            command=[python, "-m", f"services.{name}"],
+            ports=(port, getattr(endpoints, f"{name}_metrics_port")),
+            check=lambda: readiness.grpc_serving(endpoints.address(port), service),
+            environment=environment or {},
+        )
+
     return [
         Component(
             name="redis",
@@ -222,27 +234,12 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             stop_wait_s=40,
             environment=_weights_environment(models),
         ),
-        Component(
-            name="ranker",
-            tier=1,
-            command=[python, "-m", "services.ranker"],
-            ports=(endpoints.ranker_port, endpoints.ranker_metrics_port),
-            check=lambda: grpc_service(endpoints.address(endpoints.ranker_port), "fashion.v1.RankerService"),
-        ),
-        Component(
-            name="features",
-            tier=1,
-            command=[python, "-m", "services.features"],
-            ports=(endpoints.features_port, endpoints.features_metrics_port),
-            check=lambda: grpc_service(endpoints.address(endpoints.features_port), "fashion.v1.FeaturesService"),
-        ),
-        Component(
-            name="search",
-            tier=1,
-            command=[python, "-m", "services.search"],
-            ports=(endpoints.search_port, endpoints.search_metrics_port),
-            check=lambda: grpc_service(endpoints.address(endpoints.search_port), "fashion.v1.SearchService"),
-            environment={
+        grpc_service("ranker", "fashion.v1.RankerService"),
+        grpc_service("features", "fashion.v1.FeaturesService"),
+        grpc_service(
+            "search",
+            "fashion.v1.SearchService",
+            {
                 "SEARCH_RERANK_ENABLED": _switch(RERANKER_WEIGHTS, models, rerank_chosen),
                 "VISION_ENABLED": _switch(
                     CLIP_WEIGHTS, models, search.vision.enabled if search.vision.chosen else None

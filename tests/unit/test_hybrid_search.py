@@ -77,29 +77,25 @@ class FakeMilvus:
         return [[{"id": h.article_id, "distance": h.score, "entity": h.fields} for h in LISTS[which]]]
 
 
-class FakeEmbedder:
-    def __init__(self, fails: bool = False) -> None:
-        self.fails = fails
+class FakeEncoder:
+    """Triton's text embedding and CLIP's towers: one vector per input, each model its own (or down)."""
+
+    def __init__(self, fails: bool = False, down: str = "down") -> None:
+        self.fails, self.down = fails, down
+
+    def _vectors(self, vector: np.ndarray, n: int) -> np.ndarray:
+        if self.fails:
+            raise ConnectionError(self.down)
+        return np.stack([vector] * n)
 
     async def embed_queries(self, texts: list[str], timeout_s: float | None = None) -> np.ndarray:
-        if self.fails:
-            raise ConnectionError("down")
-        return np.stack([TEXT_VECTOR] * len(texts))
-
-
-class FakeClip:
-    def __init__(self, fails: bool = False) -> None:
-        self.fails = fails
+        return self._vectors(TEXT_VECTOR, len(texts))
 
     async def embed_images(self, images: list[bytes], timeout_s: float | None = None) -> np.ndarray:
-        if self.fails:
-            raise ConnectionError("clip down")
-        return np.stack([IMAGE_VECTOR] * len(images))
+        return self._vectors(IMAGE_VECTOR, len(images))
 
     async def embed_texts(self, texts: list[str], timeout_s: float | None = None) -> np.ndarray:
-        if self.fails:
-            raise ConnectionError("clip down")
-        return np.stack([CLIP_TEXT_VECTOR] * len(texts))
+        return self._vectors(CLIP_TEXT_VECTOR, len(texts))
 
 
 class FakeRerank:
@@ -142,8 +138,8 @@ def search(
 ) -> Search:
     breaker = BreakerSettings()
     retrieval = Retrieval(FakeMilvus(milvus_fails_for), Dependency("milvus", breaker, 0.5), 128)  # type: ignore[arg-type]
-    text = TextRecall(FakeEmbedder(text_fails), Dependency("triton", breaker, 1.0), retrieval, "text", 0)  # type: ignore[arg-type]
-    clip, clip_model = FakeClip(clip_fails), Dependency("clip", breaker, clip_timeout_s)
+    text = TextRecall(FakeEncoder(text_fails), Dependency("triton", breaker, 1.0), retrieval, "text", 0)  # type: ignore[arg-type]
+    clip, clip_model = FakeEncoder(clip_fails, "clip down"), Dependency("clip", breaker, clip_timeout_s)
     image = ImageRecall(clip, clip_model, retrieval, "image")  # type: ignore[arg-type]
     clip_text = ClipTextRecall(clip, clip_model, retrieval, "image")  # type: ignore[arg-type]
     settings = SearchSettings.from_env({})
@@ -217,7 +213,7 @@ async def test_hybrid_fails_only_when_every_list_fails() -> None:
 
 
 async def test_a_clip_call_over_its_deadline_says_so() -> None:
-    class SlowClip(FakeClip):
+    class SlowClip(FakeEncoder):
         async def embed_texts(self, texts: list[str], timeout_s: float | None = None) -> np.ndarray:
             await asyncio.sleep(5)
             raise AssertionError("not reached")
