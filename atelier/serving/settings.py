@@ -159,7 +159,7 @@ class Settings(BaseSettings):
             if (nested := _nested_settings(field)) is not None:
                 found += nested.variables()
                 continue
-            default = "" if field.default is None else _shown(field.get_default(call_default_factory=True))
+            default = "" if field.default is None else _shown_default(field.get_default(call_default_factory=True))
             found.append(Variable(variable_name(cls, field_name), default, " ".join((field.description or "").split())))
         return found
 
@@ -172,8 +172,15 @@ class Settings(BaseSettings):
                 values += value.effective()
                 continue
             [variable] = [v for v in type(self).variables() if v.name == variable_name(type(self), field_name)]
-            values.append(Variable(variable.name, variable.default, variable.description, _shown(value)))
+            values.append(Variable(variable.name, variable.default, variable.description, _shown_default(value)))
         return values
+
+
+def _shown_default(value: object) -> str:
+    """A value as the docs and `atelier config` show it: a path in this checkout relative to it (`.atelier`)."""
+    if isinstance(value, Path) and value.is_relative_to(ROOT):
+        return str(value.relative_to(ROOT))
+    return _shown(value)
 
 
 def _shown(value: object) -> str:
