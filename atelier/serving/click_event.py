@@ -14,12 +14,16 @@ SOURCES = frozenset({"search", "recommendation", "popular", "other"})
 DEVICES = frozenset({"web", "ios", "android", "other"})
 MAX_ID_CHARS = 128
 MAX_QUERY_CHARS = 512
-# Record headers.
-TRACEPARENT_HEADER = "traceparent"
-RETRY_ATTEMPT_HEADER = "atelier-retry-attempt"
-RETRY_DUE_HEADER = "atelier-retry-due-ms"
-ERROR_HEADER = "atelier-error"
-ORIGIN_TOPIC_HEADER = "atelier-origin-topic"
+
+
+class RecordHeader:
+    """The Kafka record headers a click carries (names are plain strings)."""
+
+    TRACEPARENT = "traceparent"  # W3C trace context, from the edge
+    RETRY_ATTEMPT = "atelier-retry-attempt"  # retries scheduled so far
+    RETRY_DUE = "atelier-retry-due-ms"  # when a retry tier may apply it
+    ERROR = "atelier-error"  # why it was re-routed
+    ORIGIN_TOPIC = "atelier-origin-topic"  # the topic it was first published to
 
 
 class InvalidClick(ValueError):

@@ -1,9 +1,9 @@
 """Settings: pydantic-settings models read from environment variables, validated at start-up.
 
-Each process reads one model (services/*/settings.py, the launcher's, each Triton model's); the
+Each process reads one model (services/*/config.py, the launcher's, each Triton model's); the
 models here are the parts they share. A field's variable is its model's prefix and its name in
-capitals (`SearchSettings.rerank_budget_s` is SEARCH_RERANK_BUDGET_S); durations are seconds
-(`_S`). A blank variable counts as unset. A bad value fails start-up with a SettingsError that
+capitals (search's `RerankSettings.budget_s`, prefix SEARCH_RERANK_, is SEARCH_RERANK_BUDGET_S);
+durations are seconds (`_S`). A blank variable counts as unset. A bad value fails start-up with a SettingsError that
 names the variable and says why. `atelier config` prints the effective settings and
 docs/configuration.md lists them all (both come from these models).
 """

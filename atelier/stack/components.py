@@ -129,8 +129,18 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
     models = triton_models()
     # Search's own settings, checked before anything starts; the launcher decides its feature switches.
     search = SearchSettings.from_env()
-    rerank_chosen = search.rerank_enabled if "rerank_enabled" in search.model_fields_set else None
+    rerank_chosen = search.rerank.enabled if "enabled" in search.rerank.model_fields_set else None
     (state / "redis").mkdir(parents=True, exist_ok=True)
+
+    def stream_worker(name: str, module: str, web_port: int) -> Component:
+        """A Faust worker (`python -m <module> worker`), ready once its web server answers."""
+        return Component(
+            name=name,
+            tier=1,
+            command=[python, "-m", module, "worker", "--loglevel", "info"],
+            ports=(web_port,),
+            check=lambda: readiness.http_ok(f"http://{endpoints.address(web_port)}/"),
+        )
 
     def grpc_service(name: str, service: str, environment: dict[str, str] | None = None) -> Component:
         """One of our gRPC services (`python -m services.<name>`), ready once `service` is SERVING."""
@@ -246,20 +256,8 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
                 ),
             },
         ),
-        Component(
-            name="stream",
-            tier=1,
-            command=[python, "-m", "services.stream", "worker", "--loglevel", "info"],
-            ports=(endpoints.stream_web_port,),
-            check=lambda: readiness.http_ok(f"http://{endpoints.address(endpoints.stream_web_port)}/"),
-        ),
-        Component(
-            name="stream-retry",
-            tier=1,
-            command=[python, "-m", "services.stream.retry", "worker", "--loglevel", "info"],
-            ports=(endpoints.stream_retry_web_port,),
-            check=lambda: readiness.http_ok(f"http://{endpoints.address(endpoints.stream_retry_web_port)}/"),
-        ),
+        stream_worker("stream", "services.stream", endpoints.stream_web_port),
+        stream_worker("stream-retry", "services.stream.retry", endpoints.stream_retry_web_port),
         Component(
             name="envoy",
             tier=2,

@@ -37,7 +37,7 @@ PUBLIC_SERVICES = (
 
 
 async def build(settings: SearchSettings, server: grpc.aio.Server, resources: AsyncExitStack) -> list[str]:
-    endpoints, breaker = settings.endpoints, settings.breaker
+    endpoints, breaker, deadlines = settings.endpoints, settings.breaker, settings.deadlines
 
     # Connections, closed in reverse order when the server stops.
     triton = TritonClient(endpoints.triton_address)
@@ -50,42 +50,44 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
     resources.push_async_callback(ranker_channel.close)
 
     # Every downstream behind its breaker and deadline.
-    text_model = Dependency("triton", breaker, settings.embed_timeout_s)
-    retrieval = Retrieval(milvus, Dependency("milvus", breaker, settings.ann_timeout_s), settings.hnsw_ef)
-    features = Dependency("features", breaker, settings.personalisation_timeout_s, features_channel)
-    ranker = Dependency("ranker", breaker, settings.personalisation_timeout_s, ranker_channel)
+    text_model = Dependency("triton", breaker, deadlines.embed_timeout_s)
+    retrieval = Retrieval(milvus, Dependency("milvus", breaker, deadlines.ann_timeout_s), settings.ann.hnsw_ef)
+    features = Dependency("features", breaker, deadlines.personalisation_timeout_s, features_channel)
+    ranker = Dependency("ranker", breaker, deadlines.personalisation_timeout_s, ranker_channel)
     features_stub = features_grpc.FeaturesServiceStub(features_channel)
 
     # Recall, one strategy per RPC.
-    text = TextRecall(TextEmbedder(triton), text_model, retrieval, settings.collection, settings.embedding_cache_size)
+    text = TextRecall(
+        TextEmbedder(triton), text_model, retrieval, settings.ann.collection, settings.embedding_cache_size
+    )
     recalls = Recalls(text)
-    if settings.vision_enabled:
-        clip, clip_model = ClipEncoder(triton), Dependency("clip", breaker, settings.clip_timeout_s)
-        image = ImageRecall(clip, clip_model, retrieval, settings.image_collection)
-        clip_text = ClipTextRecall(clip, clip_model, retrieval, settings.image_collection)
+    if settings.vision.enabled:
+        clip, clip_model = ClipEncoder(triton), Dependency("clip", breaker, deadlines.clip_timeout_s)
+        image = ImageRecall(clip, clip_model, retrieval, settings.ann.image_collection)
+        clip_text = ClipTextRecall(clip, clip_model, retrieval, settings.ann.image_collection)
         hybrid = HybridRecall(
             [
-                Side("text", text, settings.hybrid_text_weight),
-                Side("clip_text", clip_text, settings.hybrid_clip_text_weight),
-                Side("image", image, settings.hybrid_image_weight, needs_image=True),
+                Side("text", text, settings.hybrid.text_weight),
+                Side("clip_text", clip_text, settings.hybrid.clip_text_weight),
+                Side("image", image, settings.hybrid.image_weight, needs_image=True),
             ]
         )
         recalls = Recalls(text, image, hybrid)
 
     # The stages after recall, and the answer when recall fails.
     rerank = None
-    if settings.rerank_enabled:
+    if settings.rerank.enabled:
         rerank = RerankStage(
             Reranker(triton),
-            Dependency("reranker", breaker, settings.rerank_budget_s),
-            settings.rerank_candidates,
-            settings.rerank_cache_size,
-            settings.rerank_max_in_flight,
+            Dependency("reranker", breaker, settings.rerank.budget_s),
+            settings.rerank.candidates,
+            settings.rerank.cache_size,
+            settings.rerank.max_in_flight,
         )
     personaliser = Personaliser(features_stub, features, ranker_grpc.RankerServiceStub(ranker_channel), ranker)
     fallback = PopularFallback(features_stub, features)
     await fallback.warm()
-    pipeline = SearchPipeline(personaliser, fallback, settings.candidates, rerank)
+    pipeline = SearchPipeline(personaliser, fallback, settings.ann.candidates, rerank)
 
     filter_values = FilterValues(endpoints.redis_url, settings.filter_values_refresh_s)
     await filter_values.start()

@@ -28,10 +28,47 @@ class RequestLimits(Settings, env_prefix="SEARCH_"):
         return ImageLimits(self.max_image_bytes, self.max_image_pixels)
 
 
-class SearchSettings(ServiceSettings, env_prefix="SEARCH_"):
-    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
-    vision: Vision = Field(default_factory=Vision)
-    limits: RequestLimits = Field(default_factory=RequestLimits)
+class Deadlines(Settings, env_prefix="SEARCH_"):
+    """How long search waits on each downstream before it answers without it."""
+
+    embed_timeout_s: PositiveFloat = 1.0
+    """Deadline of the query embedding (Triton text_embedding)."""
+    ann_timeout_s: PositiveFloat = 0.5
+    """Deadline of one Milvus search."""
+    clip_timeout_s: PositiveFloat = 1.0
+    """Deadline of a CLIP embedding (query photo or query text)."""
+    personalisation_timeout_s: PositiveFloat = 0.2
+    """Deadline of each call to the features service and the ranker."""
+
+
+class RerankSettings(Settings, env_prefix="SEARCH_RERANK_"):
+    """The cross-encoder stage."""
+
+    enabled: bool = True
+    """Cross-encoder reranking; the launcher turns it off when Triton serves no reranker."""
+    candidates: PositiveInt = 100
+    """Retrieved candidates the cross-encoder reorders."""
+    budget_s: PositiveFloat = 0.3
+    """Deadline of the rerank call; past it, the answer keeps retrieval order and says so."""
+    cache_size: NonNegativeInt = 100_000
+    """(query, article) rerank scores kept in memory (0: none)."""
+    max_in_flight: NonNegativeInt = 2
+    """Rerank calls in flight at once per instance (0: no limit); beyond it, retrieval order at once."""
+
+
+class HybridWeights(Settings, env_prefix="SEARCH_HYBRID_"):
+    """Hybrid search's merge: each recall list's weight, its scores min-max normalised first."""
+
+    text_weight: float = Field(0.5, ge=0)
+    """The query text in the text collection."""
+    clip_text_weight: float = Field(0.2, ge=0)
+    """The query text through CLIP against the photos."""
+    image_weight: float = Field(0.3, ge=0)
+    """The query photo against the photos."""
+
+
+class AnnSettings(Settings, env_prefix="SEARCH_"):
+    """Retrieval from Milvus."""
 
     collection: str = "articles_text"
     """Milvus collection of the articles' text embeddings."""
@@ -41,35 +78,17 @@ class SearchSettings(ServiceSettings, env_prefix="SEARCH_"):
     """Candidates retrieved from Milvus per request (later stages rerank and boost them)."""
     hnsw_ef: PositiveInt = 128
     """HNSW search width (at least the number of candidates asked for)."""
-    embed_timeout_s: PositiveFloat = 1.0
-    """Deadline of the query embedding (Triton text_embedding)."""
-    ann_timeout_s: PositiveFloat = 0.5
-    """Deadline of one Milvus search."""
-    personalisation_timeout_s: PositiveFloat = 0.2
-    """Deadline of each call to the features service and the ranker."""
+
+
+class SearchSettings(ServiceSettings, env_prefix="SEARCH_"):
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    vision: Vision = Field(default_factory=Vision)
+    limits: RequestLimits = Field(default_factory=RequestLimits)
+    deadlines: Deadlines = Field(default_factory=Deadlines)
+    rerank: RerankSettings = Field(default_factory=RerankSettings)
+    hybrid: HybridWeights = Field(default_factory=HybridWeights)
+    ann: AnnSettings = Field(default_factory=AnnSettings)
     embedding_cache_size: NonNegativeInt = 10_000
     """Query embeddings kept in memory (0: none)."""
-    rerank_enabled: bool = True
-    """Cross-encoder reranking; the launcher turns it off when Triton serves no reranker."""
-    rerank_candidates: PositiveInt = 100
-    """Retrieved candidates the cross-encoder reorders."""
-    rerank_budget_s: PositiveFloat = 0.3
-    """Deadline of the rerank call; past it, the answer keeps retrieval order and says so."""
-    rerank_cache_size: NonNegativeInt = 100_000
-    """(query, article) rerank scores kept in memory (0: none)."""
-    rerank_max_in_flight: NonNegativeInt = 2
-    """Rerank calls in flight at once per instance (0: no limit); beyond it, retrieval order at once."""
     filter_values_refresh_s: PositiveFloat = 30.0
     """How often the catalogue's known filter values are re-read from Redis."""
-    clip_timeout_s: PositiveFloat = 1.0
-    """Deadline of a CLIP embedding (query photo or query text)."""
-    hybrid_text_weight: float = Field(0.5, ge=0)
-    """Hybrid search: weight of the text-collection list (scores min-max normalised) in the merge."""
-    hybrid_clip_text_weight: float = Field(0.2, ge=0)
-    """Hybrid search: weight of the query text through CLIP against the photos."""
-    hybrid_image_weight: float = Field(0.3, ge=0)
-    """Hybrid search: weight of the query photo against the photos."""
-
-    @property
-    def vision_enabled(self) -> bool:
-        return self.vision.enabled

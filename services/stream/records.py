@@ -7,12 +7,7 @@ from dataclasses import dataclass, field
 
 from faust.types import EventT
 
-from atelier.serving.click_event import (
-    ERROR_HEADER,
-    ORIGIN_TOPIC_HEADER,
-    RETRY_ATTEMPT_HEADER,
-    RETRY_DUE_HEADER,
-)
+from atelier.serving.click_event import RecordHeader
 
 # Longest reason kept in a header: a whole traceback does not belong in a record.
 MAX_ERROR_CHARS = 1000
@@ -30,16 +25,16 @@ class Incoming:
     @property
     def attempt(self) -> int:
         """Retries already scheduled for this click (0 on the clicks topic)."""
-        return _int_header(self.headers, RETRY_ATTEMPT_HEADER) or 0
+        return _int_header(self.headers, RecordHeader.RETRY_ATTEMPT) or 0
 
     @property
     def due_ms(self) -> int | None:
-        return _int_header(self.headers, RETRY_DUE_HEADER)
+        return _int_header(self.headers, RecordHeader.RETRY_DUE)
 
     @property
     def origin_topic(self) -> str:
         """The topic the click was first published to."""
-        origin = self.headers.get(ORIGIN_TOPIC_HEADER)
+        origin = self.headers.get(RecordHeader.ORIGIN_TOPIC)
         return origin.decode(errors="replace") if origin else self.topic
 
 
@@ -58,10 +53,10 @@ class Outgoing:
 def retry_record(record: Incoming, topic: str, attempt: int, due_ms: int, error: str) -> Outgoing:
     """The record for retry `attempt`, due at `due_ms`; every other header (traceparent) is kept."""
     headers = dict(record.headers) | {
-        RETRY_ATTEMPT_HEADER: str(attempt).encode(),
-        RETRY_DUE_HEADER: str(due_ms).encode(),
-        ORIGIN_TOPIC_HEADER: record.origin_topic.encode(),
-        ERROR_HEADER: _reason(error),
+        RecordHeader.RETRY_ATTEMPT: str(attempt).encode(),
+        RecordHeader.RETRY_DUE: str(due_ms).encode(),
+        RecordHeader.ORIGIN_TOPIC: record.origin_topic.encode(),
+        RecordHeader.ERROR: _reason(error),
     }
     return Outgoing(topic, record.key, record.value, headers)
 
@@ -69,10 +64,10 @@ def retry_record(record: Incoming, topic: str, attempt: int, due_ms: int, error:
 def dead_letter_record(record: Incoming, topic: str, reason: str, attempt: int | None = None) -> Outgoing:
     """The raw record with the reason, its origin topic and, after retries, how many were made."""
     headers = dict(record.headers)
-    headers.pop(RETRY_DUE_HEADER, None)
-    headers |= {ORIGIN_TOPIC_HEADER: record.origin_topic.encode(), ERROR_HEADER: _reason(reason)}
+    headers.pop(RecordHeader.RETRY_DUE, None)
+    headers |= {RecordHeader.ORIGIN_TOPIC: record.origin_topic.encode(), RecordHeader.ERROR: _reason(reason)}
     if attempt is not None:
-        headers[RETRY_ATTEMPT_HEADER] = str(attempt).encode()
+        headers[RecordHeader.RETRY_ATTEMPT] = str(attempt).encode()
     return Outgoing(topic, record.key, record.value, headers)
 
 

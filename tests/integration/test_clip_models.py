@@ -74,22 +74,23 @@ def _texts(url: str, texts: list[str]) -> np.ndarray:
     return _infer(url, "clip_text", "TEXT", [text.encode() for text in texts])
 
 
+def assert_unit_vectors_equal(vectors: np.ndarray, expected: np.ndarray) -> None:
+    """Triton's embeddings: one float32 unit vector per row, equal to the in-process encoder's."""
+    assert vectors.shape == (len(expected), DIMENSION) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+
+
 def test_image_embeddings_are_unit_vectors_equal_to_the_in_process_encoder(
     triton_url: str, image_encoder: object
 ) -> None:
-    vectors = _images(triton_url, PHOTOS)
-    assert vectors.shape == (len(PHOTOS), DIMENSION) and vectors.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(vectors, image_encoder.encode_bytes(PHOTOS), atol=1e-5)
+    assert_unit_vectors_equal(_images(triton_url, PHOTOS), image_encoder.encode_bytes(PHOTOS))
 
 
 def test_text_embeddings_are_unit_vectors_equal_to_the_in_process_encoder(
     triton_url: str, text_encoder: object
 ) -> None:
-    vectors = _texts(triton_url, TEXTS)
-    assert vectors.shape == (len(TEXTS), DIMENSION) and vectors.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(vectors, text_encoder.encode(TEXTS), atol=1e-5)
+    assert_unit_vectors_equal(_texts(triton_url, TEXTS), text_encoder.encode(TEXTS))
 
 
 def test_a_full_request_of_max_batch_size_photos(triton_url: str, image_encoder: object) -> None:

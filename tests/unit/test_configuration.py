@@ -48,7 +48,7 @@ def test_every_process_starts_with_its_defaults(process: str) -> None:
 
 
 def test_a_bad_value_names_its_variable_and_why() -> None:
-    with pytest.raises(SettingsError, match=r"SEARCH_RERANK_BUDGET_S \(rerank_budget_s\): Input should be greater"):
+    with pytest.raises(SettingsError, match=r"SEARCH_RERANK_BUDGET_S \(budget_s\): Input should be greater"):
         SearchSettings.from_env({"SEARCH_RERANK_BUDGET_S": "-1"})
     with pytest.raises(SettingsError, match="SEARCH_BREAKER_FAILURE_RATE"):
         SearchSettings.from_env({"SEARCH_BREAKER_FAILURE_RATE": "2"})

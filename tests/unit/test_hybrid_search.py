@@ -145,9 +145,9 @@ def search(
     settings = SearchSettings.from_env({})
     hybrid = HybridRecall(
         [
-            Side("text", text, settings.hybrid_text_weight),
-            Side("clip_text", clip_text, settings.hybrid_clip_text_weight),
-            Side("image", image, settings.hybrid_image_weight, needs_image=True),
+            Side("text", text, settings.hybrid.text_weight),
+            Side("clip_text", clip_text, settings.hybrid.clip_text_weight),
+            Side("image", image, settings.hybrid.image_weight, needs_image=True),
         ]
     )
     return Search(Recalls(text, image, hybrid), FakeRerank())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from atelier.offline.evaluation.queries import is_held_out
 from atelier.offline.training import reranker, reranker_data, runs
 from atelier.offline.training.command import Size, train_reranker
 from atelier.offline.training.reranker_data import EmbeddedSample, Pair, QueryGroup, embed_sample, training_groups
-from tests.training_support import assert_reproducible
+from tests.training_support import assert_reproducible, torch_state  # noqa: F401 (a fixture)
 
 
 class BagOfWordsEncoder:
@@ -55,13 +55,7 @@ def groups(catalogue: list[Article], sample: EmbeddedSample) -> list[QueryGroup]
     return training_groups(BagOfWordsEncoder(), catalogue, sample, 60, seed=5)
 
 
-@pytest.fixture(autouse=True)
-def _torch_state() -> Iterator[None]:
-    """Training switches torch to deterministic kernels and all cores; other tests get torch back as it was."""
-    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
-    yield
-    torch.use_deterministic_algorithms(deterministic)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_state")
 
 
 def test_training_pairs_never_come_from_held_out_queries(groups: list[QueryGroup]) -> None:

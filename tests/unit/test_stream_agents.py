@@ -12,14 +12,7 @@ import pytest
 from faust.types import EventT
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from atelier.serving.click_event import (
-    ERROR_HEADER,
-    ORIGIN_TOPIC_HEADER,
-    RETRY_ATTEMPT_HEADER,
-    RETRY_DUE_HEADER,
-    TRACEPARENT_HEADER,
-    ClickRecord,
-)
+from atelier.serving.click_event import ClickRecord, RecordHeader
 from atelier.serving.feature_store.writer import StoredDataError
 from services.stream import internals
 from services.stream.handler import ClickHandler
@@ -115,7 +108,7 @@ def click(event_id: str, **changes: object) -> ClickRecord:
 
 
 def headers(**extra: bytes) -> dict[str, bytes]:
-    return {TRACEPARENT_HEADER: TRACEPARENT} | {name.replace("_", "-"): value for name, value in extra.items()}
+    return {RecordHeader.TRACEPARENT: TRACEPARENT} | {name.replace("_", "-"): value for name, value in extra.items()}
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 3.0) -> None:
@@ -154,11 +147,11 @@ async def test_invalid_records_go_to_the_dead_letter_topic_and_the_rest_is_appli
         await until(lambda: len(forwarder.records) == 2 and writer.applied == {"good"})
     first, second = forwarder.to(dlq)
     assert first.value == b"{not json" and first.key == b"u1"
-    assert first.headers[ERROR_HEADER].startswith(b"invalid click: undecodable JSON")
-    assert b"source: must be one of" in second.headers[ERROR_HEADER]
+    assert first.headers[RecordHeader.ERROR].startswith(b"invalid click: undecodable JSON")
+    assert b"source: must be one of" in second.headers[RecordHeader.ERROR]
     for record in (first, second):
-        assert record.headers[ORIGIN_TOPIC_HEADER] == primary.settings.topics.clicks.encode()
-        assert record.headers[TRACEPARENT_HEADER] == TRACEPARENT
+        assert record.headers[RecordHeader.ORIGIN_TOPIC] == primary.settings.topics.clicks.encode()
+        assert record.headers[RecordHeader.TRACEPARENT] == TRACEPARENT
 
 
 async def test_stored_data_problem_dead_letters_that_event_and_applies_the_others(
@@ -173,7 +166,7 @@ async def test_stored_data_problem_dead_letters_that_event_and_applies_the_other
         await until(lambda: writer.applied == {"a", "c"} and len(forwarder.records) == 1)
     (dead,) = forwarder.records
     assert dead.topic == primary.settings.topics.dead_letter
-    assert b'"event_id":"b"' in dead.value and b"key holds a string" in dead.headers[ERROR_HEADER]
+    assert b'"event_id":"b"' in dead.value and b"key holds a string" in dead.headers[RecordHeader.ERROR]
 
 
 async def test_transient_error_sends_the_whole_batch_to_the_first_retry_tier(
@@ -191,11 +184,11 @@ async def test_transient_error_sends_the_whole_batch_to_the_first_retry_tier(
     for index, record in enumerate(forwarder.records):
         assert record.topic == primary.settings.topics.retry_1s
         assert record.value == click(f"e{index}").to_json() and record.key == b"u1"
-        assert record.headers[RETRY_ATTEMPT_HEADER] == b"1"
-        due_ms = int(record.headers[RETRY_DUE_HEADER])
+        assert record.headers[RecordHeader.RETRY_ATTEMPT] == b"1"
+        due_ms = int(record.headers[RecordHeader.RETRY_DUE])
         assert started_ms + DELAYS_S[0] * 1000 <= due_ms <= now_ms() + DELAYS_S[0] * 1000
-        assert record.headers[ERROR_HEADER] == b"ConnectionError: Connection refused"
-        assert record.headers[TRACEPARENT_HEADER] == TRACEPARENT
+        assert record.headers[RecordHeader.ERROR] == b"ConnectionError: Connection refused"
+        assert record.headers[RecordHeader.TRACEPARENT] == TRACEPARENT
 
 
 async def test_a_batch_that_fails_to_settle_stays_unacknowledged_and_stops_the_worker(
@@ -280,14 +273,14 @@ async def test_failure_in_a_tier_goes_to_the_next_and_after_the_last_to_dead_let
         await last.put(click("b").to_json(), key=b"u1", headers=record_headers, wait=False)
         await until(lambda: len(forwarder.records) == 2)
     onwards, dead = forwarder.records
-    assert onwards.topic == topics.retry_10s and onwards.headers[RETRY_ATTEMPT_HEADER] == b"2"
-    assert int(onwards.headers[RETRY_DUE_HEADER]) >= now_ms() + DELAYS_S[1] * 1000 - 500
+    assert onwards.topic == topics.retry_10s and onwards.headers[RecordHeader.RETRY_ATTEMPT] == b"2"
+    assert int(onwards.headers[RecordHeader.RETRY_DUE]) >= now_ms() + DELAYS_S[1] * 1000 - 500
     assert dead.topic == topics.dead_letter
-    assert dead.headers[ERROR_HEADER] == b"gave up after 3 retries: ConnectionError: still down"
-    assert dead.headers[RETRY_ATTEMPT_HEADER] == b"3"
-    assert dead.headers[ORIGIN_TOPIC_HEADER] == origin
-    assert dead.headers[TRACEPARENT_HEADER] == TRACEPARENT
-    assert RETRY_DUE_HEADER not in dead.headers
+    assert dead.headers[RecordHeader.ERROR] == b"gave up after 3 retries: ConnectionError: still down"
+    assert dead.headers[RecordHeader.RETRY_ATTEMPT] == b"3"
+    assert dead.headers[RecordHeader.ORIGIN_TOPIC] == origin
+    assert dead.headers[RecordHeader.TRACEPARENT] == TRACEPARENT
+    assert RecordHeader.RETRY_DUE not in dead.headers
 
 
 async def test_fetch_wait_is_the_configured_one(workers: tuple) -> None:

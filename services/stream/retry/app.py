@@ -1,6 +1,6 @@
 """The retry worker: one agent per retry tier, each waiting until its records are due.
 
-A record of tier n (attempt n) is applied once its due time (RETRY_DUE_HEADER)
+A record of tier n (attempt n) is applied once its due time (RecordHeader.RETRY_DUE)
 has passed; when that fails it goes to tier n + 1, and after the last tier to
 the dead-letter topic with the last error and its attempt count. Batches are
 acknowledged only once settled, as in the primary worker (services.stream.acks).
