@@ -85,8 +85,7 @@ def status_code(error: BaseException) -> grpc.StatusCode | None:
 
 
 def classify(error: BaseException) -> Failure:
-    if isinstance(error, CircuitOpen):
-        return Failure.CIRCUIT_OPEN
+    """How a call that was made failed (an open breaker fails before any call: CIRCUIT_OPEN)."""
     if isinstance(error, TimeoutError):
         return Failure.TIMED_OUT
     if isinstance(error, NotLoaded):
@@ -100,8 +99,6 @@ def classify(error: BaseException) -> Failure:
 
 
 def _detail(doing: str, failure: Failure, error: BaseException, timeout_s: float) -> str:
-    if failure is Failure.CIRCUIT_OPEN:
-        return str(error)
     if failure is Failure.TIMED_OUT and isinstance(error, TimeoutError):
         return f"{doing} over its {timeout_s:g} s deadline"
     message = error.details() if isinstance(error, grpc.aio.AioRpcError) else str(error)

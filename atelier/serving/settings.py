@@ -3,8 +3,8 @@
 Each process reads one model (services/*/config.py, the launcher's, each Triton model's); the
 models here are the parts they share. A field's variable is its model's prefix and its name in
 capitals (search's `RerankSettings.budget_s`, prefix SEARCH_RERANK_, is SEARCH_RERANK_BUDGET_S);
-durations are seconds (`_S`). A blank variable counts as unset. A bad value fails start-up with a SettingsError that
-names the variable and says why. `atelier config` prints the effective settings and
+durations are seconds (`_S`). A blank variable counts as unset. A bad value fails start-up with a
+SettingsError that names the variable and says why. `atelier config` prints the effective settings and
 docs/configuration.md lists them all (both come from these models).
 """
 
@@ -159,31 +159,32 @@ class Settings(BaseSettings):
             if (nested := _nested_settings(field)) is not None:
                 found += nested.variables()
                 continue
-            default = "" if field.default is None else _shown_default(field.get_default(call_default_factory=True))
+            default = "" if field.default is None else _shown(field.get_default(call_default_factory=True))
             found.append(Variable(variable_name(cls, field_name), default, " ".join((field.description or "").split())))
         return found
 
     def effective(self) -> list[Variable]:
         """`variables()` with the values this instance holds."""
+        declared = {variable.name: variable for variable in type(self).variables()}
         values: list[Variable] = []
         for field_name, field in type(self).model_fields.items():
             value = getattr(self, field_name)
             if _nested_settings(field) is not None:
                 values += value.effective()
                 continue
-            [variable] = [v for v in type(self).variables() if v.name == variable_name(type(self), field_name)]
-            values.append(Variable(variable.name, variable.default, variable.description, _shown_default(value)))
+            variable = declared[variable_name(type(self), field_name)]
+            values.append(Variable(variable.name, variable.default, variable.description, _shown(value)))
         return values
 
-
-def _shown_default(value: object) -> str:
-    """A value as the docs and `atelier config` show it: a path in this checkout relative to it (`.atelier`)."""
-    if isinstance(value, Path) and value.is_relative_to(ROOT):
-        return str(value.relative_to(ROOT))
-    return _shown(value)
+    def chosen(self, field_name: str) -> Any:
+        """The field's value when its variable was set, else None (the caller decides the default)."""
+        return getattr(self, field_name) if field_name in self.model_fields_set else None
 
 
 def _shown(value: object) -> str:
+    """A value as the docs and `atelier config` show it; a path in this checkout relative to it (`.atelier`)."""
+    if isinstance(value, Path) and value.is_relative_to(ROOT):
+        return str(value.relative_to(ROOT))
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, tuple | list):
@@ -370,11 +371,6 @@ class Vision(Settings):
     enabled: bool = False
     """Image and hybrid search (CLIP). `atelier up` sets it for search: on when Triton serves the CLIP
     towers, unless set to 0."""
-
-    @property
-    def chosen(self) -> bool:
-        """Whether the variable was set (else the launcher decides from the models it loads)."""
-        return "enabled" in self.model_fields_set
 
 
 class ServiceSettings(Settings):

@@ -111,10 +111,6 @@ class ModelAdapter:
         self.triton = TritonClient(triton) if isinstance(triton, str) else triton
         self.timeout_s = timeout_s
 
-    @property
-    def url(self) -> str:
-        return self.triton.address
-
     async def close(self) -> None:
         """Closes the connection when this adapter made it (a shared one is closed by its owner)."""
         if self._owns_triton:

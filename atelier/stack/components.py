@@ -129,7 +129,6 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
     models = triton_models()
     # Search's own settings, checked before anything starts; the launcher decides its feature switches.
     search = SearchSettings.from_env()
-    rerank_chosen = search.rerank.enabled if "enabled" in search.rerank.model_fields_set else None
     (state / "redis").mkdir(parents=True, exist_ok=True)
 
     def stream_worker(name: str, module: str, web_port: int) -> Component:
@@ -250,10 +249,8 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             "search",
             "fashion.v1.SearchService",
             {
-                "SEARCH_RERANK_ENABLED": _switch(RERANKER_WEIGHTS, models, rerank_chosen),
-                "VISION_ENABLED": _switch(
-                    CLIP_WEIGHTS, models, search.vision.enabled if search.vision.chosen else None
-                ),
+                "SEARCH_RERANK_ENABLED": _switch(RERANKER_WEIGHTS, models, search.rerank.chosen("enabled")),
+                "VISION_ENABLED": _switch(CLIP_WEIGHTS, models, search.vision.chosen("enabled")),
             },
         ),
         stream_worker("stream", "services.stream", endpoints.stream_web_port),

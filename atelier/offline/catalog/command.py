@@ -58,9 +58,9 @@ def _loaded_articles(endpoints: Endpoints, collection: str) -> int:
 
 def vision_on(endpoints: Endpoints) -> bool:
     """VISION_ENABLED when set, else whether the running Triton serves the CLIP image tower."""
-    vision = CatalogSettings.from_env().vision
-    if vision.chosen:
-        return vision.enabled
+    chosen = CatalogSettings.from_env().vision.chosen("enabled")
+    if chosen is not None:
+        return chosen
     import tritonclient.grpc as triton
 
     client = triton.InferenceServerClient(endpoints.triton_address)
