@@ -18,6 +18,12 @@ environment variable wins, then the config.pbtxt parameter (the variable's name 
   ATELIER_CLIP_MODEL_DIR          clip_model_dir          local CLIP checkpoint directory (required;
                                                           shared with clip_text)
   ATELIER_CLIP_IMAGE_NUM_THREADS  clip_image_num_threads  torch intra-op threads per instance (default 2)
+  ATELIER_CLIP_IMAGE_PRECISION    clip_image_precision    fp16 | fp32 | auto (default auto: fp16 on a
+                                                          GPU instance, fp32 on CPU)
+
+A version folder's settings.json and checkpoint/ win over all of these (settings.py). The model
+runs on the device of its instance group (KIND_GPU: CUDA) in its precision; the processor's pixels
+are cast to it and the embeddings normalised in fp32 (atelier/inference/triton_model.py).
 
 The pure helpers (``decode_image``, ``ImageEncoder``) do not need Triton: unit tests and the
 training code import this module, and training decodes its images with ``decode_image`` and
@@ -39,7 +45,7 @@ from atelier.inference.request_batch import input_column
 from atelier.inference.settings import ClipImageSettings, required_checkpoint_dir
 from atelier.inference.settings import SettingsError as SettingsError  # re-exported: tests catch it here
 from atelier.inference.signatures import CLIP_IMAGE, EMBEDDING, IMAGE
-from atelier.inference.triton_model import TritonModel, l2_normalise
+from atelier.inference.triton_model import CPU, TritonModel, l2_normalise, model_dtype, place
 
 MODEL_DIR_HELP = (
     "run `atelier models train-clip`, or point it at a local CLIP checkpoint directory with its "
@@ -92,12 +98,16 @@ def load_image_processor(model_dir: Path) -> Any:
 
 
 class ImageEncoder:
-    """A CLIP checkpoint's vision tower, projection and image processor; no Triton involved."""
+    """A CLIP checkpoint's vision tower, projection and image processor, on ``device`` in the settings'
+    precision; no Triton involved."""
 
-    def __init__(self, settings: ClipImageSettings) -> None:
+    def __init__(self, settings: ClipImageSettings, device: torch.device | str = CPU) -> None:
         self.settings = settings
         self.model_dir = resolve_model_dir(settings)  # before the slow import: fail fast
-        self.model, self.processor = load_clip_tower(self.model_dir, "vision", load_image_processor)
+        self.device = torch.device(device)
+        self.dtype = model_dtype(settings.image_precision, self.device)
+        model, self.processor = load_clip_tower(self.model_dir, "vision", load_image_processor)
+        self.model = place(model, self.device, self.dtype)
         self.dimension: int = self.model.config.projection_dim
 
     def pixels(self, images: Sequence[Any]) -> torch.Tensor:
@@ -108,9 +118,10 @@ class ImageEncoder:
         """[len(images), dimension] float32, L2-normalised; one forward pass."""
         if not images:
             return np.empty((0, self.dimension), dtype=np.float32)
+        pixels = self.pixels(images).to(self.device, self.dtype)
         with torch.inference_mode():
-            vectors = l2_normalise(self.model(pixel_values=self.pixels(images)).image_embeds)
-        return vectors.float().numpy()
+            vectors = l2_normalise(self.model(pixel_values=pixels).image_embeds.float())
+        return vectors.cpu().numpy()
 
     def encode_bytes(self, encoded: Sequence[bytes]) -> np.ndarray:
         """``encode`` of encoded images, as the IMAGE input carries them."""
@@ -125,7 +136,7 @@ class TritonPythonModel(TritonModel):
 
     def describe(self, settings: ClipImageSettings) -> str:
         return (
-            f"{type(self.encoder.model).__name__} from {self.encoder.model_dir}, dim {self.encoder.dimension}, "
+            f"{type(self.encoder.model).__name__}, dim {self.encoder.dimension}, "
             f"input {self.encoder.processor.crop_size}, {settings.image_num_threads} thread(s)"
         )
 

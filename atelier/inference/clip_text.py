@@ -18,6 +18,12 @@ environment variable wins, then the config.pbtxt parameter (the variable's name 
   ATELIER_CLIP_TEXT_MAX_LENGTH    clip_text_max_length    tokens per text, truncated beyond (default:
                                                           the checkpoint's limit, 77 for OpenAI's CLIP)
   ATELIER_CLIP_TEXT_NUM_THREADS   clip_text_num_threads   torch intra-op threads per instance (default 2)
+  ATELIER_CLIP_TEXT_PRECISION     clip_text_precision     fp16 | fp32 | auto (default auto: fp16 on a
+                                                          GPU instance, fp32 on CPU)
+
+A version folder's settings.json and checkpoint/ win over all of these (settings.py). The model
+runs on the device of its instance group (KIND_GPU: CUDA) in its precision; the embeddings are
+normalised in fp32 (atelier/inference/triton_model.py).
 
 The pure helpers (``tokenize``, ``TextEncoder``) do not need Triton: unit tests and the
 training code import this module.
@@ -36,7 +42,7 @@ from atelier.inference.clip_config import load_clip_tower
 from atelier.inference.request_batch import decode_rows
 from atelier.inference.settings import ClipTextSettings, SettingsError, required_checkpoint_dir
 from atelier.inference.signatures import CLIP_TEXT, EMBEDDING, TEXT
-from atelier.inference.triton_model import TritonModel, l2_normalise, token_limit
+from atelier.inference.triton_model import CPU, TritonModel, l2_normalise, model_dtype, place, token_limit
 
 MODEL_DIR_HELP = (
     "run `atelier models train-clip`, or point it at a local CLIP checkpoint directory with its "
@@ -68,12 +74,16 @@ def load_tokenizer(model_dir: Path) -> Any:
 
 
 class TextEncoder:
-    """A CLIP checkpoint's text tower, projection and tokenizer; no Triton involved."""
+    """A CLIP checkpoint's text tower, projection and tokenizer, on ``device`` in the settings' precision;
+    no Triton involved."""
 
-    def __init__(self, settings: ClipTextSettings) -> None:
+    def __init__(self, settings: ClipTextSettings, device: torch.device | str = CPU) -> None:
         self.settings = settings
         self.model_dir = resolve_model_dir(settings)  # before the slow import: fail fast
-        self.model, self.tokenizer = load_clip_tower(self.model_dir, "text", load_tokenizer)
+        self.device = torch.device(device)
+        self.dtype = model_dtype(settings.text_precision, self.device)
+        model, self.tokenizer = load_clip_tower(self.model_dir, "text", load_tokenizer)
+        self.model = place(model, self.device, self.dtype)
         self.dimension: int = self.model.config.projection_dim
         limit = token_limit(self.model.config, self.tokenizer) or self.model.config.max_position_embeddings
         if settings.text_max_length is not None and settings.text_max_length > limit:
@@ -86,9 +96,10 @@ class TextEncoder:
         """[len(texts), dimension] float32, L2-normalised; one forward pass."""
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
+        batch = {name: ids.to(self.device) for name, ids in tokenize(self.tokenizer, texts, self.max_length).items()}
         with torch.inference_mode():
-            vectors = l2_normalise(self.model(**tokenize(self.tokenizer, texts, self.max_length)).text_embeds)
-        return vectors.float().numpy()
+            vectors = l2_normalise(self.model(**batch).text_embeds.float())
+        return vectors.cpu().numpy()
 
 
 class TritonPythonModel(TritonModel):
@@ -99,7 +110,7 @@ class TritonPythonModel(TritonModel):
 
     def describe(self, settings: ClipTextSettings) -> str:
         return (
-            f"{type(self.encoder.model).__name__} from {self.encoder.model_dir}, dim {self.encoder.dimension}, "
+            f"{type(self.encoder.model).__name__}, dim {self.encoder.dimension}, "
             f"tokenizer {type(self.encoder.tokenizer).__name__}, max_length {self.encoder.max_length}, "
             f"{settings.text_num_threads} thread(s)"
         )

@@ -25,9 +25,15 @@ environment variable wins, then the config.pbtxt parameter (the variable's name 
                                                   attributes)
   ATELIER_RERANK_NUM_THREADS  rerank_num_threads  torch intra-op threads per instance (default 2)
   ATELIER_RERANK_QUANTIZE     rerank_quantize     ``int8``: dynamic int8 quantisation of the encoder's
-                                                  Linear layers at load (CPU; ~2x faster, see
-                                                  ``quantize_int8``); ``none``: the checkpoint's own
-                                                  precision (default int8)
+                                                  Linear layers at load (CPU in fp32 only, ~2x faster,
+                                                  see ``quantize_int8``; skipped on a GPU or in fp16);
+                                                  ``none``: the precision's own weights (default int8)
+  ATELIER_RERANK_PRECISION    rerank_precision    fp16 | fp32 | auto (default auto: fp16 on a GPU
+                                                  instance, fp32 on CPU)
+
+A version folder's settings.json and checkpoint/ win over all of these (settings.py). The model
+runs on the device of its instance group (KIND_GPU: CUDA) in its precision; the log-odds and the
+sigmoid are fp32 (atelier/inference/triton_model.py).
 
 The pure helpers (pair tokenisation, activation, ``CrossEncoder``) do not need Triton: unit
 tests, benchmarks and the reranker's training import this module.
@@ -46,7 +52,7 @@ from atelier.inference.request_batch import decode_rows
 from atelier.inference.settings import RerankerSettings, SettingsError, required_checkpoint_dir
 from atelier.inference.settings import config_parameters as config_parameters  # re-exported: tests read it here
 from atelier.inference.signatures import LOGIT, PASSAGE, QUERY, RERANKER, SCORE
-from atelier.inference.triton_model import TritonModel, token_limit
+from atelier.inference.triton_model import CPU, TritonModel, model_dtype, place, precision_name, token_limit
 
 MODEL_DIR_HELP = (
     "run `atelier models train-reranker`, or point it at a local sequence-classification cross-encoder "
@@ -114,12 +120,27 @@ def quantize_int8(model: Any) -> Any:
     return quantize_dynamic(model, dict.fromkeys(names, per_channel_dynamic_qconfig))
 
 
-class CrossEncoder:
-    """A sequence-classification checkpoint with its tokenizer; no Triton involved."""
+def quantization(quantize: str, device: torch.device, dtype: torch.dtype) -> str | None:
+    """Why ``quantize`` is not applied on ``device`` in ``dtype``, or None when it is: int8 dynamic
+    quantisation has CPU kernels only, and quantises fp32 Linear layers."""
+    if quantize != "int8":
+        return None
+    if device.type != "cpu":
+        return f"skipped on {device}: CPU only"
+    if dtype != torch.float32:
+        return f"skipped in {precision_name(dtype)}: fp32 only"
+    return None
 
-    def __init__(self, settings: RerankerSettings) -> None:
+
+class CrossEncoder:
+    """A sequence-classification checkpoint with its tokenizer, on ``device`` in the settings' precision
+    (int8 on CPU as ``quantize`` says); no Triton involved."""
+
+    def __init__(self, settings: RerankerSettings, device: torch.device | str = CPU) -> None:
         self.settings = settings
         self.model_dir = resolve_model_dir(settings)  # before the slow import: fail fast
+        self.device = torch.device(device)
+        self.dtype = model_dtype(settings.precision, self.device)
         where = f"ATELIER_RERANK_MODEL_DIR={self.model_dir}"
 
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -148,8 +169,12 @@ class CrossEncoder:
             raise SettingsError(f"ATELIER_RERANK_MAX_LENGTH={settings.max_length} exceeds this checkpoint's {limit}")
         if settings.max_length - self.tokenizer.num_special_tokens_to_add(pair=True) < 2:
             raise SettingsError(f"ATELIER_RERANK_MAX_LENGTH={settings.max_length} leaves no room for a pair")
-        if settings.quantize == "int8":
+        self.model = place(self.model, self.device, self.dtype)
+        skipped = quantization(settings.quantize, self.device, self.dtype)
+        if settings.quantize == "int8" and skipped is None:
             self.model = quantize_int8(self.model)
+        # What the load log line says: int8, none, or int8 skipped and why.
+        self.quantization = settings.quantize if skipped is None else f"{settings.quantize} {skipped}"
 
     def predict(self, queries: Sequence[str], passages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(relevance probability, log-odds) of each pair, two [n] float32 arrays; one forward pass."""
@@ -157,9 +182,9 @@ class CrossEncoder:
             raise ValueError(f"{len(queries)} queries but {len(passages)} passages")
         if not queries:
             return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float32)
-        batch = tokenize_pairs(self.tokenizer, queries, passages, self.settings.max_length)
+        batch = tokenize_pairs(self.tokenizer, queries, passages, self.settings.max_length).to(self.device)
         with torch.inference_mode():
-            odds = log_odds(self.model(**batch).logits.float())
+            odds = log_odds(self.model(**batch).logits.float()).cpu()
             return torch.sigmoid(odds).numpy(), odds.numpy()
 
     def score(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
@@ -174,9 +199,9 @@ class TritonPythonModel(TritonModel):
 
     def describe(self, settings: RerankerSettings) -> str:
         return (
-            f"{type(self.encoder.model).__name__} from {self.encoder.model_dir}, "
+            f"{type(self.encoder.model).__name__}, "
             f"{self.encoder.model.config.num_labels} label(s), max_length {settings.max_length}, "
-            f"{settings.num_threads} thread(s), quantize {settings.quantize}"
+            f"{settings.num_threads} thread(s), quantize {self.encoder.quantization}"
         )
 
     @staticmethod

@@ -6,19 +6,25 @@ blank value counts as unset, but for a field listed in ``verbatim`` (taken as it
 A bad value fails the model's load with a SettingsError naming the variable or the parameter it
 came from: ``ATELIER_TEXT_MAX_LENGTH must be a positive integer, got 'long'``.
 
-Each model reads its settings once, in ``TritonPythonModel.initialize``:
-``TextEmbeddingSettings.from_env(parameters=config_parameters(model_config))`` (the server's
-environment, then the model's config.pbtxt); tests give both as mappings. Light on purpose
-(pydantic only): the settings can be listed and checked without torch.
+A version folder of the runtime model repository (``<model>/<N>/``) can carry its own settings,
+which win over all three: ``settings.json`` (a JSON object of settings by field name, e.g.
+``{"model": "bge-small", "pooling": "cls"}``) and ``checkpoint/`` (the version's weights, its
+``model_dir``). The version is authoritative: a variable cannot point a version at other weights.
+
+Each model reads its settings once, in ``TritonPythonModel.initialize``, with ``version_settings``
+(Triton's ``args``: the server's environment, the model's config.pbtxt and the version folder);
+tests give the environment and parameters as mappings to ``from_env``. Light on purpose (pydantic
+only): the settings can be listed and checked without torch.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -29,6 +35,8 @@ from atelier.serving.settings import Settings, SettingsError, given_values, vari
 
 if TYPE_CHECKING:
     from typing import Self
+
+M = TypeVar("M", bound="ModelSettings")
 
 # Files of which a checkpoint directory needs at least one to build its tokenizer.
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
@@ -69,10 +77,14 @@ def required_checkpoint_dir(
 
 @dataclass
 class _Reading:
-    """The config.pbtxt parameters of one ``from_env``, and the fields they set (for the errors)."""
+    """The config.pbtxt parameters and the version's own values of one ``from_env``, and the fields
+    each set (for the errors)."""
 
     parameters: Mapping[str, str]
     from_parameters: set[str]
+    version: Mapping[str, Any] = field(default_factory=dict)
+    version_source: str = "the version folder"
+    from_version: set[str] = field(default_factory=set)
 
 
 _READING: ContextVar[_Reading | None] = ContextVar("model_settings_reading", default=None)
@@ -97,6 +109,85 @@ class _ConfigParameters(PydanticBaseSettingsSource):
         values = given_values(self, skip=lambda field_name, field: field_name in self.current_state)
         reading.from_parameters.update(values)
         return values
+
+
+class _VersionValues(PydanticBaseSettingsSource):
+    """The version folder's own values (settings.json, checkpoint/), above the environment."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        reading = _READING.get()
+        return (None if reading is None else reading.version.get(field_name)), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        reading = _READING.get()
+        if reading is None:
+            return {}
+        verbatim = getattr(self.settings_cls, "verbatim", ())
+        values: dict[str, Any] = {}
+        for field_name, value in reading.version.items():
+            if isinstance(value, str) and field_name not in verbatim:
+                value = value.strip() or None  # a blank value counts as unset, as in the environment
+            if value is not None:
+                values[field_name] = value
+        reading.from_version.update(values)
+        return values
+
+
+# --- the version folder: <model>/<N>/ of the runtime model repository ---------------------
+
+VERSION_SETTINGS = "settings.json"
+VERSION_CHECKPOINT = "checkpoint"
+
+
+def version_dir(args: Mapping[str, str]) -> Path | None:
+    """The folder of the version Triton is loading (python_backend's ``args``: ``model_repository`` is
+    the model's folder, ``model_version`` the version number); None when ``args`` do not say."""
+    repository, version = args.get("model_repository"), args.get("model_version")
+    return Path(repository) / str(version) if repository and version not in (None, "") else None
+
+
+def version_values(settings_cls: type[BaseSettings], folder: Path) -> dict[str, Any]:
+    """The settings a version folder carries: ``settings.json``'s values by field name, and ``checkpoint/``
+    as ``model_dir``. A SettingsError names the file when settings.json is not a JSON object of
+    ``settings_cls``'s fields, or sets a ``model_dir`` beside the version's own checkpoint."""
+    values: dict[str, Any] = {}
+    path = folder / VERSION_SETTINGS
+    if path.is_file():
+        try:
+            loaded = json.loads(path.read_text())
+        except ValueError as exc:
+            raise SettingsError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"{path} must hold a JSON object of settings by name, got {type(loaded).__name__}")
+        unknown = sorted(set(loaded) - set(settings_cls.model_fields))
+        if unknown:
+            raise SettingsError(
+                f"{path}: {settings_cls.__name__} has no setting {', '.join(unknown)} "
+                f"(its settings: {', '.join(settings_cls.model_fields)})"
+            )
+        values.update(loaded)
+        model_dir = values.get("model_dir")
+        if isinstance(model_dir, str) and model_dir.strip() and not Path(model_dir.strip()).expanduser().is_absolute():
+            values["model_dir"] = str(folder / model_dir.strip())  # relative to the version, not to the server
+    checkpoint = folder / VERSION_CHECKPOINT
+    if checkpoint.is_dir() and "model_dir" in settings_cls.model_fields:
+        if str(values.get("model_dir") or "").strip():
+            raise SettingsError(f"{path} sets model_dir, but the version has its own weights in {checkpoint}")
+        values["model_dir"] = str(checkpoint)
+    return values
+
+
+def version_settings(settings_cls: type[M], args: Mapping[str, str], env: Mapping[str, str] | None = None) -> M:
+    """A model's settings at load, from python_backend's ``args``: ``env`` (default: os.environ), then the
+    config.pbtxt parameters of ``args["model_config"]``, then defaults; above all the version folder's
+    own values (``version_values``), when ``args`` name a version folder that exists."""
+    parameters = config_parameters(json.loads(args.get("model_config") or "{}"))
+    folder = version_dir(args)
+    if folder is None or not folder.is_dir():
+        return settings_cls.from_env(env, parameters)
+    return settings_cls.from_env(
+        env, parameters, version=version_values(settings_cls, folder), version_source=str(folder / VERSION_SETTINGS)
+    )
 
 
 # --- values ------------------------------------------------------------------------------
@@ -137,20 +228,48 @@ def _expand_user(path: Path | None) -> Path | None:
 
 Count = Annotated[int, BeforeValidator(_positive_int)]
 CheckpointDir = Annotated[Path | None, AfterValidator(_expand_user)]
+# auto: fp16 on a GPU instance, fp32 on CPU (atelier/inference/triton_model.py: model_dtype).
+PRECISIONS = ("auto", "fp32", "fp16")
+Precision = Annotated[str, _one_of(*PRECISIONS)]
 
 
 class ModelSettings(Settings):
-    """Base of a Triton model's settings: environment, then config.pbtxt parameters, then defaults.
+    """Base of a Triton model's settings: the version folder's own values (``version_values``), then the
+    environment, then config.pbtxt parameters, then defaults.
 
-    Values given in code (``RerankerSettings(model_dir=checkpoint)``: training, tests) win over all three.
+    Values given in code (``RerankerSettings(model_dir=checkpoint)``: training, tests) win over all of them.
     """
 
     lower_sources = (_ConfigParameters,)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, parameters: Mapping[str, str] | None = None) -> Self:
-        """The settings from ``env`` (default: os.environ), then the config.pbtxt ``parameters``, then defaults."""
-        token = _READING.set(_Reading(dict(parameters or {}), set()))
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Settings' sources with the version's own values between the code's and the environment."""
+        init, *others = super().settings_customise_sources(
+            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        )
+        return (init, _VersionValues(settings_cls), *others)
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        parameters: Mapping[str, str] | None = None,
+        version: Mapping[str, Any] | None = None,
+        version_source: str = "the version folder",
+    ) -> Self:
+        """The settings from the ``version``'s own values (by field name; ``version_source`` says where
+        from, for the errors), then ``env`` (default: os.environ), then the config.pbtxt
+        ``parameters``, then defaults."""
+        reading = _Reading(dict(parameters or {}), set(), dict(version or {}), version_source)
+        token = _READING.set(reading)
         try:
             return super().from_env(env)
         finally:
@@ -166,7 +285,9 @@ class ModelSettings(Settings):
                 problems.append(f"{cls.__name__}: {problem['msg']}")
                 continue
             field_name = str(problem["loc"][0])
-            if reading is not None and field_name in reading.from_parameters:
+            if reading is not None and field_name in reading.from_version:
+                where = f"{reading.version_source} {field_name}"
+            elif reading is not None and field_name in reading.from_parameters:
                 where = f"config.pbtxt parameter {parameter_name(cls, field_name)}"
             else:
                 where = variable_name(cls, field_name)
@@ -218,6 +339,9 @@ class TextEmbeddingSettings(ModelSettings):
     # batch-1 latency and batch-32 throughput with one instance.
     num_threads: Count = 2
     """Torch intra-op threads per model instance."""
+    precision: Precision = "auto"
+    """Weights and activations: fp16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU); embeddings are
+    pooled and normalised in fp32."""
 
     @model_validator(mode="before")
     @classmethod
@@ -249,8 +373,11 @@ class RerankerSettings(ModelSettings):
     num_threads: Count = 2
     """Torch intra-op threads per model instance."""
     quantize: Annotated[str, _one_of(*QUANTIZE_MODES)] = "int8"
-    """int8: dynamic int8 quantisation of the encoder's Linear layers at load (CPU, ~2x faster); none: the
-    checkpoint's own precision."""
+    """int8: dynamic int8 quantisation of the encoder's Linear layers at load (~2x faster on CPU; applied to
+    a CPU instance in fp32 only, skipped on a GPU); none: the precision's own weights."""
+    precision: Precision = "auto"
+    """Weights and activations: fp16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU); the score's
+    sigmoid is computed in fp32."""
 
 
 # --- clip_image and clip_text: one checkpoint, ATELIER_CLIP_MODEL_DIR ------------------------
@@ -265,6 +392,9 @@ class ClipImageSettings(ModelSettings):
     """Local CLIP checkpoint directory (required; shared with clip_text)."""
     image_num_threads: Count = 2
     """Torch intra-op threads per clip_image instance."""
+    image_precision: Precision = "auto"
+    """clip_image's weights and activations: fp16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU);
+    embeddings are normalised in fp32."""
 
 
 class ClipTextSettings(ModelSettings):
@@ -278,3 +408,6 @@ class ClipTextSettings(ModelSettings):
     """Tokens per text, truncated beyond; unset: the checkpoint's limit (77 for OpenAI's CLIP)."""
     text_num_threads: Count = 2
     """Torch intra-op threads per clip_text instance."""
+    text_precision: Precision = "auto"
+    """clip_text's weights and activations: fp16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU);
+    embeddings are normalised in fp32."""

@@ -16,6 +16,12 @@ environment variable wins, then the config.pbtxt parameter (the variable's name 
   ATELIER_TEXT_QUERY_PREFIX  text_query_prefix  prefix of queries (default: the preset's; an
                                                 empty value means no prefix)
   ATELIER_TEXT_NUM_THREADS   text_num_threads   torch intra-op threads per instance (default 2)
+  ATELIER_TEXT_PRECISION     text_precision     fp16 | fp32 | auto (default auto: fp16 on a GPU
+                                                instance, fp32 on CPU)
+
+A version folder's settings.json and checkpoint/ win over all of these (settings.py). The model
+runs on the device of its instance group (KIND_GPU: CUDA) in its precision; pooling and
+normalisation are fp32 (atelier/inference/triton_model.py).
 
 The pure helpers (prefixing, pooling, ``TextEncoder``) do not need Triton: unit tests,
 benchmarks and the reranker's training data import this module.
@@ -34,7 +40,7 @@ from atelier.inference.request_batch import decode_rows
 from atelier.inference.settings import PRESETS, SettingsError, TextEmbeddingSettings, check_checkpoint_dir
 from atelier.inference.settings import config_parameters as config_parameters  # re-exported: tests read it here
 from atelier.inference.signatures import EMBEDDING, MODE, TEXT, TEXT_EMBEDDING
-from atelier.inference.triton_model import TritonModel, l2_normalise
+from atelier.inference.triton_model import CPU, TritonModel, l2_normalise, model_dtype, place
 
 QUERY = "query"
 PASSAGE = "passage"
@@ -91,19 +97,23 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
 
 
 class TextEncoder:
-    """A checkpoint with its tokenizer, pooling and query prefix; no Triton involved."""
+    """A checkpoint with its tokenizer, pooling and query prefix, on ``device`` in the settings' precision;
+    no Triton involved."""
 
-    def __init__(self, settings: TextEmbeddingSettings) -> None:
+    def __init__(self, settings: TextEmbeddingSettings, device: torch.device | str = CPU) -> None:
         self.settings = settings
         self.model_dir = resolve_model_dir(settings)  # before the slow import: fail fast
+        self.device = torch.device(device)
+        self.dtype = model_dtype(settings.precision, self.device)
 
         from transformers import AutoModel, AutoTokenizer
 
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-            self.model = AutoModel.from_pretrained(self.model_dir, local_files_only=True).eval()
+            model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise SettingsError(f"cannot load the checkpoint in {self.model_dir}: {exc}") from exc
+        self.model = place(model, self.device, self.dtype)
         self.dimension: int = self.model.config.hidden_size
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit is not None and settings.max_length > limit:
@@ -119,11 +129,11 @@ class TextEncoder:
             truncation=True,
             max_length=self.settings.max_length,
             return_tensors="pt",
-        )
+        ).to(self.device)
         with torch.inference_mode():
-            hidden = self.model(**batch).last_hidden_state
+            hidden = self.model(**batch).last_hidden_state.float()
             vectors = l2_normalise(pool(hidden, batch["attention_mask"], self.settings.pooling))
-        return vectors.float().numpy()
+        return vectors.cpu().numpy()
 
 
 class TritonPythonModel(TritonModel):
@@ -133,7 +143,7 @@ class TritonPythonModel(TritonModel):
 
     def describe(self, settings: TextEmbeddingSettings) -> str:
         return (
-            f"{settings.model} from {self.encoder.model_dir}, dim {self.encoder.dimension}, "
+            f"{settings.model}, dim {self.encoder.dimension}, "
             f"pooling {settings.pooling}, query prefix {settings.query_prefix!r}, "
             f"max_length {settings.max_length}, {settings.num_threads} thread(s)"
         )
