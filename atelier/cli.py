@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 
+from atelier.model_repository import command as models_command
 from atelier.offline.catalog import command as catalog_command
 from atelier.offline.evaluation import command as eval_command
-from atelier.offline.training import command as training_command
 from atelier.stack import StackError, configuration
 from atelier.stack.logfiles import tail
 
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.set_defaults(run=_logs)
     catalog_command.add_parser(commands)
     eval_command.add_parser(commands)
-    training_command.add_parser(commands)
+    models_command.add_parser(commands)
     configuration.add_parser(commands)
     return parser
 

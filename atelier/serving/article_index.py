@@ -16,6 +16,8 @@ from pymilvus.exceptions import CollectionNotExistException, ErrorCode, MilvusEx
 
 from atelier.serving.articles import DISPLAY_FIELDS, FILTER_FIELDS
 from atelier.serving.dependency import NotLoaded
+from atelier.serving.index_names import IMAGE_COLLECTION as IMAGE_COLLECTION  # re-exported
+from atelier.serving.index_names import TEXT_COLLECTION as TEXT_COLLECTION  # re-exported
 
 # Milvus fields are named as the article's (atelier.serving.articles): the filter attributes are
 # scalar fields search filters on, the display fields are stored so a hit needs no second lookup.
@@ -36,9 +38,66 @@ def max_length(field: str) -> int:
     return MAX_LENGTHS.get(field, FILTER_MAX_LENGTH if field in FILTER_FIELDS else DISPLAY_MAX_LENGTH)
 
 
-TEXT_COLLECTION = "articles_text"
-# Article photos (CLIP image embeddings), with the same scalar fields; filled when vision is on.
-IMAGE_COLLECTION = "articles_image"
+# Search reads these names, which are Milvus aliases of versioned collections: articles_text_v3 is the
+# text collection the text_embedding model's version 3 built. Publishing a new version builds its
+# collection beside the serving one, then switches the alias in one step.
+ALIAS_NOT_FOUND = 1600  # Milvus' error code of describe_alias for a name that is no alias
+
+
+def versioned_collection(alias: str, version: int) -> str:
+    """The collection the model's `version` builds for `alias`."""
+    return f"{alias}_v{version}"
+
+
+@dataclass(frozen=True)
+class IndexBinding:
+    """The collection an alias names, and the version of the model that built it (None: not recorded,
+    a collection from before versions)."""
+
+    collection: str
+    model_version: int | None
+
+
+def _binding(description: Mapping[str, object]) -> IndexBinding:
+    try:
+        recorded = json.loads(str(description.get("description") or "{}"))
+    except ValueError:
+        recorded = {}
+    version = recorded.get("model_version") if isinstance(recorded, dict) else None
+    return IndexBinding(str(description["collection_name"]), version if isinstance(version, int) else None)
+
+
+def binding(client: MilvusClient, alias: str) -> IndexBinding | None:
+    """What `alias` names now (or the collection of that name from before aliases); None when nothing."""
+    if not client.has_collection(alias):
+        return None
+    return _binding(client.describe_collection(alias))
+
+
+async def resolve(client: AsyncMilvusClient, alias: str, timeout_s: float) -> IndexBinding | None:
+    """`binding`, for search."""
+    if not await client.has_collection(alias, timeout=timeout_s):
+        return None
+    return _binding(await client.describe_collection(alias, timeout=timeout_s))
+
+
+def point_alias(client: MilvusClient, alias: str, collection: str) -> None:
+    """Makes `alias` name `collection`, in one step when it named another. A collection named `alias`
+    itself (from before versioned collections) is dropped first: the one moment `alias` names nothing."""
+    try:
+        current = client.describe_alias(alias)["collection_name"]
+    except MilvusException as error:
+        if error.code != ALIAS_NOT_FOUND:
+            raise
+        current = None
+    if current == collection:
+        return
+    if current is not None:
+        client.alter_alias(collection, alias)
+        return
+    if client.has_collection(alias):
+        client.drop_collection(alias)
+    client.create_alias(collection, alias)
 
 
 @dataclass(frozen=True)
@@ -48,8 +107,11 @@ class IndexSettings:
     hnsw_ef_construction: int = 200
 
 
-def create_collection(client: MilvusClient, settings: IndexSettings, dimension: int, model: str) -> None:
-    """Creates the collection with its HNSW index declared up front.
+def create_collection(
+    client: MilvusClient, settings: IndexSettings, dimension: int, model: str, model_version: int | None = None
+) -> None:
+    """Creates the collection with its HNSW index declared up front; its description records the model
+    (`model`: its fingerprint) and the model version that fills it.
 
     Declaring the index at creation lets Milvus build it in the background as
     rows arrive; building it on a full collection in one call took minutes and
@@ -58,7 +120,7 @@ def create_collection(client: MilvusClient, settings: IndexSettings, dimension: 
     schema = MilvusClient.create_schema(
         auto_id=False,
         enable_dynamic_field=False,
-        description=json.dumps({"model": model, "dimension": dimension}),
+        description=json.dumps({"model": model, "dimension": dimension, "model_version": model_version}),
     )
     schema.add_field(PRIMARY_KEY, DataType.VARCHAR, max_length=16, is_primary=True)
     schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dimension)

@@ -9,10 +9,12 @@ exception's type or gRPC status code, never by its message:
   CIRCUIT_OPEN  the breaker refused the call: nothing was sent
   INVALID       the peer refused this request (INVALID_ARGUMENT, OUT_OF_RANGE)
   NOT_LOADED    the peer is up but lacks what was asked for (a Milvus collection not loaded)
+  NOT_READY     the model is still being prepared (trained, published, loaded): nothing was sent
 
 Only TIMED_OUT and UNAVAILABLE count as failures for the breaker: a refused request says
-nothing about the dependency's health. When the breaker is open because the connection was lost,
-it lets probes through as soon as the channel is connected again, not only after `open_s`.
+nothing about the dependency's health, and a call not made says nothing at all. When the breaker
+is open because the connection was lost, it lets probes through as soon as the channel is
+connected again, not only after `open_s`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Failure(Enum):
     CIRCUIT_OPEN = "circuit open"
     INVALID = "invalid request"
     NOT_LOADED = "not loaded"
+    NOT_READY = "not ready"
 
 
 HEALTHY_FAILURES = frozenset({Failure.INVALID, Failure.NOT_LOADED})
@@ -114,13 +117,16 @@ class Dependency:
         breaker: BreakerSettings,
         timeout_s: float,
         channel: grpc.aio.Channel | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
+        """`ready` (optional): whether the model behind this dependency is ready; calls wait for it as NOT_READY."""
         if timeout_s <= 0:
             raise ValueError(f"{name}: timeout_s must be positive, got {timeout_s}")
         self.name = name
         self.timeout_s = timeout_s
         self.breaker = CircuitBreaker(name, breaker)
         self._channel = channel
+        self._ready = ready
         self._connection_lost = False
 
     async def call(self, doing: str, operation: Callable[[float], Awaitable[T]], timeout_s: float | None = None) -> T:
@@ -129,6 +135,8 @@ class Dependency:
         `operation` passes the timeout it is given to its client (the peer learns the deadline).
         """
         timeout_s = timeout_s or self.timeout_s
+        if self._ready is not None and not self._ready():
+            raise DependencyError(self.name, Failure.NOT_READY, f"{doing}: the model is still being prepared")
         try:
             self._admit()
         except CircuitOpen as error:

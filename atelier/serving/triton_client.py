@@ -49,9 +49,15 @@ class TritonClient:
         return self._client
 
     async def infer(
-        self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str], timeout_s: float
+        self,
+        model: str,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str],
+        timeout_s: float,
+        version: int | None = None,
     ) -> dict[str, np.ndarray]:
-        """`outputs` of one request of `inputs` (all with the same number of rows), each checked to have that many."""
+        """`outputs` of one request of `inputs` (all with the same number of rows), each checked to have that
+        many; from `version` of the model (None: the one Triton serves, the highest loaded)."""
         rows = {len(values) for values in inputs.values()}
         if len(rows) != 1:
             raise ValueError(f"{model}: inputs differ in row count: {sorted(rows)}")
@@ -63,7 +69,11 @@ class TritonClient:
             tensors.append(tensor)
         try:
             result = await self._connection().infer(
-                model, tensors, outputs=[InferRequestedOutput(name) for name in outputs], client_timeout=timeout_s
+                model,
+                tensors,
+                model_version="" if version is None else str(version),
+                outputs=[InferRequestedOutput(name) for name in outputs],
+                client_timeout=timeout_s,
             )
         except InferenceServerException as error:
             raise remote_error(error) from error
@@ -88,6 +98,11 @@ class TritonClient:
             return await self._connection().get_model_metadata(model, as_json=True, client_timeout=timeout_s)
         except InferenceServerException as error:
             raise remote_error(error) from error
+
+    async def loaded_versions(self, model: str, timeout_s: float) -> list[int]:
+        """The versions of `model` Triton has loaded."""
+        metadata = await self.model_metadata(model, timeout_s)
+        return sorted(int(version) for version in metadata.get("versions", []))
 
     async def model_ready(self, model: str, timeout_s: float) -> bool:
         try:

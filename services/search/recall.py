@@ -29,6 +29,7 @@ from fashion.v1 import degradation_pb2
 from services.search.answers import degradation, inference_reason
 from services.search.embedding_cache import EmbeddingCache
 from services.search.hybrid import RecallList, merge
+from services.search.index_bindings import IndexBindings
 from services.search.timings import stage
 from services.search.validation import SearchQuery
 
@@ -64,64 +65,82 @@ class Retrieval:
 
 
 class TextRecall:
+    """The query text embedded by the text_embedding version that built the text collection, searched there."""
+
     def __init__(
-        self, embedder: TextEmbedder, triton: Dependency, retrieval: Retrieval, collection: str, cache_size: int
+        self,
+        embedder: TextEmbedder,
+        triton: Dependency,
+        retrieval: Retrieval,
+        indexes: IndexBindings,
+        alias: str,
+        cache_size: int,
     ) -> None:
         self._retrieval = retrieval
-        self._collection = collection
+        self._indexes = indexes
+        self._alias = alias
 
-        async def embed(text: str) -> np.ndarray:
-            vectors = await triton.call("embedding", lambda timeout_s: embedder.embed_queries([text], timeout_s))
+        async def embed(key: tuple[int | None, str]) -> np.ndarray:
+            version, text = key
+            vectors = await triton.call(
+                "embedding", lambda timeout_s: embedder.embed_queries([text], timeout_s, version)
+            )
             return vectors[0]
 
-        self._cache = EmbeddingCache(cache_size, embed)
+        self._cache: EmbeddingCache[tuple[int | None, str]] = EmbeddingCache(cache_size, embed)
 
     async def __call__(self, query: SearchQuery, limit: int) -> Recalled:
+        bound = self._indexes.current(self._alias)
         with stage("embed") as embedding:
-            vector, cached = await self._cache.get(query.query)
+            vector, cached = await self._cache.get((bound.model_version, query.query))
             if cached:
                 embedding.rename("embed_cached")
         with stage("ann"):
-            return Recalled(await self._retrieval.nearest(self._collection, vector, query.filters, limit))
+            return Recalled(await self._retrieval.nearest(bound.collection, vector, query.filters, limit))
 
 
 class _ClipRecall:
-    """A CLIP tower's embedding of the query, then the image collection's nearest photos."""
+    """A CLIP tower's embedding of the query (by the CLIP version that built the image collection), then
+    the image collection's nearest photos."""
 
     tower = ""  # the Triton model, which is also the embedding's stage name
     ann_stage = ""
 
-    def __init__(self, clip: ClipEncoder, dependency: Dependency, retrieval: Retrieval, collection: str) -> None:
+    def __init__(
+        self, clip: ClipEncoder, dependency: Dependency, retrieval: Retrieval, indexes: IndexBindings, alias: str
+    ) -> None:
         self._clip = clip
         self._dependency = dependency
         self._retrieval = retrieval
-        self._collection = collection
+        self._indexes = indexes
+        self._alias = alias
 
-    def _embed(self, query: SearchQuery) -> Callable[[float], Awaitable[np.ndarray]]:
+    def _embed(self, query: SearchQuery, version: int | None) -> Callable[[float], Awaitable[np.ndarray]]:
         raise NotImplementedError
 
     async def __call__(self, query: SearchQuery, limit: int) -> Recalled:
+        bound = self._indexes.current(self._alias)
         with stage(self.tower):
-            vector = (await self._dependency.call(self.tower, self._embed(query)))[0]
+            vector = (await self._dependency.call(self.tower, self._embed(query, bound.model_version)))[0]
         with stage(self.ann_stage):
-            return Recalled(await self._retrieval.nearest(self._collection, vector, query.filters, limit))
+            return Recalled(await self._retrieval.nearest(bound.collection, vector, query.filters, limit))
 
 
 class ImageRecall(_ClipRecall):
     tower = CLIP_IMAGE.model
     ann_stage = "ann_image"
 
-    def _embed(self, query: SearchQuery) -> Callable[[float], Awaitable[np.ndarray]]:
+    def _embed(self, query: SearchQuery, version: int | None) -> Callable[[float], Awaitable[np.ndarray]]:
         image = query.image or b""
-        return lambda timeout_s: self._clip.embed_images([image], timeout_s)
+        return lambda timeout_s: self._clip.embed_images([image], timeout_s, version)
 
 
 class ClipTextRecall(_ClipRecall):
     tower = CLIP_TEXT.model
     ann_stage = "ann_clip_text"
 
-    def _embed(self, query: SearchQuery) -> Callable[[float], Awaitable[np.ndarray]]:
-        return lambda timeout_s: self._clip.embed_texts([query.query], timeout_s)
+    def _embed(self, query: SearchQuery, version: int | None) -> Callable[[float], Awaitable[np.ndarray]]:
+        return lambda timeout_s: self._clip.embed_texts([query.query], timeout_s, version)
 
 
 @dataclass(frozen=True)

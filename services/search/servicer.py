@@ -24,8 +24,8 @@ from services.search.validation import SearchRequest, validate_request
 log = logging.getLogger(__name__)
 
 VISION_OFF = (
-    "image and hybrid search are off: VISION_ENABLED=0 (they need the CLIP models: run "
-    "`atelier models train-clip`, or point ATELIER_CLIP_MODEL_DIR at a CLIP checkpoint, and restart the stack)"
+    "image and hybrid search are off: VISION_ENABLED=0 (set it to 1 and restart search; they use the CLIP "
+    "models: `atelier models train-clip`, then `atelier models publish clip models/clip`)"
 )
 Response = TypeVar("Response", pb.SearchTextResponse, pb.SearchImageResponse, pb.SearchHybridResponse)
 

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from atelier.offline.catalog.bootstrap import LoadResult, LoadSettings, load_articles, seed_popularity
+from atelier.offline.catalog.bootstrap import (
+    LoadResult,
+    LoadSettings,
+    load_articles,
+    record_catalogue,
+    seed_popularity,
+)
 from atelier.offline.catalog.contents import ImageContent
 from atelier.offline.catalog.hm_loader import HMDataset, LoadReport, iter_articles, iter_transactions
 from atelier.offline.catalog.synthetic import write_synthetic_catalog
@@ -39,6 +45,9 @@ TEST_STACK_ENV = {
     # `make up` does before `atelier models train-reranker`. ATELIER_TEST_RERANK_MODEL_DIR=models/reranker
     # runs the reranked-search tests too.
     "ATELIER_RERANK_MODEL_DIR": os.environ.get("ATELIER_TEST_RERANK_MODEL_DIR", str(ROOT / "build" / "no-reranker")),
+    # Without one, search does not wait for a reranker that never comes: the answers the tests
+    # check carry no "still being prepared" degradation (test_model_versions.py runs a search that waits).
+    "SEARCH_RERANK_ENABLED": "1" if "ATELIER_TEST_RERANK_MODEL_DIR" in os.environ else "0",
     # Tests assert behaviour, not speed: a generous rerank budget keeps a busy CI machine from
     # turning reranked answers into degraded ones (the budget itself is unit-tested).
     "SEARCH_RERANK_BUDGET_S": "2",
@@ -69,8 +78,13 @@ def clip_weights(catalog_dataset: HMDataset, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="session")
-def stack(clip_weights: Path) -> Iterator[Stack]:
-    environment = {**TEST_STACK_ENV, "ATELIER_CLIP_MODEL_DIR": str(clip_weights)}
+def stack(clip_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    environment = {
+        **TEST_STACK_ENV,
+        "ATELIER_CLIP_MODEL_DIR": str(clip_weights),
+        # A repository of this session's own: version 1 of each model from the weights above.
+        "ATELIER_MODEL_REPOSITORY": str(tmp_path_factory.mktemp("model-repository")),
+    }
     previous = {key: os.environ.get(key) for key in environment}
     os.environ.update(environment)
     stack = Stack.from_env(say=lambda line: print(line, flush=True))
@@ -119,6 +133,7 @@ def catalog(stack: Stack, catalog_dataset: HMDataset) -> int:
     """The synthetic test catalogue, loaded into the test stack; its article count."""
     result = _load(stack, catalog_dataset)
     _load_images(stack, catalog_dataset)
+    record_catalogue(stack.endpoints, catalog_dataset)
     store = redis.Redis.from_url(stack.endpoints.redis_url)
     try:
         seed_popularity(store, iter_transactions(catalog_dataset.transactions, LoadReport()))

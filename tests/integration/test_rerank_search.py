@@ -43,6 +43,7 @@ def test_without_the_reranker_search_keeps_ann_order_and_says_why(catalog: int, 
         assert degradation["component"] == "reranker"
         assert degradation["fallback"] == "ann_order"
         assert degradation["reason"] in {
+            "DEGRADATION_REASON_MODEL_NOT_READY",
             "DEGRADATION_REASON_INFERENCE_UNAVAILABLE",
             "DEGRADATION_REASON_DOWNSTREAM_CIRCUIT_OPEN",
         }

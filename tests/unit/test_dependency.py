@@ -136,3 +136,22 @@ async def test_a_slow_peer_that_stays_connected_keeps_its_breaker_open() -> None
     with pytest.raises(DependencyError) as caught:
         await dependency.call("rank", lambda timeout_s: asyncio.sleep(0))
     assert caught.value.circuit_open
+
+
+async def test_a_model_not_ready_is_not_called_and_does_not_count_against_it() -> None:
+    ready = False
+    dependency = Dependency("reranker", SETTINGS, timeout_s=1, ready=lambda: ready)
+    calls: list[float] = []
+
+    async def score(timeout_s: float) -> str:
+        calls.append(timeout_s)
+        return "scores"
+
+    for _ in range(5):
+        with pytest.raises(DependencyError) as caught:
+            await dependency.call("rerank", score)
+        assert caught.value.failure is Failure.NOT_READY
+        assert str(caught.value) == "reranker: rerank: the model is still being prepared"
+    assert calls == [] and dependency.breaker.state is State.CLOSED
+    ready = True
+    assert await dependency.call("rerank", score) == "scores"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from atelier.serving.article_index import Hit
+from atelier.serving.article_index import Hit, IndexBinding
 from atelier.serving.circuit_breaker import BreakerSettings
 from atelier.serving.dependency import Dependency, DependencyError
 from fashion.v1 import degradation_pb2
@@ -82,20 +82,34 @@ class FakeEncoder:
 
     def __init__(self, fails: bool = False, down: str = "down") -> None:
         self.fails, self.down = fails, down
+        self.versions: list[int | None] = []  # the model version each call asked for
 
     def _vectors(self, vector: np.ndarray, n: int) -> np.ndarray:
         if self.fails:
             raise ConnectionError(self.down)
         return np.stack([vector] * n)
 
-    async def embed_queries(self, texts: list[str], timeout_s: float | None = None) -> np.ndarray:
+    async def embed_queries(self, texts: list[str], timeout_s: float | None = None, version: int | None = None):
+        self.versions.append(version)
         return self._vectors(TEXT_VECTOR, len(texts))
 
-    async def embed_images(self, images: list[bytes], timeout_s: float | None = None) -> np.ndarray:
+    async def embed_images(self, images: list[bytes], timeout_s: float | None = None, version: int | None = None):
+        self.versions.append(version)
         return self._vectors(IMAGE_VECTOR, len(images))
 
-    async def embed_texts(self, texts: list[str], timeout_s: float | None = None) -> np.ndarray:
+    async def embed_texts(self, texts: list[str], timeout_s: float | None = None, version: int | None = None):
+        self.versions.append(version)
         return self._vectors(CLIP_TEXT_VECTOR, len(texts))
+
+
+class FakeIndexes:
+    """Each alias bound to the collection of that name, built by `versions[alias]` of its model."""
+
+    def __init__(self, versions: dict[str, int | None]) -> None:
+        self.versions = versions
+
+    def current(self, alias: str) -> IndexBinding:
+        return IndexBinding(alias, self.versions.get(alias))
 
 
 class FakeRerank:
@@ -120,6 +134,8 @@ class Search:
 
     recalls: Recalls
     rerank: FakeRerank
+    text_encoder: FakeEncoder
+    clip: FakeEncoder
 
     async def image(self, query: SearchQuery) -> Answer:
         return await self._run(self.recalls.image, query)
@@ -138,10 +154,12 @@ def search(
 ) -> Search:
     breaker = BreakerSettings()
     retrieval = Retrieval(FakeMilvus(milvus_fails_for), Dependency("milvus", breaker, 0.5), 128)  # type: ignore[arg-type]
-    text = TextRecall(FakeEncoder(text_fails), Dependency("triton", breaker, 1.0), retrieval, "text", 0)  # type: ignore[arg-type]
+    indexes = FakeIndexes({"text": 3, "image": 2})
+    text_encoder = FakeEncoder(text_fails)
+    text = TextRecall(text_encoder, Dependency("triton", breaker, 1.0), retrieval, indexes, "text", 0)  # type: ignore[arg-type]
     clip, clip_model = FakeEncoder(clip_fails, "clip down"), Dependency("clip", breaker, clip_timeout_s)
-    image = ImageRecall(clip, clip_model, retrieval, "image")  # type: ignore[arg-type]
-    clip_text = ClipTextRecall(clip, clip_model, retrieval, "image")  # type: ignore[arg-type]
+    image = ImageRecall(clip, clip_model, retrieval, indexes, "image")  # type: ignore[arg-type]
+    clip_text = ClipTextRecall(clip, clip_model, retrieval, indexes, "image")  # type: ignore[arg-type]
     settings = SearchSettings.from_env({})
     hybrid = HybridRecall(
         [
@@ -150,7 +168,7 @@ def search(
             Side("image", image, settings.hybrid.image_weight, needs_image=True),
         ]
     )
-    return Search(Recalls(text, image, hybrid), FakeRerank())
+    return Search(Recalls(text, image, hybrid), FakeRerank(), text_encoder, clip)
 
 
 def query(text: str, image: bytes | None) -> SearchQuery:
@@ -171,6 +189,8 @@ async def test_image_search_recalls_from_the_image_collection_without_rerank() -
 async def test_hybrid_merges_all_three_lists_and_reranks_by_the_query() -> None:
     text = search()
     response = await text.hybrid(query("red dress", b"photo"))
+    # Each query embedded by the model version that built the collection it searches.
+    assert text.text_encoder.versions == [3] and text.clip.versions == [2, 2]
     assert ids(response)[0] == "shared"  # found by all three lists
     assert set(ids(response)) == {"t1", "t2", "shared", "i1", "i2", "c1", "c2"}
     assert text.rerank.rerank_query == "red dress" and not response.degradations
@@ -214,7 +234,7 @@ async def test_hybrid_fails_only_when_every_list_fails() -> None:
 
 async def test_a_clip_call_over_its_deadline_says_so() -> None:
     class SlowClip(FakeEncoder):
-        async def embed_texts(self, texts: list[str], timeout_s: float | None = None) -> np.ndarray:
+        async def embed_texts(self, texts: list[str], timeout_s: float | None = None, version: int | None = None):
             await asyncio.sleep(5)
             raise AssertionError("not reached")
 

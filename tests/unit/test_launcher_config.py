@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import configparser
+import json
 from pathlib import Path
 
 import pytest
 from supervisor.datatypes import dict_of_key_value_pairs
 
 from atelier.serving.settings import ROOT, Endpoints
-from atelier.stack import components, envoy
+from atelier.stack import envoy, models
 from atelier.stack.launcher import Stack
 from atelier.stack.supervisor import Program, render_config
 
@@ -49,7 +50,11 @@ def test_envoy_config_is_valid_for_envoy(tmp_path: Path) -> None:
 
 
 def _launch_settings(stack: Stack) -> tuple[list[str], dict[str, str], dict[str, str]]:
-    """(models Triton loads, Triton's environment, search's environment) in the written supervisord config."""
+    """(models Triton loads, Triton's environment, search's environment) in the written supervisord config,
+    after `atelier up`'s preparation of the runtime model repository."""
+    repository = models.model_repository(stack.state)
+    models.seed_first_versions(repository, say=print)
+    repository.refresh()
     stack._write_configs(stack.components())
     parser = configparser.RawConfigParser()
     parser.read_string(stack.supervisor.config.read_text())
@@ -58,8 +63,9 @@ def _launch_settings(stack: Stack) -> tuple[list[str], dict[str, str], dict[str,
         return dict_of_key_value_pairs(parser[f"program:{program}"]["environment"])
 
     argv = parser["program:triton"]["command"].split()
-    models = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--load-model"]
-    return models, environment("triton"), environment("search")
+    assert argv[argv.index("--model-repository") + 1] == str(repository.path)
+    loaded = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--load-model"]
+    return loaded, environment("triton"), environment("search")
 
 
 @pytest.fixture
@@ -70,100 +76,99 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stack:
         "SEARCH_RERANK_ENABLED",
         "ATELIER_CLIP_MODEL_DIR",
         "VISION_ENABLED",
+        "ATELIER_MODEL_REPOSITORY",
+        "ATELIER_TRITON_INSTANCE_KIND",
+        "ATELIER_TEXT_MODEL_DIR",
     ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(components, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(models, "MODELS_DIR", tmp_path / "models")
     return Stack(Endpoints.from_env({"ATELIER_PORT_OFFSET": "3000"}), tmp_path / "state", say=print)
 
 
-def test_the_reranker_loads_only_when_its_weights_dir_has_a_config(stack: Stack, tmp_path: Path) -> None:
-    weights = tmp_path / "models" / "reranker"
-    weights.mkdir(parents=True)  # empty: no weights yet
-    models, triton_env, search_env = _launch_settings(stack)
-    assert "reranker" not in models and "text_embedding" in models
-    assert "ATELIER_RERANK_MODEL_DIR" not in triton_env
-    assert search_env["SEARCH_RERANK_ENABLED"] == "0"
-    reason = components.RERANKER_WEIGHTS.off_reason(models)
-    assert reason == f"reranking off: no reranker weights in {weights} (run `atelier models train-reranker`)"
-
-    (weights / "config.json").write_text("{}")
-    models, triton_env, search_env = _launch_settings(stack)
-    assert {"reranker", "text_embedding"} <= set(models)
-    assert triton_env["ATELIER_RERANK_MODEL_DIR"] == str(weights)
-    assert search_env["SEARCH_RERANK_ENABLED"] == "1"
-    assert components.RERANKER_WEIGHTS.off_reason(models) is None
+def fake_checkpoint(directory: Path, *extra: str) -> Path:
+    """The files a checkpoint is checked for (not loadable: the launcher never loads one)."""
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    for name in ("model.safetensors", "vocab.txt", *extra):
+        (directory / name).write_text("x")
+    return directory
 
 
-def test_the_reranker_weights_dir_comes_from_the_environment(
+def test_without_weights_only_the_text_model_is_served_and_search_waits_for_the_rest(stack: Stack) -> None:
+    loaded, triton_env, search_env = _launch_settings(stack)
+    assert loaded == ["text_embedding"]
+    record = models.model_repository(stack.state).model("text_embedding").record(1)
+    assert record["source"] == models.PACKAGED_TEXT_WEIGHTS and record["files"] == {}
+    assert not any(name.endswith("_MODEL_DIR") for name in triton_env)  # weights live in the repository
+    # Search builds every stage and watches Triton for its model (services/search/__main__.py).
+    assert search_env["SEARCH_RERANK_ENABLED"] == "1" and search_env["VISION_ENABLED"] == "1"
+    assert models.features_off(loaded) == [
+        "reranking waits for a reranker version: none published and no weights in "
+        f"{models.MODELS_DIR / 'reranker'} (`atelier models train-reranker`, then "
+        f"`atelier models publish reranker {models.MODELS_DIR / 'reranker'}`)",
+        "vision waits for a clip version: none published and no weights in "
+        f"{models.MODELS_DIR / 'clip'} (`atelier models train-clip`, then "
+        f"`atelier models publish clip {models.MODELS_DIR / 'clip'}`)",
+    ]
+
+
+def test_configured_weights_become_version_1_once(
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert components.RERANKER_WEIGHTS.directory() == tmp_path / "models" / "reranker"
-    elsewhere = tmp_path / "bge-reranker-base"
-    elsewhere.mkdir()
-    (elsewhere / "config.json").write_text("{}")
-    monkeypatch.setenv("ATELIER_RERANK_MODEL_DIR", str(elsewhere))
-    models, triton_env, search_env = _launch_settings(stack)
-    assert "reranker" in models and triton_env["ATELIER_RERANK_MODEL_DIR"] == str(elsewhere)
-    assert search_env["SEARCH_RERANK_ENABLED"] == "1"
+    weights = fake_checkpoint(tmp_path / "bge-reranker-base")
+    monkeypatch.setenv("ATELIER_RERANK_MODEL_DIR", str(weights))
+    loaded, _, _ = _launch_settings(stack)
+    assert loaded == ["reranker", "text_embedding"]
+    folder = models.model_repository(stack.state).model("reranker")
+    assert folder.versions() == [1] and folder.serving() == 1
+    assert (folder.version_dir(1) / "checkpoint" / "model.safetensors").is_file()
+    assert "specific {\n    versions: 1\n  }" in (folder.path / "config.pbtxt").read_text()
+    # Later `atelier up`s keep what the repository serves: new weights come through `atelier models publish`.
+    monkeypatch.setenv("ATELIER_RERANK_MODEL_DIR", str(fake_checkpoint(tmp_path / "other")))
+    _launch_settings(stack)
+    assert folder.versions() == [1] and folder.record(1)["source"] == str(weights)
 
 
-def test_the_default_reranker_weights_dir_is_models_reranker_under_the_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ATELIER_RERANK_MODEL_DIR", raising=False)  # the test stack sets it for its run
-    monkeypatch.delenv("ATELIER_TRITON_MODELS", raising=False)
-    assert components.RERANKER_WEIGHTS.directory() == ROOT / "models" / "reranker"
-    message = components.RERANKER_WEIGHTS.off_reason([])
-    if not (ROOT / "models" / "reranker" / "config.json").is_file():
-        assert message is not None and "no reranker weights in models/reranker" in message
+def test_weights_that_are_not_a_checkpoint_are_not_published(stack: Stack, tmp_path: Path) -> None:
+    (tmp_path / "models" / "reranker").mkdir(parents=True)
+    (tmp_path / "models" / "reranker" / "config.json").write_text("{}")
+    loaded, _, _ = _launch_settings(stack)
+    assert "reranker" not in loaded
+    assert models.model_repository(stack.state).model("reranker").versions() == []
 
 
-def test_explicit_triton_models_are_respected(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ATELIER_TRITON_MODELS", "reranker")  # no weights: Triton will say so
-    models, triton_env, search_env = _launch_settings(stack)
-    assert models == ["reranker"]
-    assert "ATELIER_RERANK_MODEL_DIR" in triton_env and search_env["SEARCH_RERANK_ENABLED"] == "1"
+def test_both_clip_towers_get_the_clip_checkpoint(stack: Stack, tmp_path: Path) -> None:
+    fake_checkpoint(tmp_path / "models" / "clip", "preprocessor_config.json")
+    loaded, _, search_env = _launch_settings(stack)
+    assert {"clip_image", "clip_text"} <= set(loaded) and search_env["VISION_ENABLED"] == "1"
+    assert models.features_off(loaded)[0].startswith("reranking waits")
 
+
+def test_explicit_triton_models_and_switches_are_respected(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ATELIER_TRITON_MODELS", "text_embedding")
-    models, _, search_env = _launch_settings(stack)
-    assert models == ["text_embedding"] and search_env["SEARCH_RERANK_ENABLED"] == "0"
-    assert components.features_off(models) == [
+    monkeypatch.setenv("SEARCH_RERANK_ENABLED", "0")
+    monkeypatch.setenv("VISION_ENABLED", "0")
+    loaded, _, search_env = _launch_settings(stack)
+    assert loaded == ["text_embedding"]
+    assert search_env["SEARCH_RERANK_ENABLED"] == "0" and search_env["VISION_ENABLED"] == "0"
+    assert models.features_off(loaded) == [
         "reranking off: ATELIER_TRITON_MODELS does not name reranker",
         "vision off: ATELIER_TRITON_MODELS does not name clip_image and clip_text",
     ]
 
 
-def test_an_explicit_search_rerank_switch_is_kept_unless_there_is_no_reranker(
+def test_the_instance_kind_and_the_repository_are_configurable(
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SEARCH_RERANK_ENABLED", "1")
-    assert _launch_settings(stack)[2]["SEARCH_RERANK_ENABLED"] == "0"  # no weights: nothing to call
-    weights = tmp_path / "models" / "reranker"
-    weights.mkdir(parents=True)
-    (weights / "config.json").write_text("{}")
-    monkeypatch.setenv("SEARCH_RERANK_ENABLED", "0")
-    assert _launch_settings(stack)[2]["SEARCH_RERANK_ENABLED"] == "0"
+    monkeypatch.setenv("ATELIER_TRITON_INSTANCE_KIND", "gpu")
+    monkeypatch.setenv("ATELIER_MODEL_REPOSITORY", str(tmp_path / "repository"))
+    _launch_settings(stack)
+    config = (tmp_path / "repository" / "text_embedding" / "config.pbtxt").read_text()
+    assert "kind: KIND_GPU" in config and "KIND_CPU" not in config
 
 
-def test_vision_loads_both_clip_towers_only_when_the_clip_weights_exist(stack: Stack, tmp_path: Path) -> None:
-    models, triton_env, search_env = _launch_settings(stack)
-    assert not {"clip_image", "clip_text"} & set(models)
-    assert "ATELIER_CLIP_MODEL_DIR" not in triton_env and search_env["VISION_ENABLED"] == "0"
-    assert (
-        f"vision off: no clip weights in {tmp_path / 'models' / 'clip'} (run `atelier models train-clip`)"
-        in components.features_off(models)
-    )
-
-    weights = tmp_path / "models" / "clip"
-    weights.mkdir(parents=True)
-    (weights / "config.json").write_text("{}")
-    models, triton_env, search_env = _launch_settings(stack)
-    assert {"clip_image", "clip_text"} <= set(models)
-    assert triton_env["ATELIER_CLIP_MODEL_DIR"] == str(weights) and search_env["VISION_ENABLED"] == "1"
-
-
-def test_vision_can_be_switched_off_with_weights_present(
-    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "models" / "clip").mkdir(parents=True)
-    (tmp_path / "models" / "clip" / "config.json").write_text("{}")
-    monkeypatch.setenv("VISION_ENABLED", "0")
-    assert _launch_settings(stack)[2]["VISION_ENABLED"] == "0"
+def test_the_default_weights_dirs_are_under_models_in_the_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ATELIER_RERANK_MODEL_DIR", raising=False)  # the test stack sets it for its run
+    monkeypatch.delenv("ATELIER_CLIP_MODEL_DIR", raising=False)
+    assert models.RERANKER_WEIGHTS.directory() == ROOT / "models" / "reranker"
+    assert models.CLIP_WEIGHTS.directory() == ROOT / "models" / "clip"

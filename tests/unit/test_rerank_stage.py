@@ -119,3 +119,18 @@ async def test_beyond_max_in_flight_searches_keep_retrieval_order_at_once_withou
     # The slot is free again, and the rejection did not count as a failure.
     _, degradation = await stage.rerank("white shirt", _hits(5), k=3)
     assert degradation is None
+
+
+async def test_while_the_reranker_is_being_prepared_retrieval_order_says_so() -> None:
+    reranker = FakeReranker({"Item 1": 0.9})
+    dependency = Dependency("reranker", BreakerSettings(), 0.2, ready=lambda: False)
+    stage = RerankStage(reranker, dependency, 3, 100)  # type: ignore[arg-type]
+    candidates, degradation = await stage.rerank("black trousers", _hits(5), k=5)
+    assert [c.hit.article_id for c in candidates] == ["a0", "a1", "a2", "a3", "a4"]
+    assert degradation is not None and reranker.calls == []
+    assert (degradation.reason, degradation.component, degradation.fallback) == (
+        Reason.DEGRADATION_REASON_MODEL_NOT_READY,
+        "reranker",
+        "ann_order",
+    )
+    assert degradation.detail == "rerank: the model is still being prepared"

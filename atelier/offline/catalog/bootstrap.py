@@ -10,6 +10,7 @@ after an interruption) embeds only articles that are new or changed, and upserts
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import islice
+from pathlib import Path
 
 import numpy as np
 import redis
@@ -24,6 +26,7 @@ from pymilvus import AsyncMilvusClient, MilvusClient
 from tqdm import tqdm
 
 from atelier.offline.catalog.contents import ArticleContent, TextContent, content_hash
+from atelier.offline.catalog.hm_loader import HMDataset
 from atelier.offline.catalog.schema import Article, Transaction
 from atelier.serving import article_index, item_store, popularity
 from atelier.serving.embedding import TextEmbedder
@@ -55,6 +58,8 @@ class LoadResult:
     dimension: int = 0
     popularity_items: int = 0
     without_content: int = 0  # articles with nothing to embed (no photo)
+    collection: str = ""  # the versioned collection filled
+    model_version: int = 0  # the version of the model that filled it
 
     @property
     def rate(self) -> float:
@@ -77,19 +82,29 @@ def _chunks(items: Iterable[Article], size: int) -> Iterator[list[Article]]:
         yield chunk
 
 
-def ensure_collection(client: MilvusClient, settings: LoadSettings, dimension: int, fingerprint: str) -> None:
-    existing = article_index.collection_model(client, settings.index.collection)
+def ensure_collection(
+    client: MilvusClient, index: article_index.IndexSettings, dimension: int, fingerprint: str, version: int
+) -> None:
+    existing = article_index.collection_model(client, index.collection)
     if existing is not None and existing.get("dimension") != dimension:
-        log.warning(
-            "dropping %s: built for dimension %s, model gives %s",
-            settings.index.collection,
-            existing.get("dimension"),
-            dimension,
-        )
-        client.drop_collection(settings.index.collection)
+        built_for = existing.get("dimension")
+        log.warning("dropping %s: built for dimension %s, model gives %s", index.collection, built_for, dimension)
+        client.drop_collection(index.collection)
         existing = None
     if existing is None:
-        article_index.create_collection(client, settings.index, dimension, model=fingerprint)
+        article_index.create_collection(client, index, dimension, model=fingerprint, model_version=version)
+
+
+async def model_version(admin: MilvusClient, alias: str, content: ArticleContent) -> int:
+    """The version of the content's model to fill `alias` with: the one that built what the alias names
+    when Triton still serves it (a reload adds to that collection), else the newest Triton serves."""
+    served = await content.served_versions()
+    if not served:
+        raise RuntimeError(f"Triton has no version of {content.model} loaded")
+    bound = article_index.binding(admin, alias)
+    if bound is not None and bound.model_version in served:
+        return bound.model_version
+    return max(served)
 
 
 async def _existing_hashes(client: AsyncMilvusClient, collection: str, ids: Sequence[str]) -> dict[str, str]:
@@ -124,8 +139,12 @@ async def load_articles(
     endpoints: Endpoints,
     settings: LoadSettings,
     content: ArticleContent | None = None,
+    version: int | None = None,
+    switch_alias: bool = True,
 ) -> LoadResult:
-    """Fills `settings.index.collection` with `content` of each article (default: its text)."""
+    """Fills the collection `version` of the content's model (default: `model_version`) builds for the
+    alias `settings.index.collection` with `content` of each article (default: its text); then points the
+    alias at it, unless not `switch_alias` (a re-index switches when it is done)."""
     result = LoadResult()
     started = time.perf_counter()
     content = content or TextContent(TextEmbedder(endpoints.triton_address, timeout_s=settings.embed_timeout_s))
@@ -133,10 +152,15 @@ async def load_articles(
     admin = MilvusClient(uri=milvus_uri)
     milvus = AsyncMilvusClient(uri=milvus_uri)
     store = redis.Redis.from_url(endpoints.redis_url)
-    collection = settings.index.collection
+    alias = settings.index.collection
     try:
+        version = version or await model_version(admin, alias, content)
+        content.use_version(version)
+        collection = article_index.versioned_collection(alias, version)
+        index = dataclasses.replace(settings.index, collection=collection)
+        result.collection, result.model_version = collection, version
         fingerprint, result.dimension = await content.fingerprint()
-        ensure_collection(admin, settings, result.dimension, fingerprint)
+        ensure_collection(admin, index, result.dimension, fingerprint, version)
         with tqdm(total=total, unit="article", desc=f"load {collection}", smoothing=0.05) as progress:
             async for chunk, rows in _prepared_chunks(articles, settings.write_batch):
                 contents = [content.read(article) for article in chunk]
@@ -168,6 +192,8 @@ async def load_articles(
                 progress.update(len(chunk))
         await milvus.flush(collection)
         await _wait_for_index(milvus, collection, settings.index_timeout_s)
+        if switch_alias:
+            article_index.point_alias(admin, alias, collection)
         if content.writes_items:
             store.hset(
                 item_store.CATALOG_META_KEY,
@@ -175,6 +201,7 @@ async def load_articles(
                     "articles": result.articles,
                     "collection": collection,
                     "model_fingerprint": fingerprint,
+                    "model_version": version,
                     "dimension": result.dimension,
                     "loaded_at": datetime.now(UTC).isoformat(),
                 },
@@ -205,6 +232,39 @@ async def _prepared_chunks(
     for chunk in _chunks(articles, size):
         yield chunk, [article_row(article) for article in chunk]
         await asyncio.sleep(0)
+
+
+ARTICLES_PATH = "articles_path"
+IMAGES_PATH = "images_path"
+
+
+class NoCatalogue(RuntimeError):
+    """No catalogue load recorded its files: nothing to re-embed from."""
+
+
+def record_catalogue(endpoints: Endpoints, dataset: HMDataset) -> None:
+    """Remembers which files the catalogue was loaded from, for later re-indexes."""
+    store = redis.Redis.from_url(endpoints.redis_url)
+    try:
+        store.hset(
+            item_store.CATALOG_META_KEY,
+            mapping={ARTICLES_PATH: str(dataset.articles), IMAGES_PATH: str(dataset.images or "")},
+        )
+    finally:
+        store.close()
+
+
+def recorded_catalogue(endpoints: Endpoints) -> HMDataset:
+    store = redis.Redis.from_url(endpoints.redis_url, decode_responses=True)
+    try:
+        meta = store.hgetall(item_store.CATALOG_META_KEY)
+    finally:
+        store.close()
+    articles = Path(meta.get(ARTICLES_PATH) or "")
+    if not meta.get(ARTICLES_PATH) or not articles.is_file():
+        raise NoCatalogue(f"no catalogue files recorded (or {articles} is gone): run `atelier catalog load` first")
+    images = meta.get(IMAGES_PATH)
+    return HMDataset(articles.parent, articles, None, Path(images) if images else None)
 
 
 def seed_popularity(store: redis.Redis, transactions: Iterable[Transaction], now: datetime | None = None) -> int:

@@ -131,7 +131,7 @@ def run_load(args: argparse.Namespace) -> int:
     # Imported here: `atelier up` and friends should not pay for the catalogue's imports.
     import redis
 
-    from atelier.offline.catalog.bootstrap import LoadSettings, load_articles, seed_popularity
+    from atelier.offline.catalog.bootstrap import LoadSettings, load_articles, record_catalogue, seed_popularity
     from atelier.offline.catalog.hm_loader import LoadReport, iter_articles, iter_transactions
     from atelier.serving.article_index import IMAGE_COLLECTION, TEXT_COLLECTION
 
@@ -147,6 +147,7 @@ def run_load(args: argparse.Namespace) -> int:
     result = asyncio.run(
         load_articles(iter_articles(dataset.articles, report), total, endpoints, LoadSettings(force=args.force))
     )
+    record_catalogue(endpoints, dataset)  # what a re-index (`atelier models publish`) embeds again
     print(report.summary())
     print(
         f"{result.articles} articles ({result.embedded} embedded, {result.skipped_unchanged} unchanged) "

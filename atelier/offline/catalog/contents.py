@@ -33,10 +33,18 @@ def content_hash(fingerprint: str, content: str | bytes) -> str:
 
 
 class ArticleContent(Protocol):
-    """One collection's view of the articles."""
+    """One collection's view of the articles, embedded by one version of its Triton model."""
 
     # Whether loading this content also writes the articles' metadata to the item store.
     writes_items: bool
+    # The Triton model whose versions build the collection.
+    model: str
+
+    async def served_versions(self) -> list[int]:
+        """The versions of the model Triton has loaded."""
+
+    def use_version(self, version: int) -> None:
+        """Embeds with `version` of the model from now on."""
 
     def read(self, article: Article) -> str | bytes | None:
         """What is embedded of the article; None when it has nothing (no photo)."""
@@ -55,6 +63,16 @@ class TextContent:
 
     def __init__(self, embedder: TextEmbedder) -> None:
         self._embedder = embedder
+
+    @property
+    def model(self) -> str:
+        return self._embedder.model_name
+
+    async def served_versions(self) -> list[int]:
+        return await self._embedder.triton.loaded_versions(self.model, self._embedder.timeout_s)
+
+    def use_version(self, version: int) -> None:
+        self._embedder.version = version
 
     def read(self, article: Article) -> str:
         return article.text()
@@ -94,6 +112,16 @@ class ImageContent:
         self._encoder = encoder
         self._image_path = image_path
         self.unreadable: list[Path] = []
+
+    @property
+    def model(self) -> str:
+        return self._encoder.image_model
+
+    async def served_versions(self) -> list[int]:
+        return await self._encoder.triton.loaded_versions(self.model, self._encoder.timeout_s)
+
+    def use_version(self, version: int) -> None:
+        self._encoder.version = version
 
     def read(self, article: Article) -> bytes | None:
         path = self._image_path(article.article_id)

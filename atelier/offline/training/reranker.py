@@ -110,8 +110,10 @@ def train(
     settings: TrainSettings,
     log: Callable[[str], None] = print,
     log_every: int = 25,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
-    """Fine-tunes `model` in place: AdamW, linear warmup then decay to 0, a fixed number of steps."""
+    """Fine-tunes `model` in place: AdamW, linear warmup then decay to 0, a fixed number of steps;
+    `progress(step, steps)` after each."""
     from transformers import get_linear_schedule_with_warmup
 
     length = max_length()
@@ -141,6 +143,8 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         pairs += len(flat)
         window.append(loss.item())
+        if progress is not None:
+            progress(step, len(batches))
         if step % log_every == 0 or step == len(batches):
             log(
                 f"step {step}/{len(batches)}  loss {sum(window) / len(window):.4f}  "
