@@ -215,6 +215,7 @@ class Publisher:
                 self.say(f"  {model} version {shown} ready ({time.monotonic() - loading:.1f}s)")
         except (InferenceServerException, PublishError) as error:
             message = error.message() if isinstance(error, InferenceServerException) else str(error)
+            message = message.strip().splitlines()[0] if message.strip() else type(error).__name__  # not the traceback
             for model in reversed(switched):
                 self._restore(client, model, serving[model])
                 if remove is not None:

@@ -86,7 +86,10 @@ def triton_command(
         "--model-control-mode=explicit",
         *(f"--load-model={name}" for name in load_models),
         "--exit-on-error=true",
-        "--strict-readiness=true",
+        # Not strict: a version that failed to load (a refused `atelier models publish`) stays listed as
+        # UNAVAILABLE, and strict readiness would then call the whole server unready while the serving
+        # versions answer. Readiness of each model is checked by name (wait_ready, search's watch).
+        "--strict-readiness=false",
         "--pinned-memory-pool-byte-size=0",
         "--allow-gpu-metrics=false",
         f"--grpc-address={host}",

