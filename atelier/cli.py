@@ -36,6 +36,11 @@ def _status(args: argparse.Namespace) -> int:
     print("  ".join(c.upper().ljust(widths[c]) for c in columns))
     for row in rows:
         print("  ".join(row[c].ljust(widths[c]) for c in columns))
+    from atelier.model_repository.first_run import describe
+    from atelier.serving.settings import state_dir
+
+    if (first_run := describe(state_dir())) is not None:
+        print(first_run)
     return 0 if all(r["ready"] == "ready" for r in rows) else 3
 
 

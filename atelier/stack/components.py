@@ -13,6 +13,7 @@ from atelier.stack import readiness
 from atelier.stack.envoy import envoy_command
 from atelier.stack.milvus_runner import derive_ports
 from atelier.stack.models import model_repository, triton_models
+from atelier.stack.settings import LauncherSettings
 from services.search.config import SearchSettings
 
 
@@ -28,6 +29,8 @@ class Component:
     ready_timeout_s: float = 60.0
     stop_wait_s: int = 15
     environment: dict[str, str] = field(default_factory=dict)
+    # A job that ends when its work is done (the first run's training): exiting with 0 is success.
+    one_shot: bool = False
 
 
 def _package_file(package: str, *parts: str) -> Path:
@@ -82,6 +85,16 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             environment=environment or {},
         )
 
+    first_run = [
+        Component(
+            name="first-run",
+            tier=2,
+            command=[python, "-m", "atelier.model_repository.first_run"],
+            ports=(),
+            check=lambda: None,
+            one_shot=True,
+        )
+    ]
     return [
         Component(
             name="redis",
@@ -193,4 +206,5 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             ),
             ready_timeout_s=30,
         ),
+        *(first_run if LauncherSettings.from_env().first_run_training else []),
     ]

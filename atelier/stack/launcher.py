@@ -126,6 +126,9 @@ class Stack:
         last_error: Exception | None = None
         while time.monotonic() < deadline:
             state = self.supervisor.info(component.name)
+            if component.one_shot and state["statename"] == "EXITED" and state.get("exitstatus") == 0:
+                self.say(f"  {component.name} done ({time.monotonic() - started:.1f}s)")
+                return None
             if state["statename"] not in RUNNING_STATES:
                 return self._failure(component, f"exited ({state['description'] or state['statename']})")
             try:
@@ -184,7 +187,9 @@ class Stack:
             info = supervisor.info(component.name) if running else None
             state = info["statename"] if info else "STOPPED"
             ready = "-"
-            if state == "RUNNING":
+            if component.one_shot and state == "EXITED" and info and info.get("exitstatus") == 0:
+                ready = "ready"  # its work is done
+            elif state == "RUNNING":
                 try:
                     component.check()
                     ready = "ready"

@@ -30,6 +30,9 @@ class LauncherSettings(Settings):
     (openai/clip-vit-base-patch32 in production; default: models/clip, which `atelier models
     train-clip` writes). Later ones: `atelier models publish`."""
 
+    first_run_training: bool = True
+    """On a stack with no reranker or CLIP version, train them in the background (recipes sized to the
+    demo catalogue) and publish them, so every search feature comes on after `make up` (0: off)."""
     models_switch_grace_s: float = 6.0
     """How long `atelier models publish` and `rollback` keep the version an index switch leaves behind
     loaded: longer than search takes to notice the switch (SEARCH_INDEX_REFRESH_S)."""

@@ -64,6 +64,11 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
     await indexes.start()
     resources.push_async_callback(indexes.stop)
 
+    def vision_ready() -> bool:
+        """Both CLIP towers ready, and the photos' collection there to search."""
+        towers = readiness.ready(CLIP_IMAGE.model) and readiness.ready(CLIP_TEXT.model)
+        return towers and indexes.exists(settings.ann.image_collection)
+
     # Every downstream behind its breaker and deadline.
     text_model = Dependency("triton", breaker, deadlines.embed_timeout_s)
     retrieval = Retrieval(milvus, Dependency("milvus", breaker, deadlines.ann_timeout_s), settings.ann.hnsw_ef)
@@ -82,7 +87,7 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
             "clip",
             breaker,
             deadlines.clip_timeout_s,
-            ready=lambda: readiness.ready(CLIP_IMAGE.model) and readiness.ready(CLIP_TEXT.model),
+            ready=vision_ready,
         )
         image = ImageRecall(clip, clip_model, retrieval, indexes, settings.ann.image_collection)
         clip_text = ClipTextRecall(clip, clip_model, retrieval, indexes, settings.ann.image_collection)

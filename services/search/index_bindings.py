@@ -29,15 +29,22 @@ class IndexBindings(Poller):
         self._milvus = milvus
         self._timeout_s = timeout_s
         self._bound: dict[str, IndexBinding] = {alias: IndexBinding(alias, None) for alias in aliases}
+        self._seen: set[str] = set()
 
     def current(self, alias: str) -> IndexBinding:
         return self._bound.get(alias, IndexBinding(alias, None))
+
+    def exists(self, alias: str) -> bool:
+        """Whether Milvus has said the alias names a collection (a collection being filled for the
+        first time, by the first run, does not count until it is named)."""
+        return alias in self._seen
 
     async def poll(self) -> None:
         for alias in self._bound:
             bound = await article_index.resolve(self._milvus, alias, self._timeout_s)
             if bound is None:
                 continue  # not loaded yet: searching the alias says so
+            self._seen.add(alias)
             if bound != self._bound[alias]:
                 log.info(
                     "index bound",

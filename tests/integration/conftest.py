@@ -45,6 +45,8 @@ TEST_STACK_ENV = {
     # `make up` does before `atelier models train-reranker`. ATELIER_TEST_RERANK_MODEL_DIR=models/reranker
     # runs the reranked-search tests too.
     "ATELIER_RERANK_MODEL_DIR": os.environ.get("ATELIER_TEST_RERANK_MODEL_DIR", str(ROOT / "build" / "no-reranker")),
+    # `make test` trains nothing in the background (test_model_versions.py publishes its own stand-ins).
+    "ATELIER_FIRST_RUN_TRAINING": "0",
     # Without one, search does not wait for a reranker that never comes: the answers the tests
     # check carry no "still being prepared" degradation (test_model_versions.py runs a search that waits).
     "SEARCH_RERANK_ENABLED": "1" if "ATELIER_TEST_RERANK_MODEL_DIR" in os.environ else "0",

@@ -172,3 +172,13 @@ def test_the_default_weights_dirs_are_under_models_in_the_root(monkeypatch: pyte
     monkeypatch.delenv("ATELIER_CLIP_MODEL_DIR", raising=False)
     assert models.RERANKER_WEIGHTS.directory() == ROOT / "models" / "reranker"
     assert models.CLIP_WEIGHTS.directory() == ROOT / "models" / "clip"
+
+
+def test_the_first_run_job_is_part_of_the_stack_unless_switched_off(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ATELIER_FIRST_RUN_TRAINING", raising=False)
+    [job] = [c for c in stack.components() if c.name == "first-run"]
+    assert job.one_shot and job.tier == 2 and job.command[-1] == "atelier.model_repository.first_run"
+    monkeypatch.setenv("ATELIER_FIRST_RUN_TRAINING", "0")
+    assert "first-run" not in {c.name for c in stack.components()}

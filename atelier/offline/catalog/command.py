@@ -140,6 +140,8 @@ def run_load(args: argparse.Namespace) -> int:
     if args.if_empty and (loaded := _loaded_articles(endpoints, TEXT_COLLECTION)):
         if not vision or _loaded_articles(endpoints, IMAGE_COLLECTION):
             print(f"catalogue already loaded ({loaded} articles); skipping")
+            # A catalogue loaded before its files were recorded: recorded now, for re-indexes and the first run.
+            record_catalogue(endpoints, choose_dataset(args, images=True))
             return 0
     dataset = choose_dataset(args, images=True)
     report = LoadReport(source=str(dataset.articles))
