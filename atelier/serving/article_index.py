@@ -41,7 +41,6 @@ def max_length(field: str) -> int:
 # Search reads these names, which are Milvus aliases of versioned collections: articles_text_v3 is the
 # text collection the text_embedding model's version 3 built. Publishing a new version builds its
 # collection beside the serving one, then switches the alias in one step.
-ALIAS_NOT_FOUND = 1600  # Milvus' error code of describe_alias for a name that is no alias
 
 
 def versioned_collection(alias: str, version: int) -> str:
@@ -84,12 +83,9 @@ async def resolve(client: AsyncMilvusClient, alias: str, timeout_s: float) -> In
 def point_alias(client: MilvusClient, alias: str, collection: str) -> None:
     """Makes `alias` name `collection`, in one step when it named another. A collection named `alias`
     itself (from before versioned collections) is dropped first: the one moment `alias` names nothing."""
-    try:
-        current = client.describe_alias(alias)["collection_name"]
-    except MilvusException as error:
-        if error.code != ALIAS_NOT_FOUND:
-            raise
-        current = None
+    # Asked by listing: describe_alias on a name that is no alias makes pymilvus log an error.
+    is_alias = alias in client.list_aliases().get("aliases", [])
+    current = client.describe_alias(alias)["collection_name"] if is_alias else None
     if current == collection:
         return
     if current is not None:

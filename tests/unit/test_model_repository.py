@@ -124,3 +124,19 @@ def test_clip_needs_its_image_preprocessor(tmp_path: Path) -> None:
 def test_every_model_of_triton_models_belongs_to_one_family(repository: ModelRepository) -> None:
     in_families = sorted(model for family in FAMILIES.values() for model in family.models)
     assert repository.model_names() == in_families
+
+
+def test_a_version_never_switched_to_is_found_again_by_its_files(repository: ModelRepository, tmp_path: Path) -> None:
+    """A re-index cut short leaves its version unserved: publishing the same checkpoint resumes it."""
+    from atelier.model_repository.repository import checkpoint_files
+
+    served, interrupted = checkpoint(tmp_path / "served"), checkpoint(tmp_path / "new", "extra.txt")
+    folder = repository.model("text_embedding")
+    repository.write_version("text_embedding", 1, served, "x")
+    folder.write_history([1])
+    assert folder.unfinished(checkpoint_files(interrupted)) is None
+    repository.write_version("text_embedding", 2, interrupted, "y")
+    assert folder.unfinished(checkpoint_files(interrupted)) == 2
+    assert folder.unfinished(checkpoint_files(served)) is None  # version 1 was served: not unfinished
+    folder.write_history([1, 2])
+    assert folder.unfinished(checkpoint_files(interrupted)) is None
