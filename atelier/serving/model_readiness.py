@@ -24,10 +24,15 @@ class ModelReadiness(Poller):
         super().__init__(interval_s)
         self._triton = triton
         self._ready = dict.fromkeys(models, False)
+        self._versions: dict[str, int | None] = dict.fromkeys(models)
         self._timeout_s = timeout_s
 
     def ready(self, model: str) -> bool:
         return self._ready.get(model, False)
+
+    def version(self, model: str) -> int | None:
+        """The newest version of `model` Triton had loaded at the last poll (None: unknown)."""
+        return self._versions.get(model)
 
     async def poll(self) -> None:
         """Asks Triton about every watched model. A Triton that does not answer changes nothing: calls to
@@ -35,9 +40,11 @@ class ModelReadiness(Poller):
         for model in self._ready:
             try:
                 ready = await self._triton.model_ready(model, self._timeout_s)
+                versions = await self._triton.loaded_versions(model, self._timeout_s) if ready else []
             except (RemoteError, OSError, TimeoutError) as error:
                 log.debug("model readiness unknown", extra={"model": model, "error": str(error)})
                 continue
             if ready != self._ready[model]:
                 log.info("model %s", "ready" if ready else "not ready", extra={"model": model})
             self._ready[model] = ready
+            self._versions[model] = max(versions, default=None)

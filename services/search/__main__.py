@@ -109,6 +109,7 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
             settings.rerank.candidates,
             settings.rerank.cache_size,
             settings.rerank.max_in_flight,
+            version=lambda: readiness.version(RERANKER.model),
         )
     personaliser = Personaliser(features_stub, features, ranker_grpc.RankerServiceStub(ranker_channel), ranker)
     fallback = PopularFallback(features_stub, features)

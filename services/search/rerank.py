@@ -2,8 +2,8 @@
 
 Within its budget (the reranker dependency's deadline) it answers the candidates in
 cross-encoder order; over budget, failed, or with the reranker's breaker open, it keeps
-retrieval order and says why. Scores of (query, article) pairs are cached, so a repeated query
-pays for new candidates only.
+retrieval order and says why. Scores of (query, article) pairs are cached per reranker version
+(a newly published version scores afresh), so a repeated query pays for new candidates only.
 
 At most `max_in_flight` rerank calls run at once per search instance: under a load the
 cross-encoder cannot keep up with, the extra searches keep retrieval order at once (capacity
@@ -13,7 +13,7 @@ rejected) instead of queueing in Triton, running over budget and opening the bre
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cachetools import LRUCache
 
@@ -43,13 +43,23 @@ def merge(hits: Sequence[Hit], scores: Sequence[float], k: int) -> list[Candidat
 
 class RerankStage:
     def __init__(
-        self, reranker: Reranker, dependency: Dependency, candidates: int, cache_size: int, max_in_flight: int = 0
+        self,
+        reranker: Reranker,
+        dependency: Dependency,
+        candidates: int,
+        cache_size: int,
+        max_in_flight: int = 0,
+        version: Callable[[], int | None] = lambda: None,
     ) -> None:
-        """`max_in_flight` 0: no limit; the budget is `dependency`'s deadline."""
+        """`max_in_flight` 0: no limit; the budget is `dependency`'s deadline; `version`: the reranker
+        version serving now, which keys the score cache."""
         self._reranker = reranker
         self._dependency = dependency
         self._candidates = candidates
-        self._scores: LRUCache[tuple[str, str], float] | None = LRUCache(cache_size) if cache_size > 0 else None
+        self._scores: LRUCache[tuple[int | None, str, str], float] | None = (
+            LRUCache(cache_size) if cache_size > 0 else None
+        )
+        self._version = version
         self._max_in_flight = max_in_flight
         self._in_flight = 0
 
@@ -59,7 +69,8 @@ class RerankStage:
         """The candidates in rerank order, or in retrieval order with the degradation saying why."""
         top = hits[: self._candidates]
         cache = self._scores if self._scores is not None else {}
-        scores = [cache.get((query, hit.article_id)) for hit in top]
+        version = self._version()
+        scores = [cache.get((version, query, hit.article_id)) for hit in top]
         missing = [i for i, score in enumerate(scores) if score is None]
         if missing:
             if self._max_in_flight and self._in_flight >= self._max_in_flight:
@@ -81,7 +92,7 @@ class RerankStage:
                 self._in_flight -= 1
             for i, score in zip(missing, fresh, strict=True):
                 scores[i] = float(score)
-                cache[(query, top[i].article_id)] = float(score)
+                cache[(version, query, top[i].article_id)] = float(score)
         return merge(hits, [float(s) for s in scores if s is not None], k), None
 
     def _lost(self, reason: int, detail: str) -> degradation_pb2.Degradation:

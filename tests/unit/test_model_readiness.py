@@ -20,6 +20,9 @@ class FakeTriton:
             raise RemoteError(grpc.StatusCode.UNAVAILABLE, "connection refused")
         return self.ready.get(model, False)
 
+    async def loaded_versions(self, model: str, timeout_s: float) -> list[int]:
+        return [1, 2] if self.ready.get(model) else []
+
 
 async def test_a_model_is_ready_once_triton_says_so_and_a_silent_triton_changes_nothing() -> None:
     triton = FakeTriton()
@@ -30,6 +33,7 @@ async def test_a_model_is_ready_once_triton_says_so_and_a_silent_triton_changes_
         triton.ready["reranker"] = True
         await asyncio.sleep(0.05)
         assert watch.ready("reranker") and not watch.ready("clip_image")
+        assert watch.version("reranker") == 2 and watch.version("clip_image") is None
         triton.down = True  # calls fail on their own; the breaker, not the watch, deals with that
         await asyncio.sleep(0.05)
         assert watch.ready("reranker")

@@ -134,3 +134,17 @@ async def test_while_the_reranker_is_being_prepared_retrieval_order_says_so() ->
         "ann_order",
     )
     assert degradation.detail == "rerank: the model is still being prepared"
+
+
+async def test_a_new_reranker_version_scores_afresh() -> None:
+    reranker = FakeReranker({"Item 0": 0.1, "Item 1": 0.9})
+    version = 1
+    dependency = Dependency("reranker", BreakerSettings(), 0.2)
+    stage = RerankStage(reranker, dependency, 2, 100, version=lambda: version)  # type: ignore[arg-type]
+    await stage.rerank("black trousers", _hits(2), k=2)
+    await stage.rerank("black trousers", _hits(2), k=2)
+    assert len(reranker.calls) == 1  # cached
+    version = 2  # published: the old version's scores no longer hold
+    reranker.scores = {"Item 0": 0.9, "Item 1": 0.1}
+    candidates, _ = await stage.rerank("black trousers", _hits(2), k=2)
+    assert len(reranker.calls) == 2 and [c.hit.article_id for c in candidates] == ["a0", "a1"]
