@@ -301,6 +301,7 @@ def test_every_service_of_ours_in_the_local_stack_runs_in_compose_and_k8s(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Listing the launcher's components needs none of its own binaries.
+    monkeypatch.delenv("ATELIER_FIRST_RUN_TRAINING", raising=False)  # the test stack's session turns it off
     monkeypatch.setattr(stack_components, "redis_server_binary", lambda: Path("valkey-server"))
     monkeypatch.setattr(stack_components, "tansu_binary", lambda: Path("tansu"))
     monkeypatch.setattr(stack_components, "envoy_command", lambda config: ["envoy", "--config-path", str(config)])
