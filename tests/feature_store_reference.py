@@ -88,9 +88,9 @@ def apply_batch(
 
 
 def _apply(store: FakeStore, event: ClickRecord, now_ms: int, settings: WriterSettings) -> bool:
-    dedupe = keys.dedupe(event.event_id)
-    if dedupe in store.strings:
-        return False
+    dedupe = keys.dedupe(event.user_id, event.event_id)
+    if dedupe in store.strings or keys.item_metadata(event.item_id) not in store.hashes:
+        return False  # a duplicate, or an article not in the catalogue: nothing changes
     store.strings[dedupe] = "1"
     store.expire_at_ms[dedupe] = now_ms + round(settings.dedupe_ttl_s * 1000)
     ms = event.event_time_ms

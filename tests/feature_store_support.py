@@ -8,7 +8,14 @@ import redis
 from redis.exceptions import ResponseError
 
 from atelier.serving.click_event import ClickRecord
-from atelier.serving.feature_store.writer import SCRIPT, WriterSettings, script_args, script_header, stored_data_error
+from atelier.serving.feature_store.writer import (
+    SCRIPT,
+    WriterSettings,
+    applied_flags,
+    script_args,
+    script_header,
+    stored_data_error,
+)
 
 
 class SyncClickWriter:
@@ -26,4 +33,4 @@ class SyncClickWriter:
             result = self._script(keys=[], args=args)
         except ResponseError as error:
             raise (stored_data_error(error) or error) from None
-        return [flag == 1 for flag in result]
+        return applied_flags(events, result)

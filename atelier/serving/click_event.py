@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from atelier.serving.ids import id_problem
+
 SOURCES = frozenset({"search", "recommendation", "popular", "other"})
 DEVICES = frozenset({"web", "ios", "android", "other"})
-MAX_ID_CHARS = 128
 MAX_QUERY_CHARS = 512
 
 
@@ -76,12 +77,11 @@ class ClickRecord:
     def problems(self) -> list[tuple[str, str]]:
         """(field, reason) for every invalid field; empty when the click is valid."""
         found = []
-        for field in ("event_id", "user_id", "item_id"):
-            value = getattr(self, field)
-            if not value.strip():
-                found.append((field, "must not be empty"))
-            elif len(value) > MAX_ID_CHARS:
-                found.append((field, f"must be at most {MAX_ID_CHARS} characters"))
+        # Ids become parts of Redis keys (atelier.serving.ids).
+        for field, required in (("event_id", True), ("user_id", True), ("item_id", True), ("session_id", False)):
+            problem = id_problem(getattr(self, field), required)
+            if problem:
+                found.append((field, problem))
         if self.position < 0:
             found.append(("position", "must be >= 0"))
         if self.source not in SOURCES:
@@ -92,8 +92,6 @@ class ClickRecord:
             found.append(("event_time", "must be set"))
         if len(self.query) > MAX_QUERY_CHARS:
             found.append(("query", f"must be at most {MAX_QUERY_CHARS} characters"))
-        if len(self.session_id) > MAX_ID_CHARS:
-            found.append(("session_id", f"must be at most {MAX_ID_CHARS} characters"))
         return found
 
 

@@ -104,8 +104,15 @@ def classify(error: BaseException) -> Failure:
 def _detail(doing: str, failure: Failure, error: BaseException, timeout_s: float) -> str:
     if failure is Failure.TIMED_OUT and isinstance(error, TimeoutError):
         return f"{doing} over its {timeout_s:g} s deadline"
-    message = error.details() if isinstance(error, grpc.aio.AioRpcError) else str(error)
-    return f"{doing} failed: {message or type(error).__name__}"
+    message = error.details() if isinstance(error, grpc.aio.AioRpcError) else _words(error)
+    # Details reach answers (degradations, statuses): the error's words, never its class.
+    return f"{doing} failed: {message or 'no detail given'}"
+
+
+def _words(error: BaseException) -> str:
+    """The error's own message: pymilvus's str() wraps it as `<MilvusException: (code=..., message=...)>`."""
+    message = getattr(error, "message", None)
+    return message if isinstance(message, str) else str(error)
 
 
 class Dependency:

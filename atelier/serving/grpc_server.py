@@ -3,6 +3,12 @@
 grpc.aio server with the standard health and reflection services, Prometheus
 metrics, OpenTelemetry tracing, JSON logs and a graceful SIGTERM: health turns
 NOT_SERVING first (so Envoy stops routing), then in-flight calls drain.
+
+Every call goes through atelier.serving.request_guard (a malformed request answers
+INVALID_ARGUMENT, naming a string field that is not UTF-8; an unexpected exception
+INTERNAL without its class or text), and a request over the size limit is refused by
+grpc with RESOURCE_EXHAUSTED before it is read: DEFAULT_MAX_REQUEST_BYTES, or more for a
+service whose requests carry a photo (search: SEARCH_MAX_IMAGE_BYTES + REQUEST_HEADROOM_BYTES).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
+from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
@@ -23,12 +30,18 @@ from prometheus_client import start_http_server
 
 from atelier.serving.admission import AdmissionInterceptor
 from atelier.serving.logs import configure_logging
+from atelier.serving.request_guard import RequestGuard
 from atelier.serving.settings import ServerSettings, ServiceSettings
 from atelier.serving.telemetry import MetricsInterceptor, configure_tracing
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# Largest request a service reads (grpc's own default); larger ones answer RESOURCE_EXHAUSTED.
+DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# What a request carries besides its one large field (a photo): room for the other fields.
+REQUEST_HEADROOM_BYTES = 64 * 1024
+# Answers are ours: a generous bound.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -46,14 +59,26 @@ class ServiceSpec:
     # Extra service names to describe through reflection (their descriptors
     # must be imported); the edge-facing service describes the whole public API.
     reflected_services: Sequence[str] = ()
+    # Where reflection finds the descriptors (default: every one imported); the edge-facing
+    # service's holds only what the edge routes (atelier.edge.public_api).
+    reflection_pool: DescriptorPool | None = None
+    # Largest request message accepted (grpc.max_receive_message_length).
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 
 
 async def _serve(spec: ServiceSpec, settings: ServerSettings) -> None:
     server = grpc.aio.server(
-        interceptors=[MetricsInterceptor(), aio_server_interceptor(), AdmissionInterceptor(settings.max_in_flight)],
+        # The first is the outermost; the guard, innermost, sees the servicer's own answers and
+        # exceptions, and the metrics count the status it answers with.
+        interceptors=[
+            MetricsInterceptor(),
+            aio_server_interceptor(),
+            AdmissionInterceptor(settings.max_in_flight),
+            RequestGuard(),
+        ],
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", spec.max_request_bytes),
+            ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
         ],
     )
     async with AsyncExitStack() as resources:
@@ -67,13 +92,19 @@ async def _serve_until_stopped(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        [
-            *service_names,
-            *spec.reflected_services,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
+        # each once (the edge-facing service is one of the public ones it describes)
+        list(
+            dict.fromkeys(
+                [
+                    *service_names,
+                    *spec.reflected_services,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ]
+            )
+        ),
         server,
+        pool=spec.reflection_pool,
     )
     address = f"{spec.host}:{spec.port}"
     if server.add_insecure_port(address) == 0:
@@ -105,8 +136,11 @@ def serve(
     settings: S,
     build: Callable[[S, grpc.aio.Server, AsyncExitStack], Awaitable[Sequence[str]]],
     reflected_services: Sequence[str] = (),
+    reflection_pool: DescriptorPool | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
 ) -> None:
-    """Runs service `name` on its ports of `settings.endpoints` (<name>_port, <name>_metrics_port)."""
+    """Runs service `name` on its ports of `settings.endpoints` (<name>_port, <name>_metrics_port);
+    `max_request_bytes`: the largest request message it reads (never below the default)."""
     endpoints = settings.endpoints
     spec = ServiceSpec(
         name=name,
@@ -115,6 +149,8 @@ def serve(
         metrics_port=getattr(endpoints, f"{name}_metrics_port"),
         build=lambda server, resources: build(settings, server, resources),
         reflected_services=reflected_services,
+        reflection_pool=reflection_pool,
+        max_request_bytes=max(max_request_bytes, DEFAULT_MAX_REQUEST_BYTES),
     )
     run(spec, settings.server)
 

@@ -1,7 +1,8 @@
 """Catalogue metadata in Redis: one hash per article plus the set of values of each filterable attribute.
 
-Written by the catalogue load; read by the stream app (an article's category),
-the features service (popular items) and search (known filter values).
+Written by the catalogue load; read by the stream app (an article's category, and
+whether it exists), the features service (popular items; whether a clicked article
+exists) and search (known filter values).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import redis
 import redis.asyncio as aioredis
 
 from atelier.serving.articles import FIELDS, FILTER_FIELDS
+from atelier.serving.ids import is_valid_id
 
 # Every article field, and the category personalisation counts (atelier.serving.articles.category).
 ITEM_FIELDS = (*FIELDS, "category")
@@ -20,6 +22,21 @@ CATALOG_META_KEY = "catalog:meta"
 
 def item_key(article_id: str) -> str:
     return f"item:{article_id}"
+
+
+async def item_exists(client: aioredis.Redis, article_id: str) -> bool:
+    """Whether the catalogue holds the article (validate the id first: atelier.serving.ids)."""
+    return bool(await client.exists(item_key(article_id)))
+
+
+async def any_article_id(client: aioredis.Redis) -> str | None:
+    """One article of the catalogue (what benchmarks click on), or None when none is loaded."""
+    prefix = item_key("")
+    async for key in client.scan_iter(match=item_key("*"), count=1000):
+        article_id = _text(key)[len(prefix) :]
+        if is_valid_id(article_id):  # not item:{article_id}:clicks
+            return article_id
+    return None
 
 
 def values_key(attribute: str) -> str:

@@ -46,7 +46,7 @@ async def build(settings: FeaturesSettings, server: grpc.aio.Server, resources: 
     resources.push_async_callback(redis.aclose)
     reader = FeatureReader(redis, settings.reader)
     pb_grpc.add_FeaturesServiceServicer_to_server(FeaturesServicer(settings, reader), server)
-    events_service_pb2_grpc.add_EventsServiceServicer_to_server(EventsServicer(publisher), server)
+    events_service_pb2_grpc.add_EventsServiceServicer_to_server(EventsServicer(publisher, redis), server)
     return list(SERVICE_NAMES)
 
 

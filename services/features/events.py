@@ -1,22 +1,41 @@
-"""fashion.v1.EventsService: validates clicks and publishes them to the clicks topic."""
+"""fashion.v1.EventsService: validates clicks and publishes them to the clicks topic.
+
+A click must name an article of the catalogue (`item:{article_id}` in Redis). If
+Redis cannot answer that question (down, or slower than FEATURES_REDIS_TIMEOUT_S),
+the click is accepted all the same once the broker acknowledged it: RecordClick's
+promise is that an acknowledged click is kept, and Redis being down must not lose
+clicks the broker could keep. The check here is the client's clear answer; the
+guarantee is the stream's: apply_clicks.lua drops a click on an unknown article
+(checked when Redis is back), so it never reaches popularity either way.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
 import grpc
+import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import propagate
+from prometheus_client import Counter
 
+from atelier.serving import item_store
 from atelier.serving.click_event import ClickRecord
 from atelier.serving.rpc import FieldViolation, InvalidArgument, abort_invalid_argument
 from fashion.v1 import events_service_pb2 as pb
 from fashion.v1 import events_service_pb2_grpc as pb_grpc
 from services.features.publisher import ClickPublisher, PublishError
 
+log = logging.getLogger(__name__)
+
 # A client clock this far ahead is wrong, not early.
 MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+CATALOGUE_UNCHECKED = Counter(
+    "features_clicks_catalogue_unchecked_total",
+    "Clicks accepted without the catalogue check because Redis did not answer (the stream checks them).",
+)
 
 
 def click_record(click: pb.ClickEvent, now_ms: int) -> ClickRecord:
@@ -48,21 +67,37 @@ def trace_headers() -> list[tuple[str, bytes]]:
     return [(key, value.encode()) for key, value in carrier.items()]
 
 
+async def check_catalogue(redis: aioredis.Redis, record: ClickRecord) -> None:
+    """Raises InvalidArgument when the clicked article is not in the catalogue; passes when Redis cannot tell."""
+    try:
+        known = await item_store.item_exists(redis, record.item_id)
+    except (aioredis.RedisError, OSError, TimeoutError) as error:
+        # Accepted unchecked (see the module's docstring): the stream drops it if the article is unknown.
+        CATALOGUE_UNCHECKED.inc()
+        log.warning("catalogue check skipped: redis unavailable", extra={"error": str(error)})
+        return
+    if not known:
+        raise InvalidArgument([FieldViolation("click.item_id", f"no article {record.item_id} in the catalogue")])
+
+
 class EventsServicer(pb_grpc.EventsServiceServicer):
-    def __init__(self, publisher: ClickPublisher) -> None:
+    def __init__(self, publisher: ClickPublisher, redis: aioredis.Redis) -> None:
         self._publisher = publisher
+        self._redis = redis
 
     async def RecordClick(
         self, request: pb.RecordClickRequest, context: grpc.aio.ServicerContext
     ) -> pb.RecordClickResponse:
         try:
             record = click_record(request.click, int(time.time() * 1000))
+            await check_catalogue(self._redis, record)
         except InvalidArgument as error:
             await abort_invalid_argument(context, error)
         try:
             await self._publisher.publish(record, trace_headers())
         except PublishError as error:
             # Not acknowledged: the client may retry with the same event id (applied once).
+            # PublishError's text is librdkafka's description, never an exception class.
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"click {record.event_id} not recorded: {error}")
         event_time = Timestamp()
         event_time.FromMilliseconds(record.event_time_ms)

@@ -56,6 +56,12 @@ def _is_fatal(error: Exception) -> bool:
     return isinstance(cause, KafkaError) and cause.fatal()
 
 
+def _describe(error: Exception) -> str:
+    """librdkafka's words for a KafkaException (its str() is the `KafkaError{...}` repr)."""
+    cause = error.args[0] if isinstance(error, KafkaException) and error.args else None
+    return cause.str() if isinstance(cause, KafkaError) else str(error) or "local queue full"
+
+
 class PublishError(RuntimeError):
     """The broker did not acknowledge the record: nothing may be assumed delivered."""
 
@@ -152,7 +158,7 @@ class ClickPublisher:
             if _is_fatal(error):
                 self._fatal = True  # the click after this one gets a new producer
             PUBLISHED.labels("rejected").inc()
-            raise PublishError(f"click not queued for the broker: {error}") from error
+            raise PublishError(f"click not queued for the broker: {_describe(error)}") from error
         try:
             await asyncio.wait_for(acknowledged, timeout=self._timeout_s + 1.0)
         except TimeoutError:

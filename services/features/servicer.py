@@ -10,8 +10,8 @@ import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from atelier.serving.articles import article_message
-from atelier.serving.click_event import MAX_ID_CHARS
 from atelier.serving.feature_store.reader import FeatureReader
+from atelier.serving.ids import id_problem
 from atelier.serving.rpc import FieldViolation, InvalidArgument, abort_invalid_argument
 from fashion.v1 import features_pb2
 from fashion.v1 import features_service_pb2 as pb
@@ -27,6 +27,8 @@ WINDOW_TIERS = {
     pb.POPULARITY_WINDOW_WEEK: "7d",
     pb.POPULARITY_WINDOW_GLOBAL: "global",
 }
+# Violations travel in the trailers, which clients cap (8 KiB by default).
+MAX_REPORTED_VIOLATIONS = 10
 TIER_WINDOWS = {tier: window for window, tier in WINDOW_TIERS.items() if tier}
 
 
@@ -47,15 +49,16 @@ class FeaturesServicer(pb_grpc.FeaturesServiceServicer):
 
     async def _unavailable(self, context: grpc.aio.ServicerContext, error: Exception) -> None:
         log.warning("feature store unavailable", extra={"error": str(error)})
-        code = grpc.StatusCode.DEADLINE_EXCEEDED if isinstance(error, TimeoutError) else grpc.StatusCode.UNAVAILABLE
-        await context.abort(code, f"feature store (redis) unavailable: {error}")
+        timed_out = isinstance(error, TimeoutError)
+        code = grpc.StatusCode.DEADLINE_EXCEEDED if timed_out else grpc.StatusCode.UNAVAILABLE
+        # The cause in words, never the client library's exception (logged above in full).
+        await context.abort(code, f"feature store (redis) {'timed out' if timed_out else 'unavailable'}")
 
     async def GetUserFeatures(
         self, request: pb.GetUserFeaturesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetUserFeaturesResponse:
-        if not request.user_id.strip() or len(request.user_id) > MAX_ID_CHARS:
-            reason = "must not be empty" if not request.user_id.strip() else f"at most {MAX_ID_CHARS} characters"
-            await abort_invalid_argument(context, InvalidArgument([FieldViolation("user_id", reason)]))
+        if problem := id_problem(request.user_id):
+            await abort_invalid_argument(context, InvalidArgument([FieldViolation("user_id", problem)]))
         try:
             found = await self._reader.user_features(request.user_id, _now_ms())
         except (aioredis.RedisError, OSError) as error:
@@ -82,6 +85,13 @@ class FeaturesServicer(pb_grpc.FeaturesServiceServicer):
         if len(request.article_ids) > limit:
             violation = FieldViolation("article_ids", f"at most {limit}, got {len(request.article_ids)}")
             await abort_invalid_argument(context, InvalidArgument([violation]))
+        violations = [
+            FieldViolation(f"article_ids[{i}]", problem)
+            for i, article_id in enumerate(request.article_ids)
+            if (problem := id_problem(article_id))
+        ]
+        if violations:
+            await abort_invalid_argument(context, InvalidArgument(violations[:MAX_REPORTED_VIOLATIONS]))
         try:
             signals = await self._reader.item_signals(list(request.article_ids), _now_ms())
         except (aioredis.RedisError, OSError) as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from atelier.serving.click_event import MAX_ID_CHARS
+from atelier.serving.ids import id_problem
 from atelier.serving.rpc import FieldViolation, InvalidArgument
 from fashion.v1 import ranker_service_pb2 as pb
 from services.ranker.policy import Candidate, Popularity, UserBehaviour
@@ -36,8 +36,8 @@ def _candidates(request: pb.RankRequest, max_candidates: int, violations: list[F
     seen: dict[str, int] = {}
     candidates = []
     for i, c in enumerate(request.candidates):
-        if not c.article_id.strip():
-            violations.append(FieldViolation(f"candidates[{i}].article_id", "must not be empty"))
+        if problem := id_problem(c.article_id):
+            violations.append(FieldViolation(f"candidates[{i}].article_id", problem))
         elif c.article_id in seen:
             violations.append(
                 FieldViolation(f"candidates[{i}].article_id", f"duplicate of candidates[{seen[c.article_id]}]")
@@ -70,7 +70,9 @@ def _signals(request: pb.RankRequest, max_candidates: int, violations: list[Fiel
         return {}
     signals: dict[str, Popularity] = {}
     for i, s in enumerate(request.item_signals):
-        if s.article_id in signals:
+        if problem := id_problem(s.article_id):
+            violations.append(FieldViolation(f"item_signals[{i}].article_id", problem))
+        elif s.article_id in signals:
             violations.append(FieldViolation(f"item_signals[{i}].article_id", "duplicate article id"))
         for name in ("popularity_1h", "popularity_24h", "popularity_7d"):
             value = getattr(s, name)
@@ -86,9 +88,9 @@ def validate_rank_request(request: pb.RankRequest, max_candidates: int) -> RankI
     """The policy's inputs; raises InvalidArgument naming each bad field (the first few)."""
     violations: list[FieldViolation] = []
     # Proto field order, so the first reported problems are the first fields.
-    user_id = request.user_id.strip()
-    if len(user_id) > MAX_ID_CHARS:
-        violations.append(FieldViolation("user_id", f"must be at most {MAX_ID_CHARS} characters"))
+    user_id = request.user_id
+    if problem := id_problem(user_id, required=False):
+        violations.append(FieldViolation("user_id", problem))
     candidates = _candidates(request, max_candidates, violations)
     behaviour = _behaviour(request, user_id, violations)
     signals = _signals(request, max_candidates, violations)

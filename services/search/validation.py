@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from atelier.serving.articles import FILTERS
-from atelier.serving.click_event import MAX_ID_CHARS
+from atelier.serving.ids import id_problem
 from atelier.serving.rpc import FieldViolation, InvalidArgument
 from fashion.v1 import article_pb2
 from fashion.v1 import search_service_pb2 as pb
@@ -104,8 +104,10 @@ def _query_text(query: str, max_query_chars: int, violations: list[FieldViolatio
 
 
 def _user_id(user_id: str, violations: list[FieldViolation]) -> str:
-    if len(user_id) > MAX_ID_CHARS:
-        violations.append(FieldViolation("user_id", f"must be at most {MAX_ID_CHARS} characters"))
+    """Empty for an anonymous search; otherwise an id (atelier.serving.ids), as it names Redis keys."""
+    problem = id_problem(user_id, required=False)
+    if problem:
+        violations.append(FieldViolation("user_id", problem))
     return user_id
 
 

@@ -137,12 +137,38 @@ async def test_duplicate_event_changes_nothing(client: aioredis.Redis, sync_clie
     first = click("e1", t, session="s1")
     assert await writer.apply([first, first]) == [True, False]  # a duplicate inside one batch
     before = snapshot(sync_client)
-    assert keys.dedupe("e1") in before
+    assert keys.dedupe("u1", "e1") in before
     assert await writer.apply([first]) == [False]
-    assert await writer.apply([click("e1", t + 1000, item="a2", user="u2")]) == [False]  # same id, other payload
+    assert await writer.apply([click("e1", t + 1000, item="a2")]) == [False]  # same user and id, other payload
     assert snapshot(sync_client) == before
-    ttl_ms = sync_client.pttl(keys.dedupe("e1"))
+    ttl_ms = sync_client.pttl(keys.dedupe("u1", "e1"))
     assert 7 * DAY_MS - 60_000 < ttl_ms <= 7 * DAY_MS
+
+
+async def test_dedupe_is_per_user(client: aioredis.Redis, sync_client: redis.Redis) -> None:
+    add_items(sync_client, {"a1": "Trousers"})
+    writer = ClickWriter(client)
+    t = now_ms()
+    both = [click("e1", t, user="u1"), click("e1", t, user="u2")]
+    assert await writer.apply(both) == [True, True]
+    assert await writer.apply(both) == [False, False]
+    for user in ("u1", "u2"):
+        assert sync_client.llen(keys.user_recent(user)) == 1
+    assert float(sync_client.hget(keys.item_clicks("a1"), "s")) == pytest.approx(2.0)
+
+
+async def test_click_on_an_article_not_in_the_catalogue_changes_nothing(
+    client: aioredis.Redis, sync_client: redis.Redis
+) -> None:
+    add_items(sync_client, {"a1": "Trousers"})
+    writer = ClickWriter(client)
+    t = now_ms()
+    before = snapshot(sync_client)
+    assert await writer.apply([click("e1", t, item="FAKE-ITEM")]) == [False]
+    assert snapshot(sync_client) == before  # not in popularity, not in the user's clicks, no dedupe marker
+    assert await writer.apply([click("e2", t, item="FAKE-ITEM"), click("e3", t)]) == [False, True]
+    assert sync_client.zscore(popularity.GLOBAL_KEY, "FAKE-ITEM") is None
+    assert sync_client.zscore(popularity.GLOBAL_KEY, "a1") is not None
 
 
 def _corrupt_recent(c: redis.Redis) -> None:
@@ -199,6 +225,7 @@ async def test_bad_stored_data_is_detected_before_any_write(
 
 
 async def test_script_is_reloaded_after_script_flush(client: aioredis.Redis, sync_client: redis.Redis) -> None:
+    add_items(sync_client, {"a1": "Trousers"})
     writer = ClickWriter(client)
     assert await writer.apply([click("e1", now_ms())]) == [True]
     sync_client.script_flush()
@@ -234,14 +261,17 @@ async def test_affinity_and_click_decay_match_reference(client: aioredis.Redis, 
     assert int(sync_client.hget(keys.user_profile("u1"), "last_active_ms")) == t + 7 * DAY_MS
     assert_matches_reference(sync_client, store)
 
-    no_category = click("c5", t + 7 * DAY_MS + 1, item="unknown")  # affinity skipped, the rest applied
-    await writer.apply([no_category], now_ms=now)
+    sync_client.hset(keys.item_metadata("plain"), "name", "no category")
+    store.hashes[keys.item_metadata("plain")] = {"name": "no category"}
+    no_category = click("c5", t + 7 * DAY_MS + 1, item="plain")  # affinity skipped, the rest applied
+    assert await writer.apply([no_category], now_ms=now) == [True]
     reference.apply_batch(store, [no_category], now)
     assert_matches_reference(sync_client, store)
     assert set(sync_client.hkeys(keys.user_affinity("u1"))) == {"s:Trousers", "t:Trousers"}
 
 
 async def test_bucket_keys_and_expiry(client: aioredis.Redis, sync_client: redis.Redis) -> None:
+    add_items(sync_client, {"fresh": "Dress", "older": "Dress", "old": "Dress"})
     writer = ClickWriter(client)
     now = now_ms()
     fresh, two_hours, nine_days = now - 1000, now - 2 * HOUR_MS, now - 9 * DAY_MS
@@ -268,6 +298,7 @@ async def test_bucket_keys_and_expiry(client: aioredis.Redis, sync_client: redis
 
 
 async def test_recent_and_session_lists(client: aioredis.Redis, sync_client: redis.Redis) -> None:
+    add_items(sync_client, {f"a{i}": "Dress" for i in range(25)} | {"late": "Dress"})
     writer = ClickWriter(client, WriterSettings(session_cap=5, session_ttl_s=1800))
     now = now_ms()
     events = [click(f"e{i}", now - (30 - i) * 1000, item=f"a{i}", session="s1") for i in range(25)]
@@ -290,7 +321,8 @@ async def test_recent_and_session_lists(client: aioredis.Redis, sync_client: red
 async def test_global_set_is_capped(client: aioredis.Redis, sync_client: redis.Redis) -> None:
     settings = WriterSettings(global_max_items=5)
     writer = ClickWriter(client, settings)
-    store = reference.FakeStore()
+    add_items(sync_client, {f"g{i}": "Dress" for i in range(1, 9)})
+    store = fake_from(sync_client)
     now = now_ms()
     # Article i is clicked i times: the five most clicked stay.
     events = [click(f"g{i}-{n}", now - 1000, item=f"g{i}") for i in range(1, 9) for n in range(i)]
@@ -319,7 +351,7 @@ async def test_random_batches_match_reference(client: aioredis.Redis, sync_clien
                 f"r{i}",
                 event_ms,
                 user=f"u{rng.randrange(6)}",
-                item=f"a{rng.randrange(35)}",  # a30..a34 have no metadata
+                item=f"a{rng.randrange(35)}",  # a30..a34 are not in the catalogue: never applied
                 session=rng.choice(["", "s1", "s2"]),
             )
         )
@@ -331,11 +363,12 @@ async def test_random_batches_match_reference(client: aioredis.Redis, sync_clien
         got = await writer.apply(batch, now_ms=now)
         assert got == reference.apply_batch(store, batch, now, settings)
         applied += got
-    assert sum(applied) == 400
+    assert sum(applied) == len({e.event_id for e in events if e.item_id in categories}) > 300
     assert_matches_reference(sync_client, store)
 
 
 def test_sync_writer(sync_client: redis.Redis) -> None:
+    add_items(sync_client, {"a1": "Trousers"})
     writer = SyncClickWriter(sync_client)
     event = click("s1", now_ms())
     assert writer.apply([event]) == [True]
@@ -368,7 +401,8 @@ async def test_user_features_decayed_to_now(client: aioredis.Redis, sync_client:
 
 
 async def test_item_signals_per_window(client: aioredis.Redis, sync_client: redis.Redis) -> None:
-    store = reference.FakeStore()
+    add_items(sync_client, {"x": "Dress", "y": "Dress"})
+    store = fake_from(sync_client)
     now = now_ms()
     events = [
         click("1", now - 10 * 60_000, item="x"),
@@ -398,6 +432,7 @@ async def test_item_signals_per_window(client: aioredis.Redis, sync_client: redi
 async def test_popular_falls_back_through_tiers(client: aioredis.Redis, sync_client: redis.Redis) -> None:
     now = now_ms()
     reader = FeatureReader(client, ReaderSettings(aggregate_ttl_s=0.05))
+    add_items(sync_client, {"w": "Dress", "d": "Dress", "h": "Dress"})
 
     async def popular(window: str | None, k: int = 3) -> tuple[list[tuple[str, float]], str]:
         await asyncio.sleep(0.06)  # past the aggregates' TTL: each step sees the latest buckets
@@ -430,6 +465,8 @@ async def test_items_metadata(client: aioredis.Redis, sync_client: redis.Redis) 
     add_items(sync_client, {"a1": "Trousers"})
     found = await FeatureReader(client).items(["a1", "missing"])
     assert found == {"a1": {"name": "article a1", "category": "Trousers"}}
+    sync_client.hset(keys.item_clicks("a1"), mapping={"s": "1", "t": "1"})
+    assert await FeatureReader(client).items(["a1:clicks"]) == {}  # never item:a1:clicks
 
 
 # --- throughput (measured, not asserted) ---

@@ -22,10 +22,11 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from atelier.serving import item_store
 from atelier.serving.click_event import ClickRecord, RecordHeader
 from atelier.serving.feature_store import keys
 from atelier.serving.settings import ROOT
-from atelier.serving.topics import Topics, create_topics
+from atelier.serving.topics import Topics
 from atelier.stack import readiness
 from atelier.stack.components import redis_server_binary, tansu_binary
 
@@ -33,6 +34,8 @@ HOST = "127.0.0.1"
 PORTS = range(27850, 27900)  # below the ephemeral range (32768-60999)
 RETRY_DELAYS_S = (0.5, 1.0, 1.5)
 TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+# The articles the tests click on: the workers apply clicks on catalogue articles only.
+CATALOGUE = ("0108775015", "item-0", "item-1", "item-2")
 
 
 def free_ports(count: int) -> list[int]:
@@ -49,6 +52,11 @@ class Cluster:
     redis: redis.Redis
     processes: dict[str, subprocess.Popen]
     logs: dict[str, Path]
+    commands: dict[str, list[str]]
+    env: dict[str, str]
+    state: Path
+    # Each worker's web server (readiness, metrics).
+    web: dict[str, str]
 
     def tail(self, name: str, lines: int = 30) -> str:
         return "\n".join(self.logs[name].read_text(errors="replace").splitlines()[-lines:])
@@ -105,7 +113,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     processes: dict[str, subprocess.Popen] = {}
     logs: dict[str, Path] = {}
     servers = {
+        # As the launcher runs it: the wrapper creates the topics each time Tansu starts.
         "broker": [
+            sys.executable,
+            "-m",
+            "atelier.stack.broker",
             str(tansu_binary()),
             "broker",
             "--listener-url",
@@ -122,18 +134,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         ],
     }
     client = redis.Redis(host=HOST, port=redis_port, socket_timeout=5, decode_responses=True)
-    cluster = Cluster(bootstrap, topics, client, processes, logs)
+    web = {"stream": f"http://{HOST}:{web_port}", "stream-retry": f"http://{HOST}:{retry_web_port}"}
+    cluster = Cluster(bootstrap, topics, client, processes, logs, dict(servers), env, state, web)
     try:
         for name, command in servers.items():
             processes[name], logs[name] = start(name, command, env, state)
-        wait_for(lambda: readiness.broker_metadata(bootstrap) or True, 20, "broker ready", cluster)
+        wait_for(lambda: readiness.broker_topics(bootstrap, tuple(topics.partitions_by_name())) or True, 20, "topics")
         wait_for(lambda: readiness.redis_ping(HOST, redis_port) or True, 20, "redis ready", cluster)
-        create_topics(bootstrap, topics)
+        item_store.write_items(client, [{"article_id": article, "category": "Trousers"} for article in CATALOGUE])
         for name, module in (("stream", "services.stream"), ("stream-retry", "services.stream.retry")):
             command = [sys.executable, "-m", module, "worker", "--loglevel", "info"]
             processes[name], logs[name] = start(name, command, env, state)
-        for port in (web_port, retry_web_port):
-            wait_for(lambda port=port: readiness.http_ok(f"http://{HOST}:{port}/"), 60, "worker web up", cluster)
+        await_workers_ready(cluster)
         yield cluster
     finally:
         client.close()
@@ -141,6 +153,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def await_workers_ready(cluster: Cluster) -> None:
+    """Both workers have joined their consumer groups (partitions assigned)."""
+    for name, url in cluster.web.items():
+        wait_for(lambda url=url: readiness.stream_worker_ready(url) or True, 60, f"{name} joined its group", cluster)
 
 
 def click(event_id: str, user_id: str, item_id: str = "0108775015") -> ClickRecord:
@@ -178,17 +196,26 @@ def read_topic(cluster: Cluster, topic: str, until: Callable[[list], bool], time
     return records
 
 
-def applied(cluster: Cluster, event_ids: list[str]) -> int:
-    return sum(cluster.redis.exists(keys.dedupe(event_id)) for event_id in event_ids)
+def applied(cluster: Cluster, clicks: list[ClickRecord]) -> int:
+    return sum(cluster.redis.exists(keys.dedupe(c.user_id, c.event_id)) for c in clicks)
 
 
 def test_clicks_are_applied_to_redis(cluster: Cluster) -> None:
     run = uuid.uuid4().hex[:8]
     clicks = [click(f"{run}-{i}", f"user-{run}-{i % 5}", f"item-{i % 3}") for i in range(50)]
     produce(cluster, [(c.user_id.encode(), c.to_json()) for c in clicks])
-    wait_for(lambda: applied(cluster, [c.event_id for c in clicks]) == 50, 20, "all clicks applied", cluster)
+    wait_for(lambda: applied(cluster, clicks) == 50, 20, "all clicks applied", cluster)
     recent = cluster.redis.lrange(keys.user_recent(f"user-{run}-0"), 0, -1)
     assert len(recent) == 10 and all(entry.startswith("item-") for entry in recent)
+
+
+def test_each_worker_exports_its_consumer_lag_by_topic(cluster: Cluster) -> None:
+    topics = cluster.topics
+    wait_for(lambda: readiness.stream_lag(cluster.web["stream"]) == {topics.clicks: 0}, 20, "no lag", cluster)
+    retry = readiness.stream_lag(cluster.web["stream-retry"])
+    assert set(retry) == {topics.retry_1s, topics.retry_10s, topics.retry_60s}
+    # A worker that has not joined its group is not ready: its web server says 503 (urllib raises).
+    assert '"ready":true' in readiness.http_ok(cluster.web["stream"] + "/ready/").replace(" ", "")
 
 
 def test_faust_uses_no_topic_the_launcher_does_not_create(cluster: Cluster) -> None:
@@ -209,7 +236,7 @@ def test_click_reaches_redis_within_a_few_fetches(cluster: Cluster) -> None:
         started = time.perf_counter()
         producer.produce(cluster.topics.clicks, key=record.user_id.encode(), value=record.to_json())
         producer.poll(0)
-        wait_for(lambda record=record: applied(cluster, [record.event_id]), 10, "click applied", cluster)
+        wait_for(lambda record=record: applied(cluster, [record]), 10, "click applied", cluster)
         latencies.append(time.perf_counter() - started)
         time.sleep(0.02)
     producer.flush(5)
@@ -220,7 +247,7 @@ def test_malformed_record_goes_to_the_dead_letter_topic_and_the_worker_goes_on(c
     marker = f"malformed-{uuid.uuid4().hex}".encode()
     good = click(f"after-{uuid.uuid4().hex}", "dlq-user")
     produce(cluster, [(b"dlq-user", b"{" + marker), (b"dlq-user", good.to_json())])
-    wait_for(lambda: applied(cluster, [good.event_id]) == 1, 20, "the click after it applied", cluster)
+    wait_for(lambda: applied(cluster, [good]) == 1, 20, "the click after it applied", cluster)
     dead = read_topic(cluster, cluster.topics.dead_letter, lambda found: any(marker in r.value() for r in found))
     (record,) = [r for r in dead if marker in r.value()]
     headers = dict(record.headers())
@@ -232,7 +259,6 @@ def test_malformed_record_goes_to_the_dead_letter_topic_and_the_worker_goes_on(c
 def test_redis_outage_is_retried_through_the_tiers_without_loss_or_double_apply(cluster: Cluster) -> None:
     run = uuid.uuid4().hex[:8]
     clicks = [click(f"outage-{run}-{i}", f"outage-{run}-user-{i}") for i in range(40)]
-    ids = [c.event_id for c in clicks]
     redis_process = cluster.processes["redis"]
     redis_process.send_signal(signal.SIGSTOP)
     try:
@@ -243,7 +269,7 @@ def test_redis_outage_is_retried_through_the_tiers_without_loss_or_double_apply(
         time.sleep(1.5)  # long enough for a second failure: the later tiers are used too
     finally:
         redis_process.send_signal(signal.SIGCONT)
-    wait_for(lambda: applied(cluster, ids) == len(clicks), 20, "all clicks applied after the outage", cluster)
+    wait_for(lambda: applied(cluster, clicks) == len(clicks), 20, "all clicks applied after the outage", cluster)
 
     ours = [r for r in retried if run.encode() in r.value()]
     assert len({r.value() for r in ours}) == len(clicks), "every click of the outage went to the first retry tier"
@@ -257,6 +283,27 @@ def test_redis_outage_is_retried_through_the_tiers_without_loss_or_double_apply(
         assert cluster.redis.llen(keys.user_recent(c.user_id)) == 1
     dead = read_topic(cluster, cluster.topics.dead_letter, lambda found: False, timeout_s=1.5)
     assert not any(run.encode() in r.value() for r in dead)
+
+
+def test_after_a_broker_restart_the_topics_are_back_and_the_workers_rejoin_and_apply(cluster: Cluster) -> None:
+    """The memory-only broker comes back empty; its wrapper creates the topics again, the workers
+    (whose committed offsets are gone, and whose positions are past the new topics' ends) rejoin
+    and apply what is produced from then on."""
+    before = [click(f"before-{uuid.uuid4().hex}", f"before-user-{i}") for i in range(20)]
+    produce(cluster, [(c.user_id.encode(), c.to_json()) for c in before])
+    wait_for(lambda: applied(cluster, before) == len(before), 20, "clicks applied before the restart", cluster)
+    broker = cluster.processes["broker"]
+    broker.kill()
+    broker.wait()
+    cluster.processes["broker"], _ = start("broker-again", cluster.commands["broker"], cluster.env, cluster.state)
+    names = tuple(cluster.topics.partitions_by_name())
+    wait_for(lambda: readiness.broker_topics(cluster.bootstrap, names) or True, 20, "topics again", cluster)
+    after = [click(f"after-{uuid.uuid4().hex}", f"after-user-{i}") for i in range(20)]
+    produce(cluster, [(c.user_id.encode(), c.to_json()) for c in after])
+    wait_for(lambda: applied(cluster, after) == len(after), 60, "clicks applied after the restart", cluster)
+    await_workers_ready(cluster)
+    for c in after:
+        assert cluster.redis.llen(keys.user_recent(c.user_id)) == 1
 
 
 def test_workers_stop_cleanly_on_sigterm_and_a_waiting_retry_is_kept(cluster: Cluster) -> None:
@@ -277,7 +324,7 @@ def test_workers_stop_cleanly_on_sigterm_and_a_waiting_retry_is_kept(cluster: Cl
         process.terminate()
         assert process.wait(timeout=20) == 0, cluster.tail(name)
         assert time.monotonic() - started < 10, f"{name} took {time.monotonic() - started:.1f}s to stop"
-    assert applied(cluster, [waiting.event_id]) == 0, "applied before it was due"
+    assert applied(cluster, [waiting]) == 0, "applied before it was due"
     # Not yet due when the worker stopped: published again, unchanged, to its own tier.
     copies = read_topic(
         cluster, cluster.topics.retry_60s, lambda found: sum(r.value() == waiting.to_json() for r in found) >= 2

@@ -89,15 +89,29 @@ def test_apply_batch_dedupes_and_writes_every_feature() -> None:
     assert store.hashes[keys.item_clicks("a1")] == {"s": 1.0, "t": T}
     for window in popularity.WINDOWS:
         assert store.zsets[reference.bucket_key(window, T)] == {"a1": 1.0}
-    assert store.expire_at_ms[keys.dedupe("e1")] == now + 7 * DAY_MS
+    assert store.expire_at_ms[keys.dedupe("u1", "e1")] == now + 7 * DAY_MS
     assert store.expire_at_ms[keys.user_recent("u1")] == now + 30 * DAY_MS
     assert reference.affinities_at(store, "u1", T + 7 * DAY_MS) == {"Trousers": pytest.approx(0.5, rel=1e-12)}
     assert reference.click_score_at(store, "a1", T + 14 * DAY_MS) == pytest.approx(0.25, rel=1e-12)
     assert reference.window_popularity(store, popularity.HOUR, "a1", T + 3_600_000 + 300_000) == 0
 
 
+def test_dedupe_is_per_user_and_unknown_articles_change_nothing() -> None:
+    store = reference.FakeStore()
+    store.hashes[keys.item_metadata("a1")] = {"category": "Trousers"}
+    now = T + 1000
+    shared = [click("e1", T, user="u1"), click("e1", T, user="u2")]
+    assert reference.apply_batch(store, shared, now) == [True, True]
+    assert reference.apply_batch(store, shared, now) == [False, False]
+    before = repr(store)
+    assert reference.apply_batch(store, [click("e2", T, item="FAKE-ITEM")], now) == [False]
+    assert repr(store) == before
+
+
 def test_global_cap_keeps_the_highest_scores() -> None:
     store = reference.FakeStore()
+    for item in "abc":
+        store.hashes[keys.item_metadata(item)] = {"category": "Dress"}
     settings = WriterSettings(global_max_items=2)
     events = [click(f"{item}{n}", T, item=item) for item, count in (("a", 1), ("b", 3), ("c", 2)) for n in range(count)]
     reference.apply_batch(store, events, T, settings)
@@ -105,7 +119,7 @@ def test_global_cap_keeps_the_highest_scores() -> None:
 
 
 def test_key_schema() -> None:
-    assert keys.dedupe("e") == "dedupe:click:e"
+    assert keys.dedupe("u", "e") == "dedupe:click:u:e"
     assert keys.user_recent("u") == "user:u:recent"
     assert keys.user_profile("u") == "user:u:profile"
     assert keys.user_affinity("u") == "user:u:affinity"

@@ -23,7 +23,9 @@
 --   n_patterns, then per id-keyed key (dedupe, recent, profile, affinity,
 --   item_clicks, item, session): prefix, suffix,
 --   then the events, 5 fields each: event_id, user_id, item_id, event_ms, session_id.
--- Returns one integer per event: 1 applied, 0 duplicate (nothing changed).
+-- Returns one integer per event: 1 applied, 0 duplicate (nothing changed), 2 not applied
+-- because the article is not in the catalogue (no `item:{item_id}` hash; nothing changed).
+-- Ids are validated before they get here (atelier.serving.ids: no ':' in any of them).
 
 local ERROR_CODE = 'FEATURESTORE'
 
@@ -152,22 +154,23 @@ for index = 1, n_events do
     if event.ms == nil or event.ms <= 0 then
         return fail(index, event.id, 'event time is not a positive number')
     end
-    event.dedupe = key('dedupe', event.id)
-    event.duplicate = seen_ids[event.id] or redis.call('EXISTS', event.dedupe) == 1
-    seen_ids[event.id] = true
-    if not event.duplicate then
+    -- Per user: the same event id from two users is two clicks (keys.dedupe spells the same ':').
+    event.dedupe = key('dedupe', event.user .. ':' .. event.id)
+    event.duplicate = seen_ids[event.dedupe] or redis.call('EXISTS', event.dedupe) == 1
+    -- The catalogue's item hash is only read: a click on an article without one is not applied
+    -- (the features service refuses those, but accepts clicks unchecked while Redis is down).
+    local item = key('item', event.item)
+    event.unknown = not event.duplicate and redis.call('TYPE', item).ok ~= 'hash'
+    if not event.duplicate and not event.unknown then
+        seen_ids[event.dedupe] = true
         event.recent = key('recent', event.user)
         event.profile = key('profile', event.user)
         event.affinity = key('affinity', event.user)
         event.item_clicks = key('item_clicks', event.item)
-        -- The catalogue's item hash is only read: a missing or unreadable one means no category.
-        local item = key('item', event.item)
-        if redis.call('TYPE', item).ok == 'hash' then
-            local category = redis.call('HGET', item, 'category')
-            if category and category ~= '' then
-                event.score_field = 's:' .. category
-                event.time_field = 't:' .. category
-            end
+        local category = redis.call('HGET', item, 'category')
+        if category and category ~= '' then
+            event.score_field = 's:' .. category
+            event.time_field = 't:' .. category
         end
         event.buckets = {}
         for _, window in ipairs(windows) do
@@ -262,6 +265,8 @@ local any_applied = false
 for index, event in ipairs(events) do
     if event.duplicate then
         applied[index] = 0
+    elseif event.unknown then
+        applied[index] = 2
     else
         applied[index] = 1
         any_applied = true

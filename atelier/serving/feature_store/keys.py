@@ -1,6 +1,8 @@
 """Redis key schema of the online feature store, the one place that names its keys.
 
-    dedupe:click:{event_id}     STRING  marker of an applied click (SET NX, TTL)
+    dedupe:click:{user_id}:{event_id}
+                                STRING  marker of an applied click (TTL); per user, so two users'
+                                        event ids never collide
     user:{user_id}:recent       LIST    "article_id|event_ms", newest first, capped
     user:{user_id}:profile      HASH    last_active_ms
     user:{user_id}:affinity     HASH    s:{category} decayed score, t:{category} its time (ms)
@@ -10,6 +12,12 @@
     pop:{window}:agg            ZSET    short-lived union of the window's active buckets
     pop:global                  ZSET    epoch-relative decayed score (atelier.serving.popularity)
     item:{article_id}           HASH    catalogue metadata, field `category` (atelier.serving.item_store)
+
+Ids are checked before they reach a key (atelier.serving.ids: letters, digits and
+`. _ @ -`, no `:`), so no id can make one key read or write another. A click on
+an article without its `item:{article_id}` hash is not applied (not in the catalogue).
+Before issue 14 the dedupe marker was global, `dedupe:click:{event_id}`: markers of that
+form are no longer read and expire with their TTL (STREAM_DEDUPE_TTL_S).
 
 User keys share a TTL refreshed on each click. The Lua script builds the same
 keys from the prefix/suffix pairs of `script_patterns()`; the field names and
@@ -32,8 +40,16 @@ LAST_ACTIVE_FIELD = "last_active_ms"
 ENTRY_SEPARATOR = "|"
 
 
-def dedupe(event_id: str) -> str:
-    return f"dedupe:click:{event_id}"
+DEDUPE_SEPARATOR = ":"
+
+
+def dedupe(user_id: str, event_id: str) -> str:
+    return _dedupe(f"{user_id}{DEDUPE_SEPARATOR}{event_id}")
+
+
+def _dedupe(scoped_event_id: str) -> str:
+    """The script passes `{user_id}:{event_id}` as the id of this key."""
+    return f"dedupe:click:{scoped_event_id}"
 
 
 def user_recent(user_id: str) -> str:
@@ -88,7 +104,7 @@ def parse_list_entry(entry: str) -> tuple[str, int]:
 
 _SENTINEL = "\x00"
 _ID_KEYS: dict[str, Callable[[str], str]] = {
-    "dedupe": dedupe,
+    "dedupe": _dedupe,
     "recent": user_recent,
     "profile": user_profile,
     "affinity": user_affinity,

@@ -18,6 +18,7 @@ from redis.asyncio.client import Pipeline
 
 from atelier.serving import popularity
 from atelier.serving.feature_store import keys
+from atelier.serving.ids import is_valid_id
 from atelier.serving.settings import Settings
 
 GLOBAL_TIER = "global"
@@ -166,14 +167,17 @@ class FeatureReader:
         return [], tiers[-1]
 
     async def items(self, article_ids: Sequence[str]) -> dict[str, dict[str, str]]:
-        """Catalogue metadata of the articles found; an unknown article is left out."""
+        """Catalogue metadata of the articles found; an unknown article is left out, and so is an id that
+        is not one (atelier.serving.ids; say from popularity written before ids were checked), whose key
+        could be another's (`item:0117860004:clicks`)."""
+        ids = [article_id for article_id in article_ids if is_valid_id(article_id)]
         pipe = self._client.pipeline(transaction=False)
-        for article_id in article_ids:
+        for article_id in ids:
             pipe.hgetall(keys.item_metadata(article_id))
         replies = await pipe.execute()
         return {
             article_id: {_text(k): _text(v) for k, v in fields.items()}
-            for article_id, fields in zip(article_ids, replies, strict=True)
+            for article_id, fields in zip(ids, replies, strict=True)
             if fields
         }
 

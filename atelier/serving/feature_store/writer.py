@@ -1,13 +1,15 @@
 """Applies click events to the online feature store: one Lua script call per batch (apply_clicks.lua).
 
-A batch is atomic: every event of it is applied (or recognised as a duplicate),
-or, when the script finds a problem, nothing is written. Errors are redis-py's
+A batch is atomic: every event of it is applied (or recognised as a duplicate, or
+left out because its article is not in the catalogue), or, when the script finds a
+problem, nothing is written. Errors are redis-py's
 exceptions: connection errors and timeouts are transient (retry the batch);
 StoredDataError (a ResponseError) names the event whose keys hold unexpected data.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from importlib import resources
@@ -22,6 +24,10 @@ from atelier.serving.click_event import ClickRecord, InvalidClick
 from atelier.serving.feature_store import keys
 from atelier.serving.settings import Settings
 
+log = logging.getLogger(__name__)
+
+# The script's answer per event.
+APPLIED, DUPLICATE, UNKNOWN_ARTICLE = 1, 0, 2
 SCRIPT = resources.files(__package__).joinpath("apply_clicks.lua").read_text()
 _ERROR = re.compile(r"FEATURESTORE event=(\d+) id=")
 DAY_S = 86400.0
@@ -109,8 +115,8 @@ class ClickWriter:
         self._script = client.register_script(SCRIPT)
 
     async def apply(self, events: Sequence[ClickRecord], now_ms: int | None = None) -> list[bool]:
-        """Per event, True if applied, False if it was a duplicate. `now_ms` (tests) replaces the server clock,
-        which decides only which popularity buckets are already expired."""
+        """Per event, True if applied, False if it was a duplicate or its article is not in the catalogue.
+        `now_ms` (tests) replaces the server clock, which decides only which popularity buckets are already expired."""
         if not events:
             return []
         args = script_args(self._header, events, now_ms)
@@ -118,4 +124,15 @@ class ClickWriter:
             result = await self._script(keys=[], args=args)
         except ResponseError as error:
             raise (stored_data_error(error) or error) from None
-        return [flag == 1 for flag in result]
+        return applied_flags(events, result)
+
+
+def applied_flags(events: Sequence[ClickRecord], result: Sequence[int]) -> list[bool]:
+    """The script's answers as applied or not; clicks on unknown articles are logged."""
+    unknown = [event for event, flag in zip(events, result, strict=True) if flag == UNKNOWN_ARTICLE]
+    if unknown:
+        log.warning(
+            "clicks on articles not in the catalogue dropped",
+            extra={"count": len(unknown), "articles": sorted({event.item_id for event in unknown})[:10]},
+        )
+    return [flag == APPLIED for flag in result]
