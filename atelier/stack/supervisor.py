@@ -1,7 +1,11 @@
 """Runs the stack's processes under supervisord and talks to it over XML-RPC.
 
-supervisord owns every process `atelier up` starts: logs, pid tracking and
-stopping whole process groups are its job, not ours.
+supervisord owns every process `atelier up` starts: logs, pid tracking, stopping
+whole process groups and restarting what crashed are its job, not ours. A program
+that exits on its own is started again at once; one that exits within `start_s` of
+its start waits 1, 2, 3, ... s before the next try (supervisord's BACKOFF) and is
+FATAL after `start_retries` such tries. An event listener (atelier.stack.restarts)
+records the restarts and the last exit of each program.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from atelier.stack import procfs
 
+# The event listener that records restarts and exits (atelier.stack.restarts).
+RESTARTS_LISTENER = "restarts"
+
 
 @dataclass(frozen=True)
 class Program:
@@ -26,6 +33,12 @@ class Program:
     environment: dict[str, str]
     log_file: Path
     stop_wait_s: int = 15
+    # A one-shot job is restarted only after a failure (exit status other than 0).
+    one_shot: bool = False
+    # A start counts as failed when the process exits within this many seconds (then: backoff).
+    start_s: int = 3
+    # Failed starts in a row before the program is FATAL (reported as failed).
+    start_retries: int = 5
 
 
 def _quote(arg: str) -> str:
@@ -54,6 +67,16 @@ def render_config(state: Path, workdir: Path, programs: list[Program]) -> str:
         "",
         "[supervisorctl]",
         f"serverurl=unix://{state / 'supervisor.sock'}",
+        "",
+        f"[eventlistener:{RESTARTS_LISTENER}]",
+        "command=" + " ".join(_quote(arg) for arg in [sys.executable, "-m", "atelier.stack.restarts", str(state)]),
+        f"directory={workdir}",
+        "events=PROCESS_STATE",
+        "autostart=true",
+        "autorestart=true",
+        f"stderr_logfile={state / 'logs' / f'{RESTARTS_LISTENER}.log'}",
+        "stderr_logfile_maxbytes=5MB",
+        "stderr_logfile_backups=1",
     ]
     for program in programs:
         env = ",".join(f"{key}={_quote(value)}" for key, value in sorted(program.environment.items()))
@@ -62,11 +85,14 @@ def render_config(state: Path, workdir: Path, programs: list[Program]) -> str:
             f"[program:{program.name}]",
             "command=" + " ".join(_quote(arg) for arg in program.command),
             f"directory={workdir}",
+            # The launcher starts them, tier by tier; supervisord restarts them.
             "autostart=false",
-            # The launcher decides restarts; a crash must stay visible.
-            "autorestart=false",
-            "startsecs=0",
-            "startretries=0",
+            *(
+                ["autorestart=unexpected", "exitcodes=0", "startsecs=0"]
+                if program.one_shot
+                else ["autorestart=true", f"startsecs={program.start_s}"]
+            ),
+            f"startretries={program.start_retries}",
             "stopsignal=TERM",
             f"stopwaitsecs={program.stop_wait_s}",
             "stopasgroup=true",

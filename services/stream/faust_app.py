@@ -7,6 +7,7 @@ from pathlib import Path
 import faust
 
 from services.stream.config import StreamSettings
+from services.stream.health import install_health
 from services.stream.internals import install_fetch_wait
 
 
@@ -33,4 +34,6 @@ def create_app(app_id: str, web_port: int, data_dir: Path, settings: StreamSetti
     )
     # Faust has no setting for the consumer's fetch wait (services.stream.internals).
     install_fetch_wait(app, settings.fetch_max_wait_ms)
+    # /ready/ (joined its consumer group) and /metrics (consumer lag by topic) on its web server.
+    install_health(app)
     return app

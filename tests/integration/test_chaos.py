@@ -1,16 +1,22 @@
-"""Chaos: steady searches and clicks through Envoy while one component is stopped (SIGSTOP) or
-killed (SIGKILL) for a few seconds, then resumed or restarted.
+"""Chaos: steady searches and clicks through Envoy while one component is killed (SIGKILL) and
+comes back by itself, supervisord restarting it, with no command; a few are stopped (SIGSTOP)
+and resumed (SIGCONT) instead.
 
 Every request gets a full answer, a degraded one that names what failed, or a clear error
-(429/503/504 with a google.rpc.Status body): never silence past the client's deadline, never a
-bare 500. Other components may only time out (or have their breaker opened by timeouts): the
-two cores are busy. After the component is back, search and clicks recover within a bound, and
-every acknowledged click is applied to Redis exactly once (an unacknowledged one at most once).
+(429/503/504 with a google.rpc.Status body; while Envoy itself is dead, a refused connection):
+never silence past the client's deadline, never a bare 500. Other components may only time out
+(or have their breaker opened by timeouts): the two cores are busy. The suite measures, per
+component, the time from the fault until full answers return (a search the fault no longer
+degrades and an accepted click, each after the last answer the fault spoiled) and checks that
+every acknowledged click is applied to Redis exactly once (an unacknowledged one at most once),
+except those the memory-only local broker loses when it dies, which it counts beside the stream
+workers' consumer lag at the moment of the crash. The table it prints is in docs/performance.md.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import time
 from collections.abc import Iterator
@@ -21,26 +27,27 @@ import redis
 
 from atelier.offline.catalog.hm_loader import HMDataset, iter_articles
 from atelier.serving.feature_store import keys
+from atelier.stack import readiness
 from atelier.stack.launcher import RUNNING_STATES, Stack
 from tests.integration.support.traffic import Answer, Traffic
 
-COMPONENTS = ("triton", "milvus", "redis", "broker", "features", "ranker")
-SIGNALS = ("STOP", "KILL")
+KILLED = ("triton", "milvus", "redis", "broker", "features", "ranker", "search", "stream", "stream-retry", "envoy")
+# SIGSTOP (a hung process, which supervisord does not see): cheap cases, resumed by the test.
+STOPPED = ("redis", "features", "ranker")
+CASES = [(component, "KILL") for component in KILLED] + [(component, "STOP") for component in STOPPED]
 WARM_S = 1.0  # traffic before the fault
-DOWN_S = 4.0  # how long the component stays stopped or dead
-AFTER_S = 0.5  # traffic after recovery
+DOWN_S = 4.0  # how long a stopped component stays stopped
+SETTLE_S = 3.0  # traffic after the component is ready again
 # Envoy's route timeouts are 5 s (search, clicks): a client waiting longer than this saw a hang.
 CLIENT_TIMEOUT_S = 8.0
-# From CONT or the restart command to a search the fault no longer degrades and an accepted
-# click. Measured on 2 busy cores: after STOP 0.1-5 s (search's circuit breakers stay open 5 s);
-# after KILL, restart and readiness included, 2-12 s, but Milvus ~40 s (its restart alone ~38 s).
-RECOVERY_BOUND_S = {"milvus": 90.0}
-DEFAULT_RECOVERY_BOUND_S = 60.0
-# Once a restarted features or ranker service is ready, search answers undegraded by it within
-# ~3 s on an idle machine: its channels retry the connection every 0.25-1 s and its breakers let
-# probes through as soon as the channel is connected again (11-16 s before both). The bound is
-# generous for a busy 2-core CI machine.
-READY_TO_UNDEGRADED_BOUND_S = {"features": 6.0, "ranker": 6.0}
+# Issue 14's targets, from the kill (or CONT) to full answers: services, Redis, the broker and Envoy
+# 5 s, Triton 20 s, Milvus 60 s. Asserted at three times the target: the suite runs on a busy
+# 2-core CI machine; the figures measured are in docs/performance.md ("Chaos").
+TARGET_S = {"triton": 20.0, "milvus": 60.0}
+DEFAULT_TARGET_S = 5.0
+BOUND_FACTOR = 3.0
+# From the kill to the component running again and ready, at least (Milvus and Triton: their bound).
+READY_BOUND_S = 60.0
 # Clicks that failed to apply wait in the retry tiers (1 s, then 10 s) before they are applied.
 CATCH_UP_S = 45.0
 ERROR_STATUSES = {429, 503, 504}
@@ -49,18 +56,27 @@ FRONTED_BY = {"redis": "features"}
 # The reranker is a model in Triton, so it fails with Triton; but it also misses its 250 ms
 # budget under load on its own, so it does not say whether Triton has recovered.
 ALSO_FAILS = {"triton": "reranker"}
-# The local broker keeps records in memory only (README): a restart loses what was not consumed.
+# The local broker keeps records in memory only (README): its death loses what was not consumed.
 LOSES_UNCONSUMED = {("broker", "KILL")}
+# How a client sees Envoy die: its connection refused or cut.
+CONNECTION_ERRORS = ("Connection refused", "RemoteDisconnected", "Connection reset", "Broken pipe")
 
 
 @dataclass(frozen=True)
-class Recovery:
-    restart_s: float  # the restart command, until the component is ready (0 after CONT)
-    search_s: float
-    click_s: float
+class Outcome:
+    ready_s: float  # from the fault to the component running again and ready
+    search_s: float  # from the fault to full search answers
+    click_s: float  # from the fault to accepted clicks
+    acknowledged: int
+    lost: int
+    lag: int | None  # the stream workers' consumer lag just before the fault (broker kill)
+
+    @property
+    def full_s(self) -> float:
+        return max(self.search_s, self.click_s)
 
 
-RECOVERIES: dict[tuple[str, str], Recovery] = {}
+OUTCOMES: dict[tuple[str, str], Outcome] = {}
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +97,22 @@ def _fresh_search_afterwards(stack: Stack) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _print_recoveries() -> Iterator[None]:
+def _print_outcomes() -> Iterator[None]:
+    started = time.monotonic()
     yield
-    if RECOVERIES:
-        print("\nrecovery in s after CONT / the restart command:\n  component signal restart search click")
-        for (component, signal), r in sorted(RECOVERIES.items()):
-            print(f"  {component:9} {signal:6} {r.restart_s:7.1f} {r.search_s:6.1f} {r.click_s:5.1f}")
+    if OUTCOMES:
+        print(
+            f"\nchaos: {len(OUTCOMES)} cases in {time.monotonic() - started:.0f} s; "
+            "seconds from the fault (from CONT for STOP)"
+        )
+        print("  component     signal  ready  full answers (search, click)  target  clicks ack/applied/lost  lag")
+        for (component, signal), o in OUTCOMES.items():
+            target = TARGET_S.get(component, DEFAULT_TARGET_S)
+            lag = "-" if o.lag is None else str(o.lag)
+            print(
+                f"  {component:13} {signal:6} {o.ready_s:6.1f} {o.full_s:7.1f} ({o.search_s:5.1f}, {o.click_s:5.1f})"
+                f"       {target:5.0f}   {o.acknowledged:5d}/{o.acknowledged - o.lost:5d}/{o.lost:<5d}     {lag}"
+            )
 
 
 def _healthy(stack: Stack) -> list[str]:
@@ -96,38 +122,53 @@ def _healthy(stack: Stack) -> list[str]:
 
 @pytest.fixture
 def restore(stack: Stack) -> Iterator[None]:
-    """Whatever a case did, the stack is whole again afterwards."""
+    """Whatever a case did, the stack is whole again afterwards: by itself, or else (so that the
+    next cases run on a whole stack) by `atelier up`, and the case fails."""
     yield
-    states = {info["name"]: info["statename"] for info in stack.supervisor.all_info()}
-    for name, state in states.items():
-        if state in RUNNING_STATES:
-            stack.supervisor.signal(name, "CONT")
-    if not set(states.values()) <= RUNNING_STATES:
-        stack.up()
-    deadline = time.monotonic() + DEFAULT_RECOVERY_BOUND_S
+    for info in stack.supervisor.all_info():
+        if info["statename"] in RUNNING_STATES:
+            stack.supervisor.signal(info["name"], "CONT")
+    deadline = time.monotonic() + 120
     while (problems := _healthy(stack)) and time.monotonic() < deadline:
         time.sleep(1)
-    assert not problems, f"the stack is not whole after the case: {problems}"
+    if problems:
+        stack.up()
+    assert not problems, f"the stack did not become whole again by itself: {problems}"
 
 
-def _resume(stack: Stack, component: str, signal: str) -> None:
-    if signal == "STOP":
-        stack.supervisor.signal(component, "CONT")
-        return
-    deadline = time.monotonic() + 10
-    while stack.supervisor.info(component)["statename"] in RUNNING_STATES and time.monotonic() < deadline:
+def _await_ready(stack: Stack, component: str, old_pid: int, since: float, bound_s: float) -> float:
+    """Seconds from `since` until the component runs again (a new process after a kill) and is ready."""
+    check = next(c for c in stack.components() if c.name == component).check
+    deadline = since + bound_s
+    while True:
+        info = stack.supervisor.info(component)
+        # STARTING: supervisord calls it RUNNING only once it has lived `startsecs`.
+        if info["statename"] in ("STARTING", "RUNNING") and info["pid"] != old_pid:
+            with contextlib.suppress(Exception):  # not ready yet
+                check()
+                return time.monotonic() - since
+        assert time.monotonic() < deadline, f"{component} not running and ready within {bound_s:.0f} s: {info}"
         time.sleep(0.1)
-    down = [i["name"] for i in stack.supervisor.all_info() if i["statename"] not in RUNNING_STATES]
-    assert down == [component], f"more than {component} went down: {down}"
-    stack.up()  # what an operator runs: starts what is not running, waits until it is ready
+
+
+def _stream_lag(stack: Stack) -> int:
+    """Records both stream workers have yet to commit, over all their topics."""
+    workers = {"stream": stack.endpoints.stream_web_port, "stream-retry": stack.endpoints.stream_retry_web_port}
+    return sum(
+        sum(readiness.stream_lag(f"http://{stack.endpoints.address(port)}").values()) for port in workers.values()
+    )
 
 
 def _load_driven(degradation: dict) -> bool:
     # Two loaded cores (a restarted component warming up, the traffic itself) make a dependency
     # miss its deadline now and then, and its breaker may open on those timeouts (the reranker's
     # 250 ms budget most often). An outright failure of another component must not happen.
+    # A popular list kept from earlier (STALE_DATA_ALLOWED) is search's answer to a features service
+    # that did not answer in time while it fell back from the faulted component.
     reason = degradation.get("reason", "")
-    return reason.endswith(("_TIMEOUT", "_CIRCUIT_OPEN")) or degradation.get("detail", "").startswith("timed out")
+    return reason.endswith(("_TIMEOUT", "_CIRCUIT_OPEN", "_STALE_DATA_ALLOWED")) or degradation.get(
+        "detail", ""
+    ).startswith("timed out")
 
 
 def _recovered(answer: Answer, faulted: set[str]) -> bool:
@@ -138,27 +179,44 @@ def _recovered(answer: Answer, faulted: set[str]) -> bool:
     )
 
 
-def _await_recovery(traffic: Traffic, since: float, faulted: set[str], bound_s: float) -> tuple[float, float]:
-    """Seconds from `since` to the first recovered search and the first accepted click sent after it."""
+def _full(answer: Answer, faulted: set[str]) -> bool:
+    """A search the fault no longer degrades, or an accepted click."""
+    if answer.kind == "click":
+        return answer.status == 200 and answer.click is not None and answer.body.get("eventId") == answer.click.event_id
+    return _recovered(answer, faulted)
 
-    def first(kind: str) -> float | None:
-        answers = traffic.snapshot()
-        done = [a.finished for a in answers if a.kind == kind and a.started >= since and _recovered(a, faulted)]
-        return min(done) - since if done else None
 
-    deadline = since + bound_s
+def _full_again(answers: list[Answer], since: float, faulted: set[str], kind: str) -> float | None:
+    """Seconds from `since` until the first full answer of `kind` sent after the last one the
+    fault spoiled (sent after `since`); None while there is none."""
+    after = [a for a in answers if a.kind == kind and a.started >= since]
+    last_bad = max((a.started for a in after if not _full(a, faulted)), default=since)
+    done = [a.finished for a in after if a.started >= last_bad and _full(a, faulted)]
+    return min(done) - since if done else None
+
+
+def _await_full_answers(
+    traffic: Traffic, since: float, ready_at: float, faulted: set[str], bound_s: float
+) -> tuple[float, float]:
+    """(search, click): seconds from `since` to full answers, judged once traffic has run SETTLE_S
+    past the component's return (a late spoiled answer moves the figure on)."""
+    deadline = max(since + bound_s, ready_at + SETTLE_S + 5)
     while True:
-        search_s, click_s = first("search"), first("click")
-        if search_s is not None and click_s is not None:
+        settled = time.monotonic() >= ready_at + SETTLE_S
+        answers = traffic.snapshot()
+        search_s, click_s = (_full_again(answers, since, faulted, kind) for kind in ("search", "click"))
+        if settled and search_s is not None and click_s is not None:
             return search_s, click_s
         assert time.monotonic() < deadline, (
-            f"no recovery within {bound_s:.0f} s: search after {search_s} s, accepted click after {click_s} s"
+            f"no full answers within {bound_s:.0f} s: search after {search_s} s, accepted click after {click_s} s"
         )
         time.sleep(0.2)
 
 
 def _problem(answer: Answer, may_fail: set[str]) -> str | None:
     """Why this answer is not acceptable, or None."""
+    if answer.status is None and "envoy" in may_fail and any(e in answer.error for e in CONNECTION_ERRORS):
+        return None  # Envoy itself is down: its clients' connections are refused or cut
     if answer.status is None or answer.status < 0:
         return answer.error or "no answer"
     if answer.status in ERROR_STATUSES:
@@ -245,43 +303,45 @@ def _describe(component: str, signal: str, answers: list[Answer], fault_at: floa
     )
 
 
-@pytest.mark.parametrize("signal", SIGNALS)
-@pytest.mark.parametrize("component", COMPONENTS)
-def test_traffic_through_a_stopped_or_killed_component(
+@pytest.mark.parametrize(("component", "signal"), CASES, ids=[f"{c}-{s}" for c, s in CASES])
+def test_a_component_killed_under_traffic_comes_back_by_itself(
     stack: Stack, articles: Iterator[str], restore: None, component: str, signal: str
 ) -> None:
-    bound_s = RECOVERY_BOUND_S.get(component, DEFAULT_RECOVERY_BOUND_S)
+    bound_s = BOUND_FACTOR * TARGET_S.get(component, DEFAULT_TARGET_S)
     faulted = {component, FRONTED_BY.get(component, component)}
     may_fail = faulted | {ALSO_FAILS.get(component, component)}
+    old_pid = stack.supervisor.info(component)["pid"] if signal == "KILL" else -1
     with Traffic(stack, articles, timeout_s=CLIENT_TIMEOUT_S) as traffic:
         time.sleep(WARM_S)
+        lag = _stream_lag(stack) if (component, signal) in LOSES_UNCONSUMED else None
         fault_at = time.monotonic()
         stack.supervisor.signal(component, signal)
         try:
-            time.sleep(DOWN_S)
+            if signal == "STOP":
+                time.sleep(DOWN_S)
         finally:
-            resumed = time.monotonic()
-            _resume(stack, component, signal)
-        restart_s = time.monotonic() - resumed
+            if signal == "STOP":
+                stack.supervisor.signal(component, "CONT")
+        # From the kill (supervision alone brings it back), or from CONT.
+        since = fault_at if signal == "KILL" else time.monotonic()
         try:
-            recovery = Recovery(restart_s, *_await_recovery(traffic, resumed, faulted, bound_s))
-            time.sleep(AFTER_S)
+            # A stream worker's return does not show in answers; it is back in its group after the
+            # broker's session timeout (6 s) and a rebalance.
+            ready_s = _await_ready(stack, component, old_pid, since, max(bound_s, READY_BOUND_S))
+            search_s, click_s = _await_full_answers(traffic, since, since + ready_s, faulted, bound_s)
         finally:
             traffic.stop()
             print("\n" + _describe(component, signal, traffic.answers, fault_at))
-    RECOVERIES[(component, signal)] = recovery
-    if signal == "KILL" and component in READY_TO_UNDEGRADED_BOUND_S:
-        after_ready_s = recovery.search_s - recovery.restart_s
-        assert after_ready_s <= READY_TO_UNDEGRADED_BOUND_S[component], (
-            f"search stayed degraded {after_ready_s:.1f} s after {component} was ready again"
-        )
     answers = traffic.answers
-
     problems = [(a.kind, round(a.started - fault_at, 1), p) for a in answers if (p := _problem(a, may_fail))]
     assert not problems, f"{len(problems)} unacceptable answers (kind, s after the fault, why): {problems[:5]}"
-    clicks = _check_clicks(stack, answers, resumed if (component, signal) in LOSES_UNCONSUMED else 0.0)
+    may_lose_before = since + ready_s if (component, signal) in LOSES_UNCONSUMED else 0.0
+    clicks = _check_clicks(stack, answers, may_lose_before)
+    outcome = Outcome(ready_s, search_s, click_s, clicks.acknowledged, clicks.lost, lag)
+    OUTCOMES[(component, signal)] = outcome
     print(
-        f"  back: {recovery.restart_s:.1f} s to restart, search recovered after {recovery.search_s:.1f} s, "
-        f"accepted click after {recovery.click_s:.1f} s; {clicks.acknowledged} clicks acknowledged, "
-        f"{clicks.lost} lost, the last applied {clicks.waited_s:.1f} s after the traffic stopped"
+        f"  back: ready after {ready_s:.1f} s, full answers after {outcome.full_s:.1f} s (search {search_s:.1f} s, "
+        f"click {click_s:.1f} s); {clicks.acknowledged} clicks acknowledged, {clicks.lost} lost (lag at the fault: "
+        f"{lag}), the last applied {clicks.waited_s:.1f} s after the traffic stopped"
     )
+    assert outcome.full_s <= bound_s, f"full answers only after {outcome.full_s:.1f} s (bound {bound_s:.0f} s)"
