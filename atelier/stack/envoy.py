@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from string import Template
 
+from atelier.edge.settings import EnvoyLimits
 from atelier.serving.settings import ROOT, Endpoints
 from atelier.stack.codegen import DESCRIPTOR_SET
 
@@ -17,18 +18,36 @@ TEMPLATE = ROOT / "envoy" / "envoy.yaml.tmpl"
 ROUTE_TIMEOUTS = {"SEARCH_TIMEOUT": "5s", "FEATURES_TIMEOUT": "2s", "EVENTS_TIMEOUT": "5s"}
 
 
-def render_config(endpoints: Endpoints, descriptor_set: Path = DESCRIPTOR_SET) -> str:
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def render_config(
+    endpoints: Endpoints, descriptor_set: Path = DESCRIPTOR_SET, limits: EnvoyLimits | None = None
+) -> str:
+    limits = limits or EnvoyLimits.from_env()
     return Template(TEMPLATE.read_text()).substitute(
         BIND_HOST=endpoints.listen_host,
         SEARCH_HOST=endpoints.search_host or endpoints.host,
         RANKER_HOST=endpoints.ranker_host or endpoints.host,
         FEATURES_HOST=endpoints.features_host or endpoints.host,
+        EDGE_AUTH_HOST=endpoints.edge_auth_host or endpoints.host,
+        EDGE_AUTH_PORT=endpoints.edge_auth_port,
+        EDGE_AUTH_METRICS_PORT=endpoints.edge_auth_metrics_port,
         PORT=endpoints.envoy_port,
         ADMIN_PORT=endpoints.envoy_admin_port,
+        STATS_PORT=endpoints.envoy_stats_port,
         SEARCH_PORT=endpoints.search_port,
         RANKER_PORT=endpoints.ranker_port,
         FEATURES_PORT=endpoints.features_port,
         DESCRIPTOR_SET=descriptor_set,
+        MAX_REQUEST_BYTES=limits.max_request_bytes,
+        MAX_CONNECTIONS=limits.max_connections,
+        REQUEST_HEADERS_TIMEOUT=_seconds(limits.request_headers_timeout_s),
+        REQUEST_TIMEOUT=_seconds(limits.request_timeout_s),
+        STREAM_IDLE_TIMEOUT=_seconds(limits.stream_idle_timeout_s),
+        IDLE_TIMEOUT=_seconds(limits.idle_timeout_s),
+        AUTH_TIMEOUT=_seconds(limits.auth_timeout_s),
         **ROUTE_TIMEOUTS,
     )
 

@@ -7,6 +7,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from atelier.edge.client import key_headers
 from atelier.stack.launcher import Stack
 
 
@@ -15,7 +16,10 @@ def call(stack: Stack, method: str, path: str, body: dict | None = None, timeout
     raises ValueError, a transport failure or timeout OSError."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        stack.endpoints.edge_url + path, data=data, method=method, headers={"content-type": "application/json"}
+        stack.endpoints.edge_url + path,
+        data=data,
+        method=method,
+        headers={"content-type": "application/json", **key_headers()},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
