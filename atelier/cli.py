@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from atelier.edge import command as keys_command
 from atelier.model_repository import command as models_command
 from atelier.offline.catalog import command as catalog_command
 from atelier.offline.evaluation import command as eval_command
@@ -30,12 +31,10 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from atelier.stack.status_table import format_status
+
     rows = _stack().status()
-    columns = ("component", "state", "pid", "ports", "ready")
-    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
-    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
-    for row in rows:
-        print("  ".join(row[c].ljust(widths[c]) for c in columns))
+    print(format_status(rows))
     from atelier.model_repository.first_run import describe
     from atelier.serving.settings import state_dir
 
@@ -71,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_command.add_parser(commands)
     eval_command.add_parser(commands)
     models_command.add_parser(commands)
+    keys_command.add_parser(commands)
     configuration.add_parser(commands)
     return parser
 

@@ -28,20 +28,32 @@ import aiohttp
 import redis.asyncio as aioredis
 from confluent_kafka import Producer
 
+from atelier.edge.client import key_headers
+from atelier.serving import item_store
 from atelier.serving.click_event import ClickRecord
 from atelier.serving.feature_store import keys
 from atelier.serving.settings import Endpoints
 from atelier.serving.topics import Topics
 from benchmarks.common import machine, summary
 
-ARTICLE = "0108775015"
+
+def _body(user: str, article: str) -> dict:
+    return {"userId": user, "itemId": article, "position": 1, "source": "search", "device": "web"}
 
 
-def _body(user: str) -> dict:
-    return {"userId": user, "itemId": ARTICLE, "position": 1, "source": "search", "device": "web"}
+async def catalogue_article(endpoints: Endpoints) -> str:
+    """An article of the loaded catalogue: a click on any other is refused."""
+    store = aioredis.from_url(endpoints.redis_url)
+    try:
+        article = await item_store.any_article_id(store)
+    finally:
+        await store.aclose()
+    if article is None:
+        raise SystemExit("no catalogue loaded: run `make up` (or `atelier catalog load`) first")
+    return article
 
 
-async def open_loop(endpoints: Endpoints, rate: float, seconds: float) -> None:
+async def open_loop(endpoints: Endpoints, article: str, rate: float, seconds: float) -> None:
     store = aioredis.from_url(endpoints.redis_url)
     accepted: dict[str, float] = {}
     visible: dict[str, float] = {}
@@ -68,7 +80,7 @@ async def open_loop(endpoints: Endpoints, rate: float, seconds: float) -> None:
     async def click(session: aiohttp.ClientSession, user: str) -> None:
         nonlocal errors
         started = time.perf_counter()
-        async with session.post(f"{endpoints.edge_url}/v1/events/clicks", json=_body(user)) as response:
+        async with session.post(f"{endpoints.edge_url}/v1/events/clicks", json=_body(user, article)) as response:
             await response.read()
             if response.status != 200:
                 errors += 1
@@ -79,7 +91,7 @@ async def open_loop(endpoints: Endpoints, rate: float, seconds: float) -> None:
 
     last_send = time.perf_counter()
     watcher = asyncio.create_task(watch())
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+    async with aiohttp.ClientSession(headers=key_headers(), connector=aiohttp.TCPConnector(limit=64)) as session:
         tasks = []
         started = time.perf_counter()
         total = int(rate * seconds)
@@ -111,11 +123,11 @@ def ack_histogram(endpoints: Endpoints) -> str:
     return f"producer acknowledgement (features service histogram): mean {total / count * 1000:.2f} ms over {count:.0f}"
 
 
-async def burst(endpoints: Endpoints, count: int) -> None:
+async def burst(endpoints: Endpoints, article: str, count: int) -> None:
     topics = Topics.from_env()
     run = uuid.uuid4().hex[:6]
     records = [
-        ClickRecord(f"burst-{run}-{i}", f"burst-{run}-{i % 5000}", ARTICLE, 1, "search", "web", int(time.time() * 1000))
+        ClickRecord(f"burst-{run}-{i}", f"burst-{run}-{i % 5000}", article, 1, "search", "web", int(time.time() * 1000))
         for i in range(count)
     ]
     producer = Producer(
@@ -139,12 +151,12 @@ async def burst(endpoints: Endpoints, count: int) -> None:
     producer.flush(60)
     produced = time.perf_counter()
     store = aioredis.from_url(endpoints.redis_url)
-    remaining = [r.event_id for r in records]
+    remaining = records
     while remaining:
         pipe = store.pipeline(transaction=False)
-        for event_id in remaining:
-            pipe.exists(keys.dedupe(event_id))
-        remaining = [e for e, found in zip(remaining, await pipe.execute(), strict=True) if not found]
+        for record in remaining:
+            pipe.exists(keys.dedupe(record.user_id, record.event_id))
+        remaining = [r for r, found in zip(remaining, await pipe.execute(), strict=True) if not found]
         if remaining:
             await asyncio.sleep(0.2)
         if time.perf_counter() - started > 300:
@@ -158,18 +170,20 @@ async def burst(endpoints: Endpoints, count: int) -> None:
     )
 
 
-async def api_rate(endpoints: Endpoints, concurrency: int, seconds: float) -> None:
+async def api_rate(endpoints: Endpoints, article: str, concurrency: int, seconds: float) -> None:
     done = 0
     deadline = time.perf_counter() + seconds
     run = uuid.uuid4().hex[:6]
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+    async with aiohttp.ClientSession(
+        headers=key_headers(), connector=aiohttp.TCPConnector(limit=concurrency)
+    ) as session:
 
         async def worker(n: int) -> None:
             nonlocal done
             i = 0
             while time.perf_counter() < deadline:
                 async with session.post(
-                    f"{endpoints.edge_url}/v1/events/clicks", json=_body(f"rate-{run}-{n}-{i}")
+                    f"{endpoints.edge_url}/v1/events/clicks", json=_body(f"rate-{run}-{n}-{i}", article)
                 ) as response:
                     await response.read()
                     done += response.status == 200
@@ -190,10 +204,11 @@ async def main() -> None:
     endpoints = Endpoints.from_env()
     print(f"machine: {machine()}")
     print("| measure | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|", end="")
-    await open_loop(endpoints, args.rate, args.seconds)
+    article = await catalogue_article(endpoints)
+    await open_loop(endpoints, article, args.rate, args.seconds)
     print(ack_histogram(endpoints))
-    await burst(endpoints, args.burst)
-    await api_rate(endpoints, 32, 15)
+    await burst(endpoints, article, args.burst)
+    await api_rate(endpoints, article, 32, 15)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from atelier.edge.client import key_headers
 from atelier.serving.settings import ROOT, Endpoints
 from benchmarks.common import machine, percentile
 
@@ -450,7 +451,7 @@ def measure_search(base_url: str, runs: int, k: int = 10) -> list[str]:
     def search(i: int) -> None:
         nonlocal answered
         url = f"{base_url}/v1/search?" + urllib.parse.urlencode({"query": texts[i], "k": k})
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=key_headers()), timeout=30) as response:
             body = json.loads(response.read())
         if i < 0:
             return  # warm-up

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from atelier.edge.client import key_headers
 from atelier.offline.catalog.fashion_mnist import FashionMnistUnavailable
 from atelier.stack import procfs
 from atelier.stack.launcher import Stack
@@ -171,7 +172,7 @@ async def run(
     workload = Workload(base, seed, users, photos, stand_ins)
     timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(headers=key_headers(), connector=connector, timeout=timeout) as session:
         started = time.perf_counter()
         deadline = started + seconds
 
@@ -255,7 +256,7 @@ async def _vision(base: str, seed: int) -> tuple[list[str], str | None]:
         photos = query_photos(PHOTOS_PER_CLASS, seed)
     except FashionMnistUnavailable as error:
         return [], f"no held-out query photos: {error}"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as session:
+    async with aiohttp.ClientSession(headers=key_headers(), timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as session:
         return photos, await vision_off_reason(session, base, photos[0])
 
 

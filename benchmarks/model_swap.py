@@ -26,6 +26,7 @@ from pathlib import Path
 
 import aiohttp
 
+from atelier.edge.client import key_headers
 from atelier.model_repository.publishing import Publisher
 from atelier.model_repository.repository import family_of
 from atelier.serving.settings import state_dir
@@ -39,7 +40,9 @@ async def phase(workload: Workload, concurrency: int, until: threading.Event | f
     """Runs `workload` until the event is set (or for that many seconds); its tally and duration."""
     workload.tally = Tally()
     timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), timeout=timeout) as session:
+    async with aiohttp.ClientSession(
+        headers=key_headers(), connector=aiohttp.TCPConnector(limit=concurrency), timeout=timeout
+    ) as session:
         started = time.perf_counter()
 
         def going() -> bool:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from atelier.edge.client import key_headers
 from atelier.serving.settings import Endpoints
 from benchmarks.common import load_arguments, machine, query_photos, summary, vision_off_reason
 from benchmarks.search_text import unique_queries
@@ -68,7 +69,7 @@ async def run_phase(base: str, kind: str, bodies: list[dict], concurrency: int) 
     pending = iter(bodies)
     url = base + PATHS[kind]
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(headers=key_headers(), connector=connector) as session:
 
         async def worker() -> None:
             for body in pending:
@@ -108,7 +109,7 @@ async def main() -> int:
     args = load_arguments(__doc__, requests=300, warmup=20).parse_args()
     base = Endpoints.from_env().edge_url
     photos = query_photos(PHOTOS_PER_CLASS, args.seed)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=key_headers()) as session:
         off = await vision_off_reason(session, base, photos[0])
     if off:
         print(f"vision off: {off}\nimage and hybrid search cannot be measured on this stack.")

@@ -24,6 +24,7 @@ import aiohttp
 import redis
 import tritonclient.grpc as triton
 
+from atelier.edge.client import key_headers
 from atelier.serving.item_store import CATALOG_META_KEY
 from atelier.serving.settings import Endpoints
 from benchmarks.common import load_arguments, machine, summary
@@ -132,7 +133,7 @@ async def run_phase(
     results: list[tuple[float, dict[str, float]]] = []
     pending = iter(queries)
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(headers=key_headers(), connector=connector) as session:
 
         async def worker() -> None:
             for query in pending:

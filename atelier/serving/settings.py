@@ -16,8 +16,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import quote
 
-from pydantic import Field, PositiveInt, ValidationError, model_validator
+from pydantic import Field, PositiveInt, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from typing import Self  # Python 3.11: the Triton image's Python (3.10) imports this module too
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# The local stack's Redis password, in its state folder (`atelier up` writes a new one when there is none).
+REDIS_PASSWORD_FILE = "redis-password"  # noqa: S105 (a file name)
 
 # The environment being read: os.environ, or the mapping given to `from_env` (tests, tools).
 _ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("settings_environment", default=None)
@@ -233,10 +237,18 @@ class Endpoints(Settings):
     """Host of Milvus; empty: ATELIER_HOST."""
     triton_host: str = ""
     """Host of Triton; empty: ATELIER_HOST."""
+    edge_auth_host: str = ""
+    """Host of the edge's authorization service (beside Envoy: a sidecar in k8s); empty: ATELIER_HOST."""
     envoy_port: int = 8080
     """Envoy's REST and gRPC listener."""
     envoy_admin_port: int = 9901
-    """Envoy's admin interface."""
+    """Envoy's admin interface, on 127.0.0.1 only (its /ready and /stats/prometheus are on ATELIER_ENVOY_STATS_PORT)."""
+    envoy_stats_port: int = 9902
+    """Envoy's listener for probes and Prometheus: the admin interface's /ready and /stats/prometheus, nothing else."""
+    edge_auth_port: int = 9191
+    """The edge's authorization service (API keys, rate limits), which Envoy asks about each request."""
+    edge_auth_metrics_port: int = 9467
+    """The edge authorization service's Prometheus metrics (requests and denials per key name)."""
     search_port: int = 50051
     """The search service's gRPC port."""
     ranker_port: int = 50052
@@ -265,6 +277,11 @@ class Endpoints(Settings):
     """Triton's HTTP port."""
     triton_metrics_port: int = 8002
     """Triton's Prometheus metrics."""
+    redis_password: SecretStr | None = None
+    """Redis' password (AUTH); default: the content of ATELIER_REDIS_PASSWORD_FILE."""
+    redis_password_file: Path | None = None
+    """A file holding Redis' password (a mounted secret); default: the local stack's, redis-password in the
+    state folder, which `atelier up` writes (none there: no password)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -299,6 +316,10 @@ class Endpoints(Settings):
         return self._on(self.features_host, self.features_port)
 
     @property
+    def edge_auth_address(self) -> str:
+        return self._on(self.edge_auth_host, self.edge_auth_port)
+
+    @property
     def triton_address(self) -> str:
         return self._on(self.triton_host, self.triton_grpc_port)
 
@@ -306,9 +327,25 @@ class Endpoints(Settings):
     def milvus_uri(self) -> str:
         return f"http://{self._on(self.milvus_host, self.milvus_port)}"
 
+    def redis_auth(self) -> str | None:
+        """Redis' password: ATELIER_REDIS_PASSWORD, else the password file's content (read at each call, so the
+        local stack's, written by `atelier up`, is found by settings loaded before it); None without either."""
+        if self.redis_password is not None:
+            return self.redis_password.get_secret_value()
+        path = (self.redis_password_file or state_dir() / REDIS_PASSWORD_FILE).expanduser()
+        if self.redis_password_file is None and not path.is_file():
+            return None
+        try:
+            return path.read_text().strip() or None
+        except OSError as error:
+            raise SettingsError(f"ATELIER_REDIS_PASSWORD_FILE: cannot read {path}: {error.strerror}") from None
+
     @property
     def redis_url(self) -> str:
-        return f"redis://{self._on(self.redis_host, self.redis_port)}/0"
+        """Redis' URL, with its password when there is one: never log it."""
+        password = self.redis_auth()
+        auth = f":{quote(password, safe='')}@" if password else ""
+        return f"redis://{auth}{self._on(self.redis_host, self.redis_port)}/0"
 
     @property
     def broker_bootstrap(self) -> str:
@@ -318,6 +355,11 @@ class Endpoints(Settings):
     def edge_url(self) -> str:
         """Envoy's REST address, as a local client reaches it."""
         return f"http://{self.address(self.envoy_port)}"
+
+    @property
+    def envoy_admin_url(self) -> str:
+        """Envoy's admin interface, which listens on 127.0.0.1 only (local tools on its host)."""
+        return f"http://127.0.0.1:{self.envoy_admin_port}"
 
     @property
     def edge_grpc_address(self) -> str:

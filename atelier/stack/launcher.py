@@ -10,16 +10,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from atelier.edge.dev_key import dev_key_path, ensure_dev_key
+from atelier.edge.keys import KeyFile
+from atelier.edge.settings import KeyFileSettings
 from atelier.serving.settings import ROOT, Endpoints, state_dir
-from atelier.serving.topics import Topics, create_topics
-from atelier.stack import StackError, envoy
+from atelier.stack import StackError, envoy, restarts
 from atelier.stack.components import Component, build_components
 from atelier.stack.logfiles import tail
 from atelier.stack.models import features_off, model_repository, seed_first_versions, triton_models
 from atelier.stack.readiness import port_in_use
-from atelier.stack.supervisor import Program, Supervisor, render_config
+from atelier.stack.supervisor import RESTARTS_LISTENER, Program, Supervisor, render_config
 
-RUNNING_STATES = {"RUNNING", "STARTING"}
+# Up, or on its way up: supervisord's BACKOFF waits before it tries a failed start again.
+RUNNING_STATES = {"RUNNING", "STARTING", "BACKOFF"}
+# It gave up: the program failed to start `start_retries` times in a row.
+FAILED_STATE = "FATAL"
 
 
 @dataclass
@@ -64,7 +69,15 @@ class Stack:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         programs = [
-            Program(c.name, c.command, environment | c.environment, self.log_file(c.name), c.stop_wait_s)
+            Program(
+                c.name,
+                c.command,
+                environment | c.environment,
+                self.log_file(c.name),
+                c.stop_wait_s,
+                one_shot=c.one_shot,
+                start_s=c.start_s,
+            )
             for c in components
         ]
         self.supervisor.config.write_text(render_config(self.state, ROOT, programs))
@@ -74,6 +87,8 @@ class Stack:
         repository = model_repository(self.state)
         seed_first_versions(repository, self.say)
         repository.refresh()
+        if ensure_dev_key(KeyFile(KeyFileSettings.from_env().path(self.state)), self.state):
+            self.say(f"  created the local API key `dev`: {dev_key_path(self.state)}")
         components = self.components()
         self._write_configs(components)
         for reason in features_off(triton_models(repository)):
@@ -84,12 +99,9 @@ class Stack:
         else:
             supervisor.start_daemon()
         try:
+            # What is running is left alone; what is stopped, FATAL or exited is started again.
             for tier in sorted({c.tier for c in components}):
                 self._start_tier([c for c in components if c.tier == tier])
-                if tier == 0:
-                    created = create_topics(self.endpoints.broker_bootstrap, Topics.from_env())
-                    if created:
-                        self.say(f"  created topics: {', '.join(created)}")
         except StackError:
             self.say("stopping what was started")
             self.down(quiet=True)
@@ -129,8 +141,9 @@ class Stack:
             if component.one_shot and state["statename"] == "EXITED" and state.get("exitstatus") == 0:
                 self.say(f"  {component.name} done ({time.monotonic() - started:.1f}s)")
                 return None
-            if state["statename"] not in RUNNING_STATES:
-                return self._failure(component, f"exited ({state['description'] or state['statename']})")
+            # EXITED is a moment: supervisord starts it again (and a one-shot job's clean exit is above).
+            if state["statename"] not in RUNNING_STATES | {"EXITED"}:
+                return self._failure(component, f"{state['statename']} ({state['description']})")
             try:
                 component.check()
             except Exception as error:  # noqa: BLE001 (any failure means not ready yet)
@@ -154,7 +167,13 @@ class Stack:
             if not quiet:
                 self.say("nothing is running")
             return
-        components = [c for c in self.components() if supervisor.info(c.name)["statename"] in RUNNING_STATES]
+        # What supervisord runs, which may differ from what these settings would start (`up` ran
+        # with other switches, such as ATELIER_FIRST_RUN_TRAINING).
+        running = {info["name"] for info in supervisor.all_info() if info["statename"] in RUNNING_STATES}
+        components = [c for c in self.components() if c.name in running]
+        strangers = sorted(running - {c.name for c in components} - {RESTARTS_LISTENER})
+        for name in strangers:
+            supervisor.stop(name)
         for tier in sorted({c.tier for c in components}, reverse=True):
             names = [c.name for c in components if c.tier == tier]
             with ThreadPoolExecutor(max_workers=len(names)) as pool:
@@ -180,29 +199,52 @@ class Stack:
     # -- status -----------------------------------------------------------
 
     def status(self) -> list[dict[str, str]]:
+        """One row per component: supervisord's state, restarts, last exit, readiness, consumer lag;
+        a failed (FATAL) one carries the end of its log under "tail"."""
         supervisor = self.supervisor
         running = supervisor.is_running()
+        record = restarts.load(self.state) if running else restarts.Restarts()
+        infos = {info["name"]: info for info in supervisor.all_info()} if running else {}
         rows = []
         for component in self.components():
-            info = supervisor.info(component.name) if running else None
+            info = infos.get(component.name)
+            # Not in the running supervisord's config: added since `atelier up` (run it again).
             state = info["statename"] if info else "STOPPED"
             ready = "-"
             if component.one_shot and state == "EXITED" and info and info.get("exitstatus") == 0:
                 ready = "ready"  # its work is done
-            elif state == "RUNNING":
+            elif state == FAILED_STATE:
+                ready = "failed"
+            elif state in ("RUNNING", "STARTING"):  # STARTING: up, but not yet `startsecs` long
                 try:
                     component.check()
                     ready = "ready"
                 except Exception as error:  # noqa: BLE001
                     ready = f"not ready: {error}"[:80]
-            rows.append(
-                {
-                    "component": component.name,
-                    "state": state,
-                    "pid": str(info["pid"]) if info and info["pid"] else "-",
-                    "ports": ",".join(map(str, component.ports[:3])) + ("..." if len(component.ports) > 3 else ""),
-                    "ready": ready,
-                    "log": str(self.log_file(component.name)),
-                }
-            )
+            programme = record.programs.get(component.name, restarts.Record())
+            row = {
+                "component": component.name,
+                "state": state,
+                "pid": str(info["pid"]) if info and info["pid"] else "-",
+                "ports": ",".join(map(str, component.ports[:3])) + ("..." if len(component.ports) > 3 else ""),
+                "restarts": str(programme.restarts),
+                "last exit": restarts.describe_exit(programme.last_exit),
+                "ready": ready,
+                "lag": _lag(component) if state == "RUNNING" else "-",
+                "log": str(self.log_file(component.name)),
+            }
+            if state == FAILED_STATE:
+                row["tail"] = "".join(tail(self.log_file(component.name), 10))
+            rows.append(row)
         return rows
+
+
+def _lag(component: Component) -> str:
+    """A stream worker's consumer lag per topic ("clicks=0"); "-" for the others or when unknown."""
+    if component.lag is None:
+        return "-"
+    try:
+        lags = component.lag()
+    except Exception:  # noqa: BLE001 (a worker that is not ready has no figures)
+        return "?"
+    return ",".join(f"{topic}={lag}" for topic, lag in sorted(lags.items())) or "-"

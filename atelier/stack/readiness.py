@@ -21,20 +21,31 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def redis_ping(host: str, port: int) -> None:
+def redis_ping(host: str, port: int, password: str | None = None) -> None:
     import redis
 
-    client = redis.Redis(host=host, port=port, socket_timeout=1, socket_connect_timeout=1)
+    client = redis.Redis(host=host, port=port, password=password, socket_timeout=1, socket_connect_timeout=1)
     try:
         client.ping()
     finally:
         client.close()
 
 
+# librdkafka's own log (connection refused while the broker starts) would fill the launcher's output.
 def broker_metadata(bootstrap: str) -> None:
     from confluent_kafka.admin import AdminClient
 
-    AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=2)
+    AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=2)
+
+
+def broker_topics(bootstrap: str, names: tuple[str, ...]) -> None:
+    """The broker answers and has every topic named (a restarted memory-only broker has none at first)."""
+    from confluent_kafka.admin import AdminClient
+
+    existing = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=2).topics
+    missing = [name for name in names if name not in existing]
+    if missing:
+        raise RuntimeError(f"topics not created yet: {', '.join(missing)}")
 
 
 def grpc_serving(address: str, service: str = "", metadata: tuple[tuple[str, str], ...] = ()) -> None:
@@ -45,6 +56,25 @@ def grpc_serving(address: str, service: str = "", metadata: tuple[tuple[str, str
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
         raise RuntimeError(f"{service or 'server'} is {status}")
+
+
+def stream_worker_ready(web_url: str) -> None:
+    """A stream worker's web server says it has joined its consumer group (services.stream.health)."""
+    http_ok(f"{web_url}/ready/")
+
+
+def stream_lag(web_url: str) -> dict[str, int]:
+    """A stream worker's consumer lag by topic, read from its Prometheus metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from services.stream.lag import CONSUMER_LAG
+
+    lags: dict[str, int] = {}
+    for family in text_string_to_metric_families(http_ok(f"{web_url}/metrics")):
+        if family.name == CONSUMER_LAG:
+            for sample in family.samples:
+                lags[sample.labels["topic"]] = int(sample.value)
+    return lags
 
 
 def http_ok(url: str) -> str:

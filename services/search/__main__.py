@@ -5,13 +5,16 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 import grpc
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 from pymilvus import AsyncMilvusClient
 
+from atelier.edge.public_api import public_pool
 from atelier.inference.signatures import CLIP_IMAGE, CLIP_TEXT, RERANKER
 from atelier.serving.channels import insecure_channel
 from atelier.serving.dependency import Dependency
 from atelier.serving.embedding import TextEmbedder
-from atelier.serving.grpc_server import serve
+from atelier.serving.grpc_server import REQUEST_HEADROOM_BYTES, serve
 from atelier.serving.model_readiness import ModelReadiness
 from atelier.serving.reranking import Reranker
 from atelier.serving.triton_client import TritonClient
@@ -31,11 +34,11 @@ from services.search.rerank import RerankStage
 from services.search.servicer import SearchServicer
 
 SERVICE_NAME = search_service_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
-# Envoy sends reflection to this service, the edge's default route, so it
-# describes every public service, wherever that service runs.
-PUBLIC_SERVICES = (
-    features_service_pb2.DESCRIPTOR.services_by_name["FeaturesService"].full_name,
-    events_service_pb2.DESCRIPTOR.services_by_name["EventsService"].full_name,
+# Envoy sends reflection to this service, so it describes every public service, wherever that
+# service runs, and only what the edge routes (no RankerService, no BatchGetItemSignals).
+PUBLIC_POOL, PUBLIC_SERVICES = public_pool(
+    [search_service_pb2.DESCRIPTOR, features_service_pb2.DESCRIPTOR, events_service_pb2.DESCRIPTOR],
+    whole=[health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR],
 )
 
 
@@ -126,7 +129,17 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
 
 
 def main() -> None:
-    serve("search", SearchSettings.from_env(), build, reflected_services=PUBLIC_SERVICES)
+    settings = SearchSettings.from_env()
+    # A request carries at most one photo: the size limit follows the photo limit.
+    max_request_bytes = settings.limits.max_image_bytes + REQUEST_HEADROOM_BYTES
+    serve(
+        "search",
+        settings,
+        build,
+        reflected_services=PUBLIC_SERVICES,
+        reflection_pool=PUBLIC_POOL,
+        max_request_bytes=max_request_bytes,
+    )
 
 
 if __name__ == "__main__":

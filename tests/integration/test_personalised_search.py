@@ -9,6 +9,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
+from atelier.edge.client import key_headers
 from atelier.stack.launcher import Stack
 
 QUERY = "black trousers"
@@ -17,7 +18,7 @@ QUERY = "black trousers"
 def _call(stack: Stack, path: str, body: dict | None = None) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        stack.endpoints.edge_url + path, data=data, headers={"content-type": "application/json"}
+        stack.endpoints.edge_url + path, data=data, headers={"content-type": "application/json", **key_headers()}
     )
     try:
         with urllib.request.urlopen(request, timeout=15) as response:

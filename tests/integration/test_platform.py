@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from pymilvus import MilvusClient
 
+from atelier.edge.client import edge_channel, key_headers
 from atelier.serving.topics import Topics
 from atelier.stack import procfs
 from atelier.stack.launcher import Stack
@@ -23,7 +24,7 @@ from atelier.stack.readiness import port_in_use
 
 def _get(url: str) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=key_headers()), timeout=5) as response:
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
         assert error.headers["content-type"] == "application/json"
@@ -76,7 +77,7 @@ def test_milvus_answers(stack: Stack) -> None:
 
 
 def test_redis_answers(stack: Stack) -> None:
-    client = redis.Redis(host=stack.endpoints.host, port=stack.endpoints.redis_port, socket_timeout=5)
+    client = redis.Redis.from_url(stack.endpoints.redis_url, socket_timeout=5)
     assert client.ping()
     client.close()
 
@@ -90,7 +91,7 @@ def test_broker_has_every_topic(stack: Stack) -> None:
 
 
 def test_reflection_lists_the_public_services_through_envoy(stack: Stack) -> None:
-    with grpc.insecure_channel(stack.endpoints.address(stack.endpoints.envoy_port)) as channel:
+    with edge_channel(stack.endpoints.edge_grpc_address) as channel:
         services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
     assert {"fashion.v1.SearchService", "fashion.v1.FeaturesService", "fashion.v1.EventsService"} <= services
 

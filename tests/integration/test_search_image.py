@@ -21,6 +21,7 @@ import pytest
 import tritonclient.grpc as triton
 from PIL import Image
 
+from atelier.edge.client import edge_channel
 from atelier.offline.catalog.article_images import CLASS_TYPES, TYPE_CLASSES, held_out_images
 from atelier.offline.evaluation.photos import encode
 from atelier.stack.launcher import Stack
@@ -68,7 +69,7 @@ def test_image_search_returns_the_garment_class_of_a_held_out_photo(catalog: int
 
 
 def test_image_search_over_grpc_with_a_filter_and_jpeg(catalog: int, stack: Stack) -> None:
-    with grpc.insecure_channel(stack.endpoints.edge_grpc_address) as channel:
+    with edge_channel(stack.endpoints.edge_grpc_address) as channel:
         reply = pb_grpc.SearchServiceStub(channel).SearchImage(
             pb.SearchImageRequest(
                 image=photo(DRESS, "Red", image_format="JPEG"), k=5, filter={"colours": ["Red", "Dark Red"]}

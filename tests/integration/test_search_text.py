@@ -11,6 +11,7 @@ import grpc
 import pytest
 from pymilvus import MilvusClient
 
+from atelier.edge.client import edge_channel, key_headers
 from atelier.serving.article_index import IndexSettings
 from atelier.stack.launcher import Stack
 from fashion.v1 import article_pb2, search_service_pb2, search_service_pb2_grpc
@@ -18,7 +19,9 @@ from fashion.v1 import article_pb2, search_service_pb2, search_service_pb2_grpc
 
 def _call(stack: Stack, path: str, body: bytes | None = None) -> tuple[int, dict]:
     url = f"http://{stack.endpoints.address(stack.endpoints.envoy_port)}{path}"
-    request = urllib.request.Request(url, data=body, headers={"content-type": "application/json"} if body else {})
+    request = urllib.request.Request(
+        url, data=body, headers={**key_headers(), **({"content-type": "application/json"} if body else {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -67,7 +70,7 @@ def test_post_body_and_grpc_give_the_same_answer(catalog: int, stack: Stack) -> 
     _, by_get = _search(stack, query="blue denim jacket", k=5)
     status, by_post = _call(stack, "/v1/search", json.dumps({"query": "blue denim jacket", "k": 5}).encode())
     assert status == 200
-    with grpc.insecure_channel(stack.endpoints.address(stack.endpoints.envoy_port)) as channel:
+    with edge_channel(stack.endpoints.edge_grpc_address) as channel:
         reply = search_service_pb2_grpc.SearchServiceStub(channel).SearchText(
             search_service_pb2.SearchTextRequest(query="blue denim jacket", k=5), timeout=10
         )
@@ -82,7 +85,7 @@ def test_filters_are_honoured(catalog: int, stack: Stack) -> None:
     assert body["results"], "the synthetic catalogue has black menswear"
     assert all(r["article"]["colour"] == "Black" for r in body["results"])
     assert all(r["article"]["indexGroup"] == "Menswear" for r in body["results"])
-    with grpc.insecure_channel(stack.endpoints.address(stack.endpoints.envoy_port)) as channel:
+    with edge_channel(stack.endpoints.edge_grpc_address) as channel:
         reply = search_service_pb2_grpc.SearchServiceStub(channel).SearchText(
             search_service_pb2.SearchTextRequest(
                 query="dress", k=10, filter=article_pb2.ArticleFilter(colours=["Red", "Pink"])
@@ -120,7 +123,7 @@ def test_unknown_filter_field_and_malformed_json_are_400(catalog: int, stack: St
 
 
 def test_grpc_bad_input_is_invalid_argument(catalog: int, stack: Stack) -> None:
-    with grpc.insecure_channel(stack.endpoints.address(stack.endpoints.envoy_port)) as channel:
+    with edge_channel(stack.endpoints.edge_grpc_address) as channel:
         with pytest.raises(grpc.RpcError) as raised:
             search_service_pb2_grpc.SearchServiceStub(channel).SearchText(
                 search_service_pb2.SearchTextRequest(query="", k=500), timeout=10

@@ -38,7 +38,8 @@ class FakeEdge:
 
 
 @pytest.fixture
-async def edge() -> AsyncIterator[tuple[str, FakeEdge]]:
+async def edge(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str, FakeEdge]]:
+    monkeypatch.setenv("ATELIER_API_KEY", "atk_test")  # the benchmarks send the edge's key
     fake = FakeEdge(vision=True)
     app = web.Application()
     app.router.add_get("/v1/search", fake.search)

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from atelier.serving.settings import Endpoints, ServerSettings
 
 
-def test_defaults_are_loopback_and_conventional_ports() -> None:
+def test_defaults_are_loopback_and_conventional_ports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ATELIER_STATE_DIR", str(tmp_path))  # no local Redis password there
     endpoints = Endpoints.from_env({})
     assert endpoints.host == "127.0.0.1"
     assert endpoints.envoy_port == 8080
@@ -31,7 +34,8 @@ def test_tracing_is_off_by_default_and_validated() -> None:
         ServerSettings.from_env({"OTEL_TRACES_EXPORTER": "zipkin"})
 
 
-def test_containers_bind_everywhere_and_name_their_peers() -> None:
+def test_containers_bind_everywhere_and_name_their_peers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ATELIER_STATE_DIR", str(tmp_path))  # no local Redis password there
     endpoints = Endpoints.from_env(
         {"ATELIER_BIND_HOST": "0.0.0.0", "ATELIER_REDIS_HOST": "redis", "ATELIER_MILVUS_HOST": "milvus"}
     )

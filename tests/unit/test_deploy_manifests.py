@@ -52,7 +52,7 @@ PORTS = {
     "features": ("features_port", "features_metrics_port"),
     "stream": ("stream_web_port",),
     "stream-retry": ("stream_retry_web_port",),
-    "envoy": ("envoy_port", "envoy_admin_port"),
+    "envoy": ("envoy_port", "envoy_admin_port", "envoy_stats_port"),
     "triton": ("triton_grpc_port", "triton_http_port", "triton_metrics_port"),
     "redis": ("redis_port",),
     "kafka": ("broker_port",),
@@ -74,6 +74,9 @@ STREAM_WORKERS = {
 # Components of the local stack (atelier.stack.components) that are not ours:
 # the servers we run as they come. Every other one is a service of ours.
 THIRD_PARTY_COMPONENTS = {"redis", "broker", "milvus", "triton"}
+# Components of ours that run beside another in its pod (k8s) and network namespace (compose),
+# on loopback only: the component, and the one whose pod it shares.
+SIDECARS = {"edge-auth": "envoy"}
 SERVICES_IMAGE = "atelier/services:0.1.0"
 MILVUS_METRICS_PORT = 9091
 WORKLOADS = ("Deployment", "StatefulSet")
@@ -87,8 +90,12 @@ TRITON_IMAGE_ROOT = "/opt/atelier"
 MODELS_JOB = ROOT / "k8s" / "jobs" / "models-publish.yaml"
 
 
-def ports_of(component: str) -> set[int]:
-    return {getattr(DEFAULTS, name) for name in PORTS[component]}
+# Ports that listen on 127.0.0.1 in every deployment: served to no other container or pod.
+LOOPBACK_PORTS = {"envoy_admin_port"}
+
+
+def ports_of(component: str, loopback: bool = True) -> set[int]:
+    return {getattr(DEFAULTS, name) for name in PORTS[component] if loopback or name not in LOOPBACK_PORTS}
 
 
 @cache
@@ -312,19 +319,24 @@ def test_every_service_of_ours_in_the_local_stack_runs_in_compose_and_k8s(
     assert {name for name, c in components.items() if c.one_shot} == {"first-run"}
     ours = {name for name, c in components.items() if not c.one_shot} - THIRD_PARTY_COMPONENTS
     # A new component is either ours (then deployed, below) or named a third-party server above.
-    assert ours == {"search", "ranker", "features", "stream", "stream-retry", "envoy"}
+    assert ours == {"search", "ranker", "features", "stream", "stream-retry", "envoy", "edge-auth"}
     k8s_workloads = {w["metadata"]["name"]: w for w in workloads()}
     for name in sorted(ours):
         component = components[name]
         assert name in compose_services(), f"{name} is not in compose.yaml"
         assert long_running(compose_services()[name]), name
-        assert name in k8s_workloads, f"{name} is no workload of k8s/base"
-        # Under the same name, serving the ports the launcher gives it.
-        assert set(component.ports) == ports_of(name), name
+        if name in SIDECARS:
+            # A container of its host's pod, under the same name; on loopback, so no ports to check.
+            workload = k8s_workloads[SIDECARS[name]]
+            (container,) = [c for c in containers(workload) if c["name"] == name]
+        else:
+            assert name in k8s_workloads, f"{name} is no workload of k8s/base"
+            # Under the same name, serving the ports the launcher gives it.
+            assert set(component.ports) == ports_of(name), name
+            (container,) = [c for c in containers(k8s_workloads[name]) if c["name"] == name]
         if component.command[0] == sys.executable:
             # And started as the launcher starts it.
             assert python_args(compose_services()[name]["command"]) == component.command[1:], name
-            (container,) = containers(k8s_workloads[name])
             assert python_args(container["command"]) == component.command[1:], name
 
 
@@ -360,7 +372,7 @@ def test_compose_serves_the_code_default_ports() -> None:
     for component in PORTS:
         service = compose_services()[component]
         served = {container_port(p) for p in service.get("expose", []) + service.get("ports", [])}
-        assert ports_of(component) <= served, component
+        assert ports_of(component, loopback=False) <= served, component
 
 
 def test_no_manifest_moves_a_port_away_from_the_code_default() -> None:
@@ -422,21 +434,23 @@ def test_compose_services_bind_every_interface_and_reach_peers_by_name() -> None
 
 def test_prometheus_scrapes_every_metrics_endpoint() -> None:
     config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
-    targets: dict[tuple[str, int], str] = {}
+    targets: set[tuple[str, int, str]] = set()
     for job in config["scrape_configs"]:
         for sd in job.get("dns_sd_configs", []):
             for name in sd["names"]:
-                targets[(name, sd["port"])] = job.get("metrics_path", "/metrics")
+                targets.add((name, sd["port"], job.get("metrics_path", "/metrics")))
     expected = {
-        ("search", DEFAULTS.search_metrics_port): "/metrics",
-        ("ranker", DEFAULTS.ranker_metrics_port): "/metrics",
-        ("features", DEFAULTS.features_metrics_port): "/metrics",
-        ("triton", DEFAULTS.triton_metrics_port): "/metrics",
-        ("envoy", DEFAULTS.envoy_admin_port): "/stats/prometheus",
-        ("milvus", MILVUS_METRICS_PORT): "/metrics",
+        ("search", DEFAULTS.search_metrics_port, "/metrics"),
+        ("ranker", DEFAULTS.ranker_metrics_port, "/metrics"),
+        ("features", DEFAULTS.features_metrics_port, "/metrics"),
+        ("triton", DEFAULTS.triton_metrics_port, "/metrics"),
+        # Envoy's stats listener (its admin interface is on loopback), and edge-auth's metrics through it.
+        ("envoy", DEFAULTS.envoy_stats_port, "/stats/prometheus"),
+        ("envoy", DEFAULTS.envoy_stats_port, "/edge-auth/metrics"),
+        ("milvus", MILVUS_METRICS_PORT, "/metrics"),
     }
-    assert expected.items() <= targets.items()
-    assert {name for name, _ in targets} <= set(compose_services())
+    assert expected <= targets
+    assert {name for name, _, _ in targets} <= set(compose_services())
 
 
 def test_grafana_reads_prometheus() -> None:
@@ -565,7 +579,7 @@ def test_workloads_serve_the_code_default_ports() -> None:
     for workload in workloads():
         name = workload["metadata"]["name"]
         declared = {p["containerPort"] for c in containers(workload) for p in c.get("ports", [])}
-        assert ports_of(name) <= declared, name
+        assert ports_of(name, loopback=False) <= declared, name
         annotations = workload["spec"]["template"]["metadata"].get("annotations", {})
         if annotations.get("prometheus.io/scrape") == "true":
             assert int(annotations["prometheus.io/port"]) in declared, name
@@ -651,6 +665,7 @@ def test_k8s_stream_workers_are_probed_on_their_web_port(worker: str) -> None:
 def test_redis_is_standalone_with_an_append_only_file() -> None:
     (container,) = containers(base_resource("StatefulSet", "redis"))
     assert base_resource("StatefulSet", "redis")["spec"]["replicas"] == 1
+    assert container["command"][-1] == "redis-server"  # $0 of the start script; args are its options
     assert "--appendonly" in container["args"]
     assert "--cluster-enabled" not in container["args"]
 
@@ -695,7 +710,7 @@ def test_envoy_config_is_rendered_by_the_entry_point_in_compose_and_k8s() -> Non
     render = base_container("Deployment", "envoy", "render-config")
     assert render["image"] == SERVICES_IMAGE
     assert render["command"] == compose_command
-    (envoy,) = containers(base_resource("Deployment", "envoy"))
+    envoy = base_container("Deployment", "envoy", "envoy")
     assert mount_path(render, "config") == mount_path(envoy, "config") == compose_command[4]
     assert envoy["args"][:3] == ["envoy", "--config-path", f"{compose_command[4]}/envoy.yaml"]
     # No render script of our own, and no ConfigMap carrying one.
@@ -714,14 +729,20 @@ def test_envoy_render_entry_point_renders_a_valid_config_for_containers(tmp_path
 
     config_path = tmp_path / "envoy.yaml"
     config = yaml.safe_load(config_path.read_text())
+    # The admin interface on loopback, whatever the listeners bind.
     assert config["admin"]["address"]["socket_address"] == {
-        "address": "0.0.0.0",
+        "address": "127.0.0.1",
         "port_value": DEFAULTS.envoy_admin_port,
     }
-    (listener,) = config["static_resources"]["listeners"]
-    assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": DEFAULTS.envoy_port}
-    clusters = config["static_resources"]["clusters"]
-    assert sorted(cluster["name"] for cluster in clusters) == sorted(GRPC_SERVICES)
+    listeners = {listener["name"]: listener for listener in config["static_resources"]["listeners"]}
+    assert set(listeners) == {"edge", "stats"}
+    assert listeners["edge"]["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": DEFAULTS.envoy_port}
+    assert listeners["stats"]["address"]["socket_address"] == {
+        "address": "0.0.0.0",
+        "port_value": DEFAULTS.envoy_stats_port,
+    }
+    clusters = [c for c in config["static_resources"]["clusters"] if c["name"] in GRPC_SERVICES]
+    assert len(clusters) == len(GRPC_SERVICES)
     for cluster in clusters:
         name = cluster["name"]
         # STATIC clusters take IP literals only; a service name needs DNS.
@@ -1394,3 +1415,282 @@ def test_k8s_models_job_writes_the_repository_beside_triton() -> None:
     # ... on the triton pod's node too, where the Job finds it on node-local storage.
     assert catalog_load["spec"]["template"]["spec"]["affinity"] == spec["affinity"]
     assert catalog_load["spec"]["template"]["spec"]["tolerations"] == spec["tolerations"]
+
+
+# --- internal APIs: loopback or the cluster only ---------------------------------------------
+
+
+def redis_clients() -> set[str]:
+    """The compose services that use Redis: those that wait for it."""
+    return {name for name, service in compose_services().items() if "redis" in service.get("depends_on", {})}
+
+
+def test_compose_publishes_only_the_edge_and_observability_on_the_host() -> None:
+    for name, service in compose_services().items():
+        for mapping in service.get("ports", []):
+            if name == "envoy" and container_port(mapping) == DEFAULTS.envoy_port:
+                continue  # the public edge
+            assert str(mapping).startswith("127.0.0.1:"), f"{name} publishes {mapping} beyond loopback"
+            assert name in {"jaeger", "prometheus", "grafana"}, f"{name} publishes {mapping}"
+    for name in ("redis", "kafka", "milvus", "triton", "etcd", "minio", "search", "ranker", "features"):
+        assert not compose_services()[name].get("ports"), name
+
+
+def run_redis_password_step(volume: Path, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """compose's redis-password script on a folder standing in for its volume (chown a no-op)."""
+    service = compose_services()["redis-password"]
+    assert service["entrypoint"] == ["/bin/sh", "-c"]
+    (script,) = service["command"]
+    assert not re.search(r"(?<!\$)\$(?!\$)", script), "a single $ is interpolated by compose on the host"
+    (mount,) = service["volumes"]
+    assert mount == "redis-secret:/run/atelier/redis"
+    bin_dir = volume.parent / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "chown").write_text("#!/bin/sh\n")
+    (bin_dir / "chown").chmod(0o755)
+    return subprocess.run(
+        ["sh", "-c", script.replace("$$", "$").replace("/run/atelier/redis", str(volume))],
+        env={"PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin", **environment},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_compose_redis_password_step_draws_keeps_sets_and_rotates_the_password(tmp_path: Path) -> None:
+    volume = tmp_path / "redis-secret"
+    volume.mkdir()
+    assert compose_services()["redis-password"]["environment"] == {"REDIS_PASSWORD": "${ATELIER_REDIS_PASSWORD:-}"}
+    assert run_redis_password_step(volume, {"REDIS_PASSWORD": ""}).returncode == 0
+    first = (volume / "password").read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", first)
+    assert (volume / "redis.conf").read_text() == f'requirepass "{first}"\n'
+    assert (volume / "redis.conf").stat().st_mode & 0o077 == 0  # Redis' alone (chown'd to it)
+    # A restart keeps it; ROTATE=1 draws a new one; the host's ATELIER_REDIS_PASSWORD sets one.
+    assert run_redis_password_step(volume, {"REDIS_PASSWORD": ""}).returncode == 0
+    assert (volume / "password").read_text().strip() == first
+    assert run_redis_password_step(volume, {"REDIS_PASSWORD": "", "ROTATE": "1"}).returncode == 0
+    assert (volume / "password").read_text().strip() not in ("", first)
+    assert run_redis_password_step(volume, {"REDIS_PASSWORD": "chosen-1"}).returncode == 0
+    assert (volume / "password").read_text() == "chosen-1\n"
+    assert (volume / "redis.conf").read_text() == 'requirepass "chosen-1"\n'
+    refused = run_redis_password_step(volume, {"REDIS_PASSWORD": 'a"b c'})
+    assert refused.returncode != 0 and "ATELIER_REDIS_PASSWORD" in refused.stderr
+    assert (volume / "password").read_text() == "chosen-1\n"
+
+
+def test_compose_redis_requires_the_password_every_client_reads() -> None:
+    services = compose_services()
+    redis_service = services["redis"]
+    # Its config file (requirepass) from the volume the step writes; no password on its command line.
+    assert redis_service["command"][:2] == ["redis-server", "/run/atelier/redis/redis.conf"]
+    assert compose_mounts(redis_service)["/run/atelier/redis"] == ("redis-secret", "ro")
+    assert redis_service["depends_on"]["redis-password"] == {"condition": "service_completed_successfully"}
+    assert "REDISCLI_AUTH=" in redis_service["healthcheck"]["test"][-1]
+    assert "redis-secret" in compose()["volumes"]
+    clients = redis_clients() - {"redis-password"}
+    assert {"search", "features", "stream", "stream-retry", "catalog-load", "models"} <= clients
+    for name in sorted(clients):
+        service = services[name]
+        settings = Endpoints.from_env(container_environment(name))
+        assert settings.redis_password_file == Path("/run/atelier/redis/password"), name
+        assert compose_mounts(service)[str(settings.redis_password_file.parent)] == ("redis-secret", "ro"), name
+    # Only Redis and its clients see the secret.
+    holders = {name for name, service in services.items() if "redis-secret" in str(service.get("volumes", []))}
+    assert holders == clients | {"redis", "redis-password"}
+
+
+def test_compose_edge_auth_is_envoys_loopback_sidecar() -> None:
+    services = compose_services()
+    edge_auth = services["edge-auth"]
+    assert edge_auth["network_mode"] == "service:envoy"
+    assert edge_auth["environment"]["ATELIER_BIND_HOST"] == "127.0.0.1"
+    assert "ports" not in edge_auth and "expose" not in edge_auth
+    assert edge_auth["depends_on"] == {"envoy": {"condition": "service_healthy"}}
+    # Envoy's config names it on loopback; it and the keys tool share the key file's volume.
+    assert services["envoy-config"]["environment"]["ATELIER_EDGE_AUTH_HOST"] == "127.0.0.1"
+    keys_file = Path(edge_auth["environment"]["ATELIER_API_KEYS_FILE"])
+    assert compose_mounts(edge_auth)[str(keys_file.parent)] == ("api-keys", "ro")
+    assert services["keys"]["environment"]["ATELIER_API_KEYS_FILE"] == str(keys_file)
+    assert compose_mounts(services["keys"])[str(keys_file.parent)] == ("api-keys", "")
+
+
+def test_envoy_admin_listens_on_loopback_in_every_deployment() -> None:
+    for environment in ({}, {"ATELIER_HOST": "10.1.2.3"}, {"ATELIER_BIND_HOST": "0.0.0.0"}):
+        config = yaml.safe_load(envoy_renderer.render_config(Endpoints.from_env(environment)))
+        assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1", environment
+        (stats,) = [listener for listener in config["static_resources"]["listeners"] if listener["name"] == "stats"]
+        manager = stats["filter_chains"][0]["filters"][0]["typed_config"]
+        (host,) = manager["route_config"]["virtual_hosts"]
+        # Only the read-only paths, GET only; the rest is a 404 of Envoy's own.
+        paths = {route["match"].get("path") for route in host["routes"] if "route" in route}
+        assert paths == {"/ready", "/stats/prometheus", "/edge-auth/metrics"}
+        assert host["routes"][-1] == {"match": {"prefix": "/"}, "direct_response": {"status": 404}}
+    # compose: no host port reaches the admin interface (only the container's own health check).
+    envoy = compose_services()["envoy"]
+    assert DEFAULTS.envoy_admin_port not in {container_port(p) for p in envoy.get("ports", []) + envoy["expose"]}
+    assert f"127.0.0.1/{DEFAULTS.envoy_admin_port}" in envoy["healthcheck"]["test"][-1]
+    # k8s: probes and Prometheus on the stats listener; the admin port is declared nowhere.
+    workload = base_resource("Deployment", "envoy")
+    container = base_container("Deployment", "envoy", "envoy")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert DEFAULTS.envoy_admin_port not in ports.values()
+    assert ports[container["readinessProbe"]["httpGet"]["port"]] == DEFAULTS.envoy_stats_port
+    annotations = workload["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == DEFAULTS.envoy_stats_port
+
+
+def test_k8s_envoy_pod_runs_edge_auth_on_loopback() -> None:
+    configmap = base_resource("ConfigMap", "atelier-env")
+    sidecar = base_container("Deployment", "envoy", "edge-auth")
+    assert sidecar["image"] == SERVICES_IMAGE
+    assert python_args(sidecar["command"]) == ["-m", "atelier.edge.authz"]
+    assert effective_environment(sidecar, configmap)["ATELIER_BIND_HOST"] == "127.0.0.1"
+    assert "ports" not in sidecar
+    render = base_container("Deployment", "envoy", "render-config")
+    assert effective_environment(render, configmap)["ATELIER_EDGE_AUTH_HOST"] == "127.0.0.1"
+    # Keys from the api-keys Secret, mounted whole (a subPath mount would not see updates).
+    keys_file = Path(effective_environment(sidecar, configmap)["ATELIER_API_KEYS_FILE"])
+    (mount,) = [m for m in sidecar["volumeMounts"] if m["mountPath"] == str(keys_file.parent)]
+    assert "subPath" not in mount and mount["readOnly"] is True
+    (volume,) = [
+        v
+        for v in base_resource("Deployment", "envoy")["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == mount["name"]
+    ]
+    assert volume["secret"]["secretName"] == "api-keys"
+    # The local overlay's resource patch is the Envoy container's (index 0), not the sidecar's.
+    assert containers(base_resource("Deployment", "envoy"))[0]["name"] == "envoy"
+
+
+def k8s_redis_clients() -> list[tuple[str, dict[str, Any]]]:
+    """Every k8s container of a compose Redis client (the models tool: the publish Job)."""
+    names = redis_clients() - {"redis-password"}
+    found = []
+    for workload in [*workloads(), *jobs(), models_job()]:
+        name = workload["metadata"].get("name") or workload["metadata"]["generateName"].rstrip("-")
+        name = "models" if name == "models-publish" else name
+        if name in names:
+            found += [(name, c) for c in containers(workload) if c["image"] == SERVICES_IMAGE]
+    assert {name for name, _ in found} == names
+    return found
+
+
+def test_k8s_redis_requires_the_secrets_password_and_every_client_sends_it(tmp_path: Path) -> None:
+    container = base_container("StatefulSet", "redis", "redis")
+    (secret_env,) = [e for e in container["env"] if e["name"] == "REDIS_PASSWORD"]
+    secret = secret_env["valueFrom"]["secretKeyRef"]
+    assert secret == {"name": "redis-auth", "key": "password"}
+    assert "REDISCLI_AUTH=" in container["readinessProbe"]["exec"]["command"][-1]
+    # The start script hands the password to Redis as config on its stdin: on no command line.
+    fake = tmp_path / "redis-server"
+    fake.write_text('#!/bin/sh\necho "args: $*"\ncat\n')
+    fake.chmod(0o755)
+    result = subprocess.run(
+        container["command"] + container["args"],
+        env={"PATH": f"{tmp_path}{os.pathsep}/usr/bin:/bin", "REDIS_PASSWORD": "s3cr3t"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    args, config = result.stdout.split("\n", 1)
+    assert args == "args: - " + " ".join(container["args"])
+    assert "s3cr3t" not in args
+    assert config.strip() == 'requirepass "s3cr3t"'
+    for name, client in k8s_redis_clients():
+        sent = [e for e in client.get("env", []) if e["name"] == "ATELIER_REDIS_PASSWORD"]
+        assert sent == [{"name": "ATELIER_REDIS_PASSWORD", "valueFrom": {"secretKeyRef": secret}}], name
+
+
+def network_policies() -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc["spec"] for doc in base_resources("NetworkPolicy")}
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A label selector (matchLabels, matchExpressions with In) against a pod's labels."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    return all(
+        expression["operator"] == "In" and labels.get(expression["key"]) in expression["values"]
+        for expression in selector.get("matchExpressions", [])
+    )
+
+
+def test_k8s_network_policies_deny_by_default_and_cover_every_pod() -> None:
+    policies = network_policies()
+    assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    pods = {
+        (w["metadata"].get("name") or w["metadata"]["generateName"].rstrip("-")): w["spec"]["template"]["metadata"][
+            "labels"
+        ]
+        for w in [*workloads(), *jobs(), models_job()]
+    }
+    for name, labels in pods.items():
+        covering = [
+            p for p, spec in policies.items() if p != "default-deny-ingress" and selects(spec["podSelector"], labels)
+        ]
+        if name in ("catalog-load", "models-publish"):
+            assert not covering, f"{name} serves nothing: default deny only"
+        else:
+            assert covering, f"no NetworkPolicy lets anything reach {name}"
+    # Every peer a rule names is a pod of ours (or Milvus'); only Envoy's listener is open to all.
+    for policy, spec in policies.items():
+        for rule in spec.get("ingress", []):
+            if "from" not in rule:
+                assert policy == "envoy" and rule["ports"] == [{"port": DEFAULTS.envoy_port}], policy
+                continue
+            for peer in rule["from"]:
+                if "namespaceSelector" in peer:
+                    assert peer == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+                    continue
+                assert any(selects(peer["podSelector"], labels) for labels in pods.values()) or policy.startswith(
+                    "milvus"
+                ), (policy, peer)
+
+    # The edges that matter: Redis from its clients only; Triton and Milvus never from Envoy.
+    def allowed(target: str, source: str) -> set[int]:
+        return {
+            port["port"]
+            for rule in policies[target]["ingress"]
+            for peer in rule.get("from", [{"podSelector": {}}])
+            if "podSelector" in peer and selects(peer["podSelector"], pods[source])
+            for port in rule["ports"]
+        }
+
+    clients = {"models-publish" if name == "models" else name for name in redis_clients() - {"redis-password"}}
+    for source in pods:
+        assert (allowed("redis", source) == {DEFAULTS.redis_port}) == (source in clients), source
+    assert not allowed("triton", "envoy") and not allowed("milvus", "envoy") and not allowed("redis", "envoy")
+    assert allowed("triton", "search") == {DEFAULTS.triton_grpc_port}
+    assert allowed("ranker", "search") == {DEFAULTS.ranker_port}
+    assert not allowed("ranker", "features")
+    # Kafka: Strimzi's own policy, from the listener's peers.
+    (listener,) = [
+        entry
+        for entry in base_resource("Kafka", "atelier")["spec"]["kafka"]["listeners"]
+        if entry["port"] == DEFAULTS.broker_port
+    ]
+    peers = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in listener["networkPolicyPeers"]}
+    assert peers == {"features", "stream", "stream-retry"}
+
+
+def test_k8s_services_are_cluster_internal() -> None:
+    for service in base_resources("Service"):
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP", service["metadata"]["name"]
+    (milvus,) = base_resources("Milvus")
+    assert "serviceType" not in str(milvus["spec"])
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="no kubectl")
+@pytest.mark.parametrize("overlay", ["local", "gpu"])
+def test_kustomize_renders_the_network_policies(overlay: str) -> None:
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    documents = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    rendered_policies = {d["metadata"]["name"] for d in documents if d["kind"] == "NetworkPolicy"}
+    assert rendered_policies == set(network_policies())
+    assert {d["metadata"]["namespace"] for d in documents if d["kind"] == "NetworkPolicy"} == {"atelier"}

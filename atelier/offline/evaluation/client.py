@@ -6,8 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import grpc
-
+from atelier.edge.client import edge_channel
 from fashion.v1 import degradation_pb2, events_service_pb2, features_service_pb2, search_service_pb2
 from fashion.v1 import events_service_pb2_grpc as events_grpc
 from fashion.v1 import features_service_pb2_grpc as features_grpc
@@ -61,7 +60,7 @@ def undegraded(ask: Callable[[], Ranked], attempts: int = 3) -> Ranked:
 
 class StackClient:
     def __init__(self, edge_address: str, timeout_s: float = 10.0) -> None:
-        self._channel = grpc.insecure_channel(edge_address)
+        self._channel = edge_channel(edge_address)
         self._search = search_grpc.SearchServiceStub(self._channel)
         self._events = events_grpc.EventsServiceStub(self._channel)
         self._features = features_grpc.FeaturesServiceStub(self._channel)
