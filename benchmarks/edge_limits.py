@@ -30,8 +30,9 @@ def _rss_mib(pid: int) -> float:
     return procfs.memory_kib(pid)["VmRSS"] / 1024
 
 
-def _post(host: str, port: int, size: int, headers: dict[str, str]) -> tuple[int, float]:
-    """One POST /v1/search:image declaring `size` bytes, sent in 64 KiB chunks until Envoy stops reading."""
+def post_declared(host: str, port: int, size: int, headers: dict[str, str]) -> tuple[int, bytes, float]:
+    """One POST /v1/search:image declaring `size` bytes, sent in 64 KiB chunks until Envoy stops reading:
+    the status, the body and the seconds until the answer."""
     started = time.monotonic()
     connection = http.client.HTTPConnection(host, port, timeout=60)
     try:
@@ -46,8 +47,8 @@ def _post(host: str, port: int, size: int, headers: dict[str, str]) -> tuple[int
         except OSError:
             pass  # answered and closed: the rest was never read
         response = connection.getresponse()
-        response.read()
-        return response.status, time.monotonic() - started
+        body = response.read()
+        return response.status, body, time.monotonic() - started
     finally:
         connection.close()
 
@@ -103,10 +104,10 @@ def main() -> None:
     print(f"body limit {limits.max_request_bytes} bytes; header timeout {limits.request_headers_timeout_s:g}s")
 
     before = _rss_mib(pid)
-    answers = [_post(host, port, args.post_mb * 1_000_000, key_headers()) for _ in range(args.posts)]
+    answers = [post_declared(host, port, args.post_mb * 1_000_000, key_headers()) for _ in range(args.posts)]
     after = _rss_mib(pid)
-    statuses = collections.Counter(status for status, _ in answers)
-    slowest = max(seconds for _, seconds in answers)
+    statuses = collections.Counter(status for status, _, _ in answers)
+    slowest = max(seconds for _, _, seconds in answers)
     print(f"{args.posts} posts of {args.post_mb} MB: statuses {dict(statuses)}, slowest answer {slowest:.2f}s")
     print(f"Envoy RSS: {before:.1f} MiB before, {after:.1f} MiB after ({after - before:+.1f} MiB)")
 

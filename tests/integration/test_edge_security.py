@@ -3,9 +3,7 @@ health checks stay open and reflection describes only what is routed."""
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +18,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from atelier.edge.client import edge_channel, key_headers
 from atelier.edge.settings import EnvoyLimits
 from atelier.stack.launcher import Stack
+from benchmarks.edge_limits import post_declared, trickle
 from fashion.v1 import features_service_pb2, features_service_pb2_grpc
+from tests.grpc_support import EDGE_HIDDEN, EDGE_SERVICES, EDGE_SYMBOLS, grpcurl
 
 POPULAR = "/v1/popular?k=1"
 
@@ -128,48 +128,16 @@ def test_a_key_over_its_rate_is_429_with_retry_after(stack: Stack) -> None:
 def test_a_body_over_the_limit_is_413(stack: Stack) -> None:
     limit = EnvoyLimits.from_env().max_request_bytes
     size = limit + 1024 * 1024
-    connection = http.client.HTTPConnection(stack.endpoints.host, stack.endpoints.envoy_port, timeout=30)
-    try:
-        connection.putrequest("POST", "/v1/search:image")
-        for name, value in {**key_headers(), "content-type": "application/json", "content-length": str(size)}.items():
-            connection.putheader(name, value)
-        connection.endheaders()
-        chunk = b"A" * 65536
-        try:
-            for _ in range(size // len(chunk)):
-                connection.send(chunk)
-        except OSError:
-            pass  # Envoy answered and stopped reading: the rest was never buffered
-        response = connection.getresponse()
-        body = json.loads(response.read())
-    finally:
-        connection.close()
-    assert response.status == 413
+    status, answer, _ = post_declared(stack.endpoints.host, stack.endpoints.envoy_port, size, key_headers())
+    body = json.loads(answer)
+    assert status == 413
     assert body["code"] and body["message"] and body["details"] == []
 
 
 def test_a_client_trickling_headers_is_cut_off(stack: Stack) -> None:
     limit_s = EnvoyLimits.from_env().request_headers_timeout_s
     assert limit_s <= 30
-    with socket.create_connection((stack.endpoints.host, stack.endpoints.envoy_port), timeout=5) as connection:
-        connection.sendall(b"GET /v1/popular?k=1 HTTP/1.1\r\nHost: edge\r\n")
-        started = time.monotonic()
-        answer = b""
-        while time.monotonic() - started < 40:
-            try:
-                connection.sendall(b"X-Slow: 1\r\n")
-            except OSError:
-                break  # cut off
-            try:
-                chunk = connection.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            if not chunk:
-                break
-            answer += chunk
-        elapsed = time.monotonic() - started
+    elapsed, answer = trickle(stack.endpoints.host, stack.endpoints.envoy_port, give_up_s=40)
     assert elapsed < 30, f"still connected after {elapsed:.0f}s"
     assert answer == b"" or answer.startswith(b"HTTP/1.1 408")
 
@@ -189,6 +157,27 @@ def test_reflection_needs_a_key_and_describes_only_what_is_routed(stack: Stack) 
         assert [m.name for m in service.method] == ["GetUserFeatures", "ListPopularItems"]
         with pytest.raises(KeyError):
             database.FindFileContainingSymbol("fashion.v1.RankerService")
+
+
+def test_grpcurl_through_the_edge_resolves_every_public_symbol_and_nothing_hidden(stack: Stack) -> None:
+    address = stack.endpoints.edge_grpc_address
+    refused = grpcurl(address, "list")
+    assert refused.returncode != 0 and "Unauthenticated" in refused.stderr, refused.stderr
+    listed = grpcurl(address, "list", headers=key_headers())
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == EDGE_SERVICES
+    methods = grpcurl(address, "list", "fashion.v1.FeaturesService", headers=key_headers())
+    assert methods.stdout.split() == [
+        "fashion.v1.FeaturesService.GetUserFeatures",
+        "fashion.v1.FeaturesService.ListPopularItems",
+    ]
+    for symbol, kind in EDGE_SYMBOLS.items():
+        described = grpcurl(address, "describe", symbol, headers=key_headers())
+        assert described.returncode == 0, described.stderr
+        assert described.stdout.startswith(f"{symbol} is {kind}:"), described.stdout
+    for symbol in EDGE_HIDDEN:
+        hidden = grpcurl(address, "describe", symbol, headers=key_headers())
+        assert hidden.returncode != 0 and f"Symbol not found: {symbol}" in hidden.stderr, hidden.stderr
 
 
 def test_with_the_authorization_service_down_the_edge_fails_closed(stack: Stack) -> None:

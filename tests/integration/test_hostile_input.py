@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 
 from atelier.edge.client import edge_channel
 from atelier.stack.launcher import Stack
 from fashion.v1 import search_service_pb2
+from tests.grpc_support import field_violations, raw_method
 from tests.integration.support import edge
 
 # What would betray a Python exception in an answer.
@@ -117,19 +117,6 @@ def test_invalid_utf8_is_400_naming_the_field(catalog: int, stack: Stack, path: 
 # --- gRPC ---
 
 
-def _raw(channel: grpc.Channel, method: str) -> grpc.UnaryUnaryMultiCallable:
-    return channel.unary_unary(method, request_serializer=lambda data: data, response_deserializer=lambda data: data)
-
-
-def _grpc_fields(error: grpc.RpcError) -> list[str]:
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            bad_request = error_details_pb2.BadRequest()
-            assert status_pb2.Status.FromString(value).details[0].Unpack(bad_request)
-            return [v.field for v in bad_request.field_violations]
-    return []
-
-
 @pytest.mark.parametrize(
     "data",
     [
@@ -141,7 +128,7 @@ def _grpc_fields(error: grpc.RpcError) -> list[str]:
 def test_malformed_protobuf_is_invalid_argument(catalog: int, stack: Stack, data: bytes) -> None:
     with edge_channel(stack.endpoints.edge_grpc_address) as channel:
         with pytest.raises(grpc.RpcError) as raised:
-            _raw(channel, "/fashion.v1.SearchService/SearchText")(data, timeout=10)
+            raw_method(channel, "/fashion.v1.SearchService/SearchText")(data, timeout=10)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
     _clean(raised.value.details())
 
@@ -151,9 +138,9 @@ def test_invalid_utf8_over_grpc_names_the_field(catalog: int, stack: Stack) -> N
     data = valid.replace(b"jeans", b"\xff\xfeans")
     with edge_channel(stack.endpoints.edge_grpc_address) as channel:
         with pytest.raises(grpc.RpcError) as raised:
-            _raw(channel, "/fashion.v1.SearchService/SearchText")(data, timeout=10)
+            raw_method(channel, "/fashion.v1.SearchService/SearchText")(data, timeout=10)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert _grpc_fields(raised.value) == ["query"]
+    assert field_violations(raised.value) == ["query"]
     _clean(raised.value.details())
 
 
@@ -162,6 +149,6 @@ def test_an_oversized_message_is_resource_exhausted(catalog: int, stack: Stack) 
     data = search_service_pb2.SearchTextRequest(query="x" * (5 * 1024 * 1024)).SerializeToString()
     with edge_channel(stack.endpoints.edge_grpc_address) as channel:
         with pytest.raises(grpc.RpcError) as raised:
-            _raw(channel, "/fashion.v1.SearchService/SearchText")(data, timeout=30)
+            raw_method(channel, "/fashion.v1.SearchService/SearchText")(data, timeout=30)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, raised.value.details()
     _clean(raised.value.details())

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 
 from fashion.v1 import features_pb2
 from fashion.v1 import ranker_service_pb2 as pb
@@ -14,6 +13,7 @@ from fashion.v1 import ranker_service_pb2_grpc as pb_grpc
 from services.ranker.config import RankerSettings
 from services.ranker.policy import BoostSettings
 from services.ranker.servicer import RankerServicer
+from tests.grpc_support import field_violations
 
 SETTINGS = RankerSettings.from_env({"RANKER_MAX_CANDIDATES": "1000"})
 
@@ -27,15 +27,6 @@ async def ranker() -> AsyncIterator[pb_grpc.RankerServiceStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield pb_grpc.RankerServiceStub(channel)
     await server.stop(None)
-
-
-def _violations(error: grpc.aio.AioRpcError) -> list[str]:
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            bad_request = error_details_pb2.BadRequest()
-            assert status_pb2.Status.FromString(value).details[0].Unpack(bad_request)
-            return [v.field for v in bad_request.field_violations]
-    raise AssertionError("no status details")
 
 
 def _candidate(article_id: str, score: float = 1.0, category: str = "Trousers") -> pb.RankCandidate:
@@ -142,7 +133,7 @@ async def test_invalid_requests_name_each_field(
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await ranker.Rank(request_, timeout=5)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert _violations(raised.value) == fields
+    assert field_violations(raised.value) == fields
     assert fields[0] in raised.value.details()
 
 
@@ -151,7 +142,7 @@ async def test_a_thousand_bad_scores_still_answer_invalid_argument(ranker: pb_gr
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await ranker.Rank(request, timeout=5)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert _violations(raised.value) == [f"candidates[{i}].score" for i in range(10)]
+    assert field_violations(raised.value) == [f"candidates[{i}].score" for i in range(10)]
 
 
 def test_settings_from_env() -> None:

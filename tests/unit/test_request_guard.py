@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from atelier.serving.request_guard import RequestGuard
@@ -16,6 +15,7 @@ from fashion.v1 import features_service_pb2 as features_pb
 from fashion.v1 import ranker_service_pb2 as pb
 from fashion.v1 import ranker_service_pb2_grpc as pb_grpc
 from fashion.v1 import search_service_pb2 as search_pb
+from tests.grpc_support import field_violations, raw_method
 
 RANK = "/fashion.v1.RankerService/Rank"
 
@@ -88,16 +88,7 @@ async def channel() -> AsyncIterator[grpc.aio.Channel]:
 
 
 def _raw(channel: grpc.aio.Channel, method: str = RANK) -> grpc.aio.UnaryUnaryMultiCallable:
-    return channel.unary_unary(method, request_serializer=lambda data: data, response_deserializer=lambda data: data)
-
-
-def _violations(error: grpc.aio.AioRpcError) -> list[str]:
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            bad_request = error_details_pb2.BadRequest()
-            assert status_pb2.Status.FromString(value).details[0].Unpack(bad_request)
-            return [v.field for v in bad_request.field_violations]
-    return []
+    return raw_method(channel, method)
 
 
 async def test_valid_requests_pass_untouched(channel: grpc.aio.Channel) -> None:
@@ -113,7 +104,7 @@ async def test_invalid_utf8_is_invalid_argument_naming_the_field(channel: grpc.a
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await _raw(channel)(data, timeout=5)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert _violations(raised.value) == ["candidates[0].article_id"]
+    assert field_violations(raised.value) == ["candidates[0].article_id"]
     assert "candidates[0].article_id" in raised.value.details()
 
 
