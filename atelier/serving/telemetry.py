@@ -1,4 +1,4 @@
-"""Tracing and metrics shared by every service."""
+"""Metrics shared by every service (tracing: atelier.serving.tracing)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from prometheus_client import Counter, Histogram
 
 RPC_LATENCY = Histogram(
@@ -20,22 +16,6 @@ RPC_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 RPC_STARTED = Counter("grpc_server_started_total", "gRPC calls started.", ["grpc_service", "grpc_method"])
-
-
-def configure_tracing(service: str, exporter: str) -> None:
-    """Installs a tracer provider unless the exporter is "none" (the default)."""
-    if exporter == "none":
-        return
-    span_exporter: SpanExporter
-    if exporter == "console":
-        span_exporter = ConsoleSpanExporter()
-    else:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        span_exporter = OTLPSpanExporter()  # endpoint from OTEL_EXPORTER_OTLP_ENDPOINT
-    provider = TracerProvider(resource=Resource.create({"service.name": f"atelier-{service}"}))
-    provider.add_span_processor(BatchSpanProcessor(span_exporter))
-    trace.set_tracer_provider(provider)
 
 
 UnaryBehaviour = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]

@@ -9,7 +9,7 @@ from pathlib import Path
 from string import Template
 
 from atelier.edge.settings import EnvoyLimits
-from atelier.serving.settings import ROOT, Endpoints
+from atelier.serving.settings import ROOT, Endpoints, Tracing
 from atelier.stack.codegen import DESCRIPTOR_SET
 
 TEMPLATE = ROOT / "envoy" / "envoy.yaml.tmpl"
@@ -23,10 +23,20 @@ def _seconds(value: float) -> str:
 
 
 def render_config(
-    endpoints: Endpoints, descriptor_set: Path = DESCRIPTOR_SET, limits: EnvoyLimits | None = None
+    endpoints: Endpoints,
+    descriptor_set: Path = DESCRIPTOR_SET,
+    limits: EnvoyLimits | None = None,
+    tracing: Tracing | None = None,
 ) -> str:
+    """`tracing`: where Envoy sends its spans (the services' OTEL_* settings); it samples every
+    request when they export OTLP, none otherwise (trace context still goes upstream)."""
     limits = limits or EnvoyLimits.from_env()
+    tracing = tracing or Tracing.from_env()
+    otlp_host, otlp_port = tracing.otlp_host_port
     return Template(TEMPLATE.read_text()).substitute(
+        OTLP_HOST=otlp_host,
+        OTLP_PORT=otlp_port,
+        TRACE_SAMPLING=100 if tracing.traces_exporter == "otlp" else 0,
         BIND_HOST=endpoints.listen_host,
         SEARCH_HOST=endpoints.search_host or endpoints.host,
         RANKER_HOST=endpoints.ranker_host or endpoints.host,

@@ -18,7 +18,6 @@ import uuid
 import grpc
 import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
-from opentelemetry import propagate
 from prometheus_client import Counter
 
 from atelier.serving import item_store
@@ -60,13 +59,6 @@ def click_record(click: pb.ClickEvent, now_ms: int) -> ClickRecord:
     return record
 
 
-def trace_headers() -> list[tuple[str, bytes]]:
-    """The current trace context (W3C traceparent) as Kafka record headers."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return [(key, value.encode()) for key, value in carrier.items()]
-
-
 async def check_catalogue(redis: aioredis.Redis, record: ClickRecord) -> None:
     """Raises InvalidArgument when the clicked article is not in the catalogue; passes when Redis cannot tell."""
     try:
@@ -94,7 +86,7 @@ class EventsServicer(pb_grpc.EventsServiceServicer):
         except InvalidArgument as error:
             await abort_invalid_argument(context, error)
         try:
-            await self._publisher.publish(record, trace_headers())
+            await self._publisher.publish(record)
         except PublishError as error:
             # Not acknowledged: the client may retry with the same event id (applied once).
             # PublishError's text is librdkafka's description, never an exception class.

@@ -2,7 +2,8 @@
 broker has acknowledged (or failed) each record.
 
 librdkafka delivers acknowledgements through poll(); a thread polls and hands
-each result to the event loop that is awaiting it.
+each result to the event loop that is awaiting it. Each record is one PRODUCER span (ended on the
+broker's answer) whose context the record carries in its `traceparent` header.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import Counter, Histogram
 
 from atelier.serving.click_event import ClickRecord
+from atelier.serving.tracing import kafka_headers, producer_span
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +129,13 @@ class ClickPublisher:
             return self._producer
 
     async def publish(self, record: ClickRecord, headers: Sequence[tuple[str, bytes]] = ()) -> None:
-        """Returns once the broker acknowledged the record; raises PublishError otherwise."""
+        """Returns once the broker acknowledged the record; raises PublishError otherwise. The record
+        carries `headers` and the trace context of its produce span."""
+        key = record.user_id.encode()
+        with producer_span(self._topic, key):
+            await self._produce(record, key, [*headers, *kafka_headers()])
+
+    async def _produce(self, record: ClickRecord, key: bytes, headers: list[tuple[str, bytes]]) -> None:
         loop = asyncio.get_running_loop()
         acknowledged: asyncio.Future[None] = loop.create_future()
         started = loop.time()
@@ -149,9 +157,9 @@ class ClickPublisher:
         try:
             self._current_producer().produce(
                 self._topic,
-                key=record.user_id.encode(),
+                key=key,
                 value=record.to_json(),
-                headers=list(headers),
+                headers=headers,
                 on_delivery=on_delivery,
             )
         except (BufferError, KafkaException) as error:
