@@ -67,6 +67,11 @@ def inference_reason(error: DependencyError) -> int:
     return Reason.DEGRADATION_REASON_INFERENCE_UNAVAILABLE
 
 
+def reason_label(reason: int) -> str:
+    """A reason as metrics label it: DEGRADATION_REASON_INFERENCE_TIMEOUT is `inference_timeout`."""
+    return Reason.Name(reason).removeprefix("DEGRADATION_REASON_").lower()
+
+
 def degradation(reason: int, component: str, fallback: str, detail: str) -> degradation_pb2.Degradation:
     return degradation_pb2.Degradation(
         reason=reason, component=component, fallback=fallback, detail=detail[:MAX_DETAIL_CHARS]

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
+from prometheus_client import Counter
 
 from atelier.serving.dependency import DependencyError
 from atelier.serving.rpc import FieldViolation, InvalidArgument, abort_invalid_argument
 from fashion.v1 import search_service_pb2 as pb
 from fashion.v1 import search_service_pb2_grpc as pb_grpc
 from services.search import timings
+from services.search.answers import reason_label
 from services.search.config import RequestLimits
 from services.search.filter_values import FilterValues
 from services.search.image_validation import CheckedImage, check_image
@@ -27,6 +29,9 @@ VISION_OFF = (
     "image and hybrid search are off: VISION_ENABLED=0 (set it to 1 and restart search; they use the CLIP "
     "models: `atelier models train-clip`, then `atelier models publish clip models/clip`)"
 )
+# Searches answered with a degradation, by reason: over the calls (grpc_server_handling_seconds_count), the
+# degraded share that deploy/prometheus/rules.yml records and alerts on.
+DEGRADED = Counter("search_degraded", "Searches answered with a degradation, by reason (each reason once).", ["reason"])
 Response = TypeVar("Response", pb.SearchTextResponse, pb.SearchImageResponse, pb.SearchHybridResponse)
 
 
@@ -78,6 +83,8 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             await context.abort(code, str(error))
         except DependencyError as error:  # NOT_LOADED: nothing to search in
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{error}; run `atelier catalog load`")
+        for reason in {degradation.reason for degradation in answer.degradations}:
+            DEGRADED.labels(reason_label(reason)).inc()
         return response(
             results=answer.results, degradations=answer.degradations, timings=timings.as_proto(answer.timings)
         )

@@ -211,14 +211,14 @@ def test_synthetic_catalogue_with_images(tmp_path: Path, fake_mnist: Path, monke
 
 def test_without_apt_get_the_error_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", tmp_path / "not-installed")
-    monkeypatch.setattr(fashion_mnist.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(FashionMnistUnavailable, match="apt-get and dpkg-deb not found"):
         ensure_fashion_mnist(tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
 
 
 def test_fetched_files_are_used_without_fetching_again(fake_mnist: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fashion_mnist.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     assert ensure_fashion_mnist(fake_mnist) == fake_mnist
 
 

@@ -1,11 +1,15 @@
-"""The search servicer's answers that need no dependency: vision switched off."""
+"""The search servicer's answers that need no dependency: vision switched off, a degraded answer's count."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from fashion.v1 import search_service_pb2 as pb
+from services.search.answers import Answer, Reason, degradation
 from services.search.config import RequestLimits
 from services.search.recall import Recalls
 from services.search.servicer import SearchServicer
@@ -40,3 +44,22 @@ async def test_with_vision_off_image_and_hybrid_search_name_the_setting(method: 
         await getattr(servicer, method)(request_message, context)
     assert context.code == grpc.StatusCode.FAILED_PRECONDITION
     assert "VISION_ENABLED=0" in context.details and "atelier models train-clip" in context.details
+
+
+async def test_a_degraded_answer_counts_once_per_reason() -> None:
+    timeout = Reason.DEGRADATION_REASON_INFERENCE_TIMEOUT
+    lost = [degradation(timeout, "triton", "popular", "slow"), degradation(timeout, "milvus", "popular", "slow")]
+
+    class DegradedPipeline:
+        async def run(self, *_: object, **__: object) -> Answer:
+            return Answer([], lost)
+
+    def count() -> float:
+        return REGISTRY.get_sample_value("search_degraded_total", {"reason": "inference_timeout"}) or 0.0
+
+    before = count()
+    recalls = Recalls(text=object())  # type: ignore[arg-type]
+    servicer = SearchServicer(DegradedPipeline(), recalls, RequestLimits(), SimpleNamespace(values=None))  # type: ignore[arg-type]
+    response = await servicer.SearchText(pb.SearchTextRequest(query="red dress"), FakeContext())  # type: ignore[arg-type]
+    assert len(response.degradations) == 2
+    assert count() == before + 1

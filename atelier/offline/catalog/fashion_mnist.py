@@ -4,8 +4,8 @@
 background: a `train` split of 60,000 and a `test` split of 10,000. The package ships them as
 gzipped IDX files (`train-images-idx3-ubyte.gz`, `t10k-labels-idx1-ubyte.gz`, ...).
 
-Fetching needs neither root nor Docker: `apt-get download` fetches the .deb into a temporary
-folder and `dpkg-deb -x` unpacks it; the four data files are kept in `build/datasets/`.
+Fetching needs neither root nor Docker (atelier.debian: `apt-get download`, `dpkg-deb -x`); the four
+data files are kept in `build/datasets/`.
 A system-wide install of the package is used as it is.
 """
 
@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
-import subprocess
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from atelier.debian import PackageUnavailable, unpacked
 from atelier.serving.settings import ROOT
 
 PACKAGE = "dataset-fashion-mnist"
@@ -72,41 +70,22 @@ def ensure_fashion_mnist(dest: Path = DEFAULT_DIR) -> Path:
         return dest
     if _complete(SYSTEM_DIR):
         return SYSTEM_DIR
-    missing = [tool for tool in ("apt-get", "dpkg-deb") if shutil.which(tool) is None]
-    if missing:
-        raise FashionMnistUnavailable(
-            f"Fashion-MNIST is not in {dest} and cannot be fetched: {' and '.join(missing)} not found. "
-            f"On Debian/Ubuntu it comes from the `{PACKAGE}` package; elsewhere, put "
-            f"{', '.join(_ALL_FILES)} into {dest}."
-        )
-    dest.mkdir(parents=True, exist_ok=True)
-    # Unpacked next to `dest`, so each file lands there whole with one rename.
-    with tempfile.TemporaryDirectory(prefix=".fashion-mnist-", dir=dest.parent) as scratch:
-        work = Path(scratch)
-        work.chmod(0o755)  # lets apt's unprivileged _apt user write there when run as root
-        _run(["apt-get", "download", PACKAGE], work)
-        debs = sorted(work.glob(f"{PACKAGE}_*.deb"))
-        if not debs:
-            raise FashionMnistUnavailable(f"apt-get download {PACKAGE} left no .deb in {work}")
-        _run(["dpkg-deb", "-x", str(debs[-1]), str(work / "root")], work)
-        unpacked = work / "root" / PACKAGE_DIR
-        if not _complete(unpacked):
-            raise FashionMnistUnavailable(f"{debs[-1].name} lacks some of {', '.join(_ALL_FILES)}")
-        for name in _ALL_FILES:
-            os.replace(unpacked / name, dest / name)
-    return dest
-
-
-def _run(command: list[str], cwd: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True, timeout=600)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-        output = error.stderr if isinstance(error.stderr, str) else ""
-        tail = output.strip().splitlines()[-3:]
+        # Unpacked next to `dest`, so each file lands there whole with one rename.
+        with unpacked(PACKAGE, dest.parent) as root:
+            files = root / PACKAGE_DIR
+            if not _complete(files):
+                raise FashionMnistUnavailable(f"the {PACKAGE} package lacks some of {', '.join(_ALL_FILES)}")
+            dest.mkdir(parents=True, exist_ok=True)
+            for name in _ALL_FILES:
+                os.replace(files / name, dest / name)
+    except PackageUnavailable as error:
         raise FashionMnistUnavailable(
-            f"`{' '.join(command)}` failed ({error}); fetching Fashion-MNIST needs apt's package lists "
-            f"(apt-get update) and network access" + (": " + " | ".join(tail) if tail else "")
+            f"Fashion-MNIST is not in {dest} and cannot be fetched: {error}. On Debian/Ubuntu it comes from the "
+            f"`{PACKAGE}` package; elsewhere, put {', '.join(_ALL_FILES)} into {dest}."
         ) from error
+    return dest
 
 
 def load_split(split: Split, directory: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
