@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 BUF_VERSION := 1.75.0
 BUF := build/tools/node_modules/.bin/buf
 
-.PHONY: up down status install proto lint test test-unit clean
+.PHONY: up down status install proto lint test test-unit validate clean
 
 up: proto
 	$(VENV)/bin/atelier up
@@ -47,6 +47,11 @@ test: proto $(BUF)
 
 test-unit: proto $(BUF)
 	BUF=$(BUF) $(PY) -m pytest tests/unit tests/contract
+
+# The deployment validators alone (tests/validation: `docker compose config`, hadolint, ...), each a
+# pinned dev dependency that `make install` puts into the venv; `make test` runs them too.
+validate: proto
+	$(PY) -m pytest tests/validation
 
 clean: down
 	rm -rf build fashion .atelier

@@ -10,7 +10,7 @@ from atelier.edge import command as keys_command
 from atelier.model_repository import command as models_command
 from atelier.offline.catalog import command as catalog_command
 from atelier.offline.evaluation import command as eval_command
-from atelier.stack import StackError, configuration
+from atelier.stack import StackError, configuration, trace_view
 from atelier.stack.logfiles import tail
 
 
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_command.add_parser(commands)
     keys_command.add_parser(commands)
     configuration.add_parser(commands)
+    trace_view.add_parser(commands)
     return parser
 
 

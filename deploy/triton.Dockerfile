@@ -73,7 +73,8 @@ SH
 # Weights are read from the image or a mounted checkpoint directory
 # (ATELIER_TEXT_MODEL_DIR, ATELIER_RERANK_MODEL_DIR, ATELIER_CLIP_MODEL_DIR); never from the hub.
 ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME=/tmp/huggingface
-# The image's non-root user (uid 1000).
-USER triton-server
+# The image's non-root user, triton-server (uid and gid 1000): numeric, so that the runtime knows
+# it is not root without the image's /etc/passwd (Kubernetes' runAsNonRoot, the compose models tool).
+USER 1000:1000
 EXPOSE 8000 8001 8002
 CMD ["/usr/local/bin/start-triton"]

@@ -1,6 +1,6 @@
 """The one server bootstrap every gRPC service runs on.
 
-grpc.aio server with the standard health and reflection services, Prometheus
+grpc.aio server with the standard health and reflection (atelier.serving.reflection) services, Prometheus
 metrics, OpenTelemetry tracing, JSON logs and a graceful SIGTERM: health turns
 NOT_SERVING first (so Envoy stops routing), then in-flight calls drain.
 
@@ -25,14 +25,15 @@ import grpc
 from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import start_http_server
 
 from atelier.serving.admission import AdmissionInterceptor
 from atelier.serving.logs import configure_logging
+from atelier.serving.reflection import enable_server_reflection
 from atelier.serving.request_guard import RequestGuard
 from atelier.serving.settings import ServerSettings, ServiceSettings
-from atelier.serving.telemetry import MetricsInterceptor, configure_tracing
+from atelier.serving.telemetry import MetricsInterceptor
+from atelier.serving.tracing import configure_tracing, server_interceptor
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,15 @@ async def _serve(spec: ServiceSpec, settings: ServerSettings) -> None:
         # exceptions, and the metrics count the status it answers with.
         interceptors=[
             MetricsInterceptor(),
-            aio_server_interceptor(),
+            server_interceptor(),
             AdmissionInterceptor(settings.max_in_flight),
             RequestGuard(),
         ],
         options=[
             ("grpc.max_receive_message_length", spec.max_request_bytes),
             ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
+            # Clients (round robin over DNS) reconnect, and so find replicas added since.
+            ("grpc.max_connection_age_ms", round(settings.max_connection_age_s * 1000)),
         ],
     )
     async with AsyncExitStack() as resources:
@@ -91,7 +94,7 @@ async def _serve_until_stopped(
 ) -> None:
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
+    enable_server_reflection(
         # each once (the edge-facing service is one of the public ones it describes)
         list(
             dict.fromkeys(
@@ -159,5 +162,5 @@ def run(spec: ServiceSpec, settings: ServerSettings | None = None) -> None:
     """Runs the service until SIGTERM or SIGINT."""
     settings = settings or ServerSettings.from_env()
     configure_logging(spec.name, settings.log_level)
-    configure_tracing(spec.name, settings.traces_exporter)
+    configure_tracing(spec.name, settings.tracing)
     asyncio.run(_serve(spec, settings))

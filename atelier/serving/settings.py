@@ -16,9 +16,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from pydantic import Field, PositiveInt, SecretStr, ValidationError, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -277,6 +277,12 @@ class Endpoints(Settings):
     """Triton's HTTP port."""
     triton_metrics_port: int = 8002
     """Triton's Prometheus metrics."""
+    prometheus_port: int = 9090
+    """The local stack's Prometheus (`atelier up`; ATELIER_PROMETHEUS_ENABLED=0: none), scraping every component."""
+    redis_exporter_port: int = 9121
+    """The local stack's Redis exporter (prometheus-redis-exporter), which Prometheus scrapes for Redis' metrics."""
+    trace_receiver_port: int = 4317
+    """The local stack's OTLP/gRPC span receiver (`atelier up`; `atelier traces` reads what it keeps)."""
     redis_password: SecretStr | None = None
     """Redis' password (AUTH); default: the content of ATELIER_REDIS_PASSWORD_FILE."""
     redis_password_file: Path | None = None
@@ -377,7 +383,18 @@ class Tracing(Settings):
     model_config = SettingsConfigDict(env_prefix="OTEL_")
 
     traces_exporter: Literal["none", "console", "otlp"] = "none"
-    """Span exporter: none, console or otlp (OTLP's endpoint from OTEL_EXPORTER_OTLP_ENDPOINT)."""
+    """Span exporter: none, console or otlp (to OTEL_EXPORTER_OTLP_ENDPOINT). `atelier up` sets otlp,
+    to its own receiver (ATELIER_TRACE_RECEIVER_PORT), unless set."""
+    exporter_otlp_endpoint: str = "http://localhost:4317"
+    """The OTLP/gRPC receiver (a collector, Jaeger) the services, stream workers and Envoy send spans to."""
+
+    @property
+    def otlp_host_port(self) -> tuple[str, int]:
+        """The receiver's host and port (Envoy's collector cluster)."""
+        address = urlsplit(
+            self.exporter_otlp_endpoint if "//" in self.exporter_otlp_endpoint else f"//{self.exporter_otlp_endpoint}"
+        )
+        return address.hostname or "localhost", address.port or 4317
 
 
 class ServerSettings(Settings):
@@ -391,6 +408,9 @@ class ServerSettings(Settings):
     """Seconds in-flight calls get to finish after SIGTERM."""
     max_in_flight: PositiveInt = 64
     """Calls a service works on at once; more are refused with RESOURCE_EXHAUSTED (HTTP 429)."""
+    max_connection_age_s: PositiveFloat = 30.0
+    """A client connection is closed gracefully after this long (calls in flight finish), so that clients
+    look their peers' addresses up again and spread over replicas added since (atelier.serving.channels)."""
     tracing: Tracing = Field(default_factory=Tracing)
 
     @model_validator(mode="before")

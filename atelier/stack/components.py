@@ -8,16 +8,20 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from atelier.files import write_private
 from atelier.serving.settings import REDIS_PASSWORD_FILE, Endpoints
 from atelier.serving.topics import Topics
-from atelier.stack import readiness
+from atelier.stack import prometheus, readiness
 from atelier.stack.envoy import envoy_command
 from atelier.stack.milvus_runner import derive_ports
 from atelier.stack.models import model_repository, triton_models
 from atelier.stack.settings import LauncherSettings
+from atelier.stack.trace_receiver import SERVICE as TRACE_SERVICE
+from atelier.stack.trace_view import traces_dir
 from services.search.config import SearchSettings
+from services.stream.config import StreamSettings
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Component:
     start_s: int = 3
     # A stream worker's consumer lag by topic (records not yet committed by its group).
     lag: Callable[[], dict[str, int]] | None = None
+    # Run by `atelier up` before anything starts (fetch a binary, write a config); raises StackError.
+    prepare: Callable[[], None] | None = None
 
 
 def _package_file(package: str, *parts: str) -> Path:
@@ -84,6 +90,17 @@ def _switch(chosen: bool | None) -> str:
     return "0" if chosen is False else "1"
 
 
+# The local broker (Tansu) takes about 3 s to form a consumer group; the stream workers' session there is
+# short (the code's defaults are Kafka's own, 45 s and 3 s), so a worker that stops is replaced within seconds.
+LOCAL_BROKER_GROUP_TIMING = {"STREAM_SESSION_TIMEOUT_S": "6", "STREAM_HEARTBEAT_INTERVAL_S": "1"}
+
+
+def _stream_group_timing() -> dict[str, str]:
+    """The stream workers' consumer group timing for the local broker, unless the user set either variable."""
+    chosen = {"session_timeout_s", "heartbeat_interval_s"} & StreamSettings.from_env().model_fields_set
+    return {} if chosen else dict(LOCAL_BROKER_GROUP_TIMING)
+
+
 def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
     host = endpoints.host
     python = sys.executable
@@ -96,6 +113,8 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
     (state / "redis").mkdir(parents=True, exist_ok=True)
     password = redis_password(endpoints, state)
 
+    group_timing = _stream_group_timing()
+
     def stream_worker(name: str, module: str, web_port: int) -> Component:
         """A Faust worker (`python -m <module> worker`), ready once it has joined its consumer group."""
         return Component(
@@ -104,6 +123,7 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             command=[python, "-m", module, "worker", "--loglevel", "info"],
             ports=(web_port,),
             check=lambda: readiness.stream_worker_ready(f"http://{endpoints.address(web_port)}"),
+            environment=group_timing,
             lag=lambda: readiness.stream_lag(f"http://{endpoints.address(web_port)}"),
         )
 
@@ -119,6 +139,32 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             environment=environment or {},
         )
 
+    launcher = LauncherSettings.from_env()
+
+    def http_server(name: str, tier: int, command: list[str], port: int, ready_path: str, **options: Any) -> Component:
+        """A server on one port, ready once `ready_path` there answers 200."""
+        url = f"http://{endpoints.address(port)}{ready_path}"
+        return Component(name, tier, command, (port,), lambda: readiness.http_ok(url), **options)
+
+    # Prometheus scrapes every component (atelier.stack.prometheus); Redis' metrics come from the exporter.
+    monitoring = [
+        http_server(
+            "prometheus",
+            0,
+            prometheus.prometheus_command(endpoints, state),
+            endpoints.prometheus_port,
+            "/-/ready",
+            stop_wait_s=30,
+            prepare=lambda: prometheus.prepare(endpoints, state, password),
+        ),
+        http_server(
+            "redis-exporter",
+            1,
+            prometheus.redis_exporter_command(endpoints, state),
+            endpoints.redis_exporter_port,
+            "/health",
+        ),
+    ]
     first_run = [
         Component(
             name="first-run",
@@ -130,6 +176,25 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
         )
     ]
     return [
+        # Every process exports its spans here (atelier.stack.trace_receiver); `atelier trace` reads them.
+        Component(
+            name="traces",
+            tier=0,
+            command=[
+                python,
+                "-m",
+                "atelier.stack.trace_receiver",
+                "--host",
+                host,
+                "--port",
+                str(endpoints.trace_receiver_port),
+                "--dir",
+                str(traces_dir(state)),
+            ],
+            ports=(endpoints.trace_receiver_port,),
+            check=lambda: readiness.grpc_serving(endpoints.address(endpoints.trace_receiver_port), TRACE_SERVICE),
+            ready_timeout_s=20,
+        ),
         Component(
             name="redis",
             tier=0,
@@ -252,5 +317,6 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             ),
             ready_timeout_s=30,
         ),
-        *(first_run if LauncherSettings.from_env().first_run_training else []),
+        *(monitoring if launcher.prometheus_enabled else []),
+        *(first_run if launcher.first_run_training else []),
     ]

@@ -13,13 +13,14 @@ from pathlib import Path
 from atelier.edge.dev_key import dev_key_path, ensure_dev_key
 from atelier.edge.keys import KeyFile
 from atelier.edge.settings import KeyFileSettings
-from atelier.serving.settings import ROOT, Endpoints, state_dir
+from atelier.serving.settings import ROOT, Endpoints, Tracing, state_dir
 from atelier.stack import StackError, envoy, restarts
 from atelier.stack.components import Component, build_components
 from atelier.stack.logfiles import tail
 from atelier.stack.models import features_off, model_repository, seed_first_versions, triton_models
 from atelier.stack.readiness import port_in_use
 from atelier.stack.supervisor import RESTARTS_LISTENER, Program, Supervisor, render_config
+from atelier.stack.trace_receiver import local_tracing_environment
 
 # Up, or on its way up: supervisord's BACKOFF waits before it tries a failed start again.
 RUNNING_STATES = {"RUNNING", "STARTING", "BACKOFF"}
@@ -55,14 +56,15 @@ class Stack:
 
     def _write_configs(self, components: list[Component]) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        config_path = self.state / "envoy.yaml"
-        config_path.write_text(envoy.render_config(self.endpoints))
-        envoy.validate(config_path)
-        environment = {
+        # Tracing on, to the stack's own receiver, unless the user says otherwise.
+        environment = local_tracing_environment(self.endpoints) | {
             key: value
             for key, value in os.environ.items()
             if key.startswith(("ATELIER_", "OTEL_", "STREAM_", "SEARCH_", "FEATURES_", "RANKER_"))
         }
+        config_path = self.state / "envoy.yaml"
+        config_path.write_text(envoy.render_config(self.endpoints, tracing=Tracing.from_env(environment)))
+        envoy.validate(config_path)
         environment |= {
             "ATELIER_STATE_DIR": str(self.state),
             "PYTHONUNBUFFERED": "1",
@@ -90,6 +92,9 @@ class Stack:
         if ensure_dev_key(KeyFile(KeyFileSettings.from_env().path(self.state)), self.state):
             self.say(f"  created the local API key `dev`: {dev_key_path(self.state)}")
         components = self.components()
+        for component in components:
+            if component.prepare is not None:
+                component.prepare()
         self._write_configs(components)
         for reason in features_off(triton_models(repository)):
             self.say(f"  {reason}")

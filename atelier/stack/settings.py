@@ -33,6 +33,9 @@ class LauncherSettings(Settings):
     first_run_training: bool = True
     """On a stack with no reranker or CLIP version, train them in the background (recipes sized to the
     demo catalogue) and publish them, so every search feature comes on after `make up` (0: off)."""
+    prometheus_enabled: bool = True
+    """Start Prometheus (ATELIER_PROMETHEUS_PORT) and the Redis exporter with the stack, with the rules of
+    deploy/prometheus/rules.yml (0: off). Both come from Debian's packages, unpacked into build/tools/."""
     models_switch_grace_s: float = 6.0
     """How long `atelier models publish` and `rollback` keep the version an index switch leaves behind
     loaded: longer than search takes to notice the switch (SEARCH_INDEX_REFRESH_S)."""

@@ -14,7 +14,7 @@ from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, mode
 from pydantic_settings import SettingsConfigDict
 
 from atelier.serving.feature_store.writer import WriterSettings
-from atelier.serving.settings import Endpoints, Settings, StatePaths
+from atelier.serving.settings import Endpoints, Settings, StatePaths, Tracing
 from atelier.serving.topics import Topics
 
 _DELAYS = "must be three comma-separated numbers >= 0 (seconds of clicks.retry.1s, .10s and .60s)"
@@ -41,11 +41,13 @@ class StreamSettings(Settings):
     web_host: str = ""
     """The host Faust's web server advertises to the group (in a container its own host name or IP);
     empty: ATELIER_HOST."""
-    session_timeout_s: float = Field(6.0, gt=0)
-    """Consumer group session timeout. The local broker (Tansu) takes about half of it to form a group,
-    so it is short locally; real Kafka is fine with Faust's default (60)."""
-    heartbeat_interval_s: float = Field(1.0, gt=0)
-    """Consumer group heartbeat interval; below STREAM_SESSION_TIMEOUT_S."""
+    session_timeout_s: float = Field(45.0, gt=0)
+    """Consumer group session timeout: Kafka's own default, within a real broker's bounds (6 s to
+    30 min). `atelier up` sets 6 for its local broker (Tansu), which takes about half of it to form a
+    group, so that a worker that stops is replaced within seconds (atelier/stack/components.py)."""
+    heartbeat_interval_s: float = Field(3.0, gt=0)
+    """Consumer group heartbeat interval (Kafka's default); below STREAM_SESSION_TIMEOUT_S. `atelier up`
+    sets 1 for its local broker."""
     fetch_max_wait_s: float = Field(0.05, ge=0, le=60)
     """Longest one fetch waits on the broker for new records (Faust hard-codes 1.5; on Tansu a fetch
     waits that long even when records arrive, so it is most of the click-to-Redis latency)."""
@@ -74,6 +76,7 @@ class StreamSettings(Settings):
     endpoints: Endpoints = Field(default_factory=Endpoints)
     topics: Topics = Field(default_factory=Topics)
     paths: StatePaths = Field(default_factory=StatePaths)
+    tracing: Tracing = Field(default_factory=Tracing)
 
     @field_validator("retry_delays_s", mode="before")
     @classmethod

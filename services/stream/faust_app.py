@@ -6,12 +6,15 @@ from pathlib import Path
 
 import faust
 
+from atelier.serving.tracing import configure_tracing
 from services.stream.config import StreamSettings
-from services.stream.health import install_health
 from services.stream.internals import install_fetch_wait
 
 
-def create_app(app_id: str, web_port: int, data_dir: Path, settings: StreamSettings) -> faust.App:
+def create_app(app_id: str, web_port: int, data_dir: Path, settings: StreamSettings, service: str) -> faust.App:
+    """The worker `service` (its name in traces: atelier-<service>)."""
+    # Before any client exists: its Redis client is instrumented (atelier.serving.tracing).
+    configure_tracing(service, settings.tracing)
     app = faust.App(
         app_id,
         broker=f"kafka://{settings.endpoints.broker_bootstrap}",
@@ -34,6 +37,5 @@ def create_app(app_id: str, web_port: int, data_dir: Path, settings: StreamSetti
     )
     # Faust has no setting for the consumer's fetch wait (services.stream.internals).
     install_fetch_wait(app, settings.fetch_max_wait_ms)
-    # /ready/ (joined its consumer group) and /metrics (consumer lag by topic) on its web server.
-    install_health(app)
+    # Its /ready/ and /metrics pages: services.stream.runtime.Runtime installs them.
     return app

@@ -3,7 +3,8 @@
 - `/ready/`: 200 once the worker has joined its consumer group (it has partitions
   assigned), 503 before; the launcher's readiness check (atelier.stack.readiness).
 - `/metrics`: Prometheus text, Faust's own metrics (faust.sensors.prometheus, prefix
-  `faust_`) and the consumer lag by topic (services.stream.lag).
+  `faust_`), the consumer lag by topic (services.stream.lag) and what the batches did
+  (services.stream.metrics).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def assigned(app: faust.App) -> set[Partition]:
         return set()
 
 
-def install_health(app: faust.App) -> None:
+def install_health(app: faust.App) -> CollectorRegistry:
+    """Installs the pages; returns the registry /metrics serves, for the worker's own metrics."""
     # A registry of the app's own: both workers' apps may live in one process (tests).
     registry = CollectorRegistry()
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
@@ -48,3 +50,5 @@ def install_health(app: faust.App) -> None:
         partitions = assigned(app)
         body = {"ready": bool(partitions), "partitions": len(partitions)}
         return view.json(body, status=200 if partitions else 503)
+
+    return registry

@@ -1,4 +1,4 @@
-"""The agents' collaborators (Redis writer, forwarder, clock), built once per worker.
+"""The agents' collaborators (Redis writer, forwarder, clock, metrics), built once per worker.
 
 They are built on first use, inside the worker's event loop (a Redis client
 belongs to the loop that created it), and closed when the worker shuts down.
@@ -19,12 +19,16 @@ from atelier.serving.feature_store.writer import ClickWriter
 from services.stream.config import StreamSettings
 from services.stream.forwarder import Forwarder, ProducerForwarder
 from services.stream.handler import Applier, ClickHandler, wall_ms
+from services.stream.health import install_health
+from services.stream.metrics import StreamMetrics
 
 
 class Runtime:
     def __init__(self, app: faust.App, settings: StreamSettings) -> None:
         self.app = app
         self.settings = settings
+        # /ready/ (joined its consumer group) and /metrics (Faust's, the lag, the batches') on its web server.
+        self.metrics = StreamMetrics(install_health(app))
         self.writer: Applier | None = None
         self.forwarder: Forwarder | None = None
         self.clock_ms: Callable[[], int] = wall_ms
@@ -44,6 +48,7 @@ class Runtime:
                 settings.topics.dead_letter,
                 settings.apply_timeout_s,
                 self.clock_ms,
+                self.metrics,
             )
         return self._handler
 

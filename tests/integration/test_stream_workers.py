@@ -28,7 +28,7 @@ from atelier.serving.feature_store import keys
 from atelier.serving.settings import ROOT
 from atelier.serving.topics import Topics
 from atelier.stack import readiness
-from atelier.stack.components import redis_server_binary, tansu_binary
+from atelier.stack.components import LOCAL_BROKER_GROUP_TIMING, redis_server_binary, tansu_binary
 
 HOST = "127.0.0.1"
 PORTS = range(27850, 27900)  # below the ephemeral range (32768-60999)
@@ -109,6 +109,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "STREAM_REDIS_CONNECT_TIMEOUT_S": "0.25",
         "PYTHONUNBUFFERED": "1",
     }
+    env |= LOCAL_BROKER_GROUP_TIMING  # as `atelier up` runs them on its broker (Tansu)
     topics = Topics.from_env(env)
     processes: dict[str, subprocess.Popen] = {}
     logs: dict[str, Path] = {}

@@ -1,4 +1,5 @@
-"""The configs the launcher writes: supervisord's and Envoy's, and what they say about the reranker."""
+"""The configs the launcher writes: supervisord's, and what they say about the reranker (Envoy's is checked by
+tests/validation/test_envoy_config.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from supervisor.datatypes import dict_of_key_value_pairs
 
 from atelier.serving.settings import ROOT, Endpoints
-from atelier.stack import envoy, models
+from atelier.stack import models
 from atelier.stack.launcher import Stack
 from atelier.stack.supervisor import Program, render_config
 
@@ -39,14 +40,6 @@ def test_a_comma_in_an_environment_value_survives_supervisords_parser(tmp_path: 
     parser.read_string(render_config(tmp_path, tmp_path, [program]))
     environment = dict_of_key_value_pairs(parser["program:triton"]["environment"].replace("%%", "%"))
     assert environment == {"ATELIER_TRITON_MODELS": "text_embedding,reranker", "B": "1"}
-
-
-def test_envoy_config_is_valid_for_envoy(tmp_path: Path) -> None:
-    endpoints = Endpoints.from_env({"ATELIER_PORT_OFFSET": "3000"})
-    config = tmp_path / "envoy.yaml"
-    config.write_text(envoy.render_config(endpoints))
-    envoy.validate(config)  # raises with Envoy's explanation when invalid
-    assert "port_value: 11080" in config.read_text()
 
 
 def _launch_settings(stack: Stack) -> tuple[list[str], dict[str, str], dict[str, str]]:

@@ -12,11 +12,13 @@ from atelier.serving.topics import Topics
 from services.stream.config import RetryTier, StreamSettings
 
 
-def test_defaults_suit_the_local_broker() -> None:
+def test_defaults() -> None:
     settings = StreamSettings.from_env({})
     assert (settings.app_id, settings.retry_app_id) == ("atelier-stream", "atelier-stream-retry")
     assert settings.fetch_max_wait_s == 0.05 and settings.fetch_max_wait_ms == 50
-    assert settings.session_timeout_s == 6.0 and settings.heartbeat_interval_s == 1.0
+    # Kafka's own consumer defaults (session.timeout.ms, heartbeat.interval.ms): the local launcher
+    # shortens them for its broker (test_the_launcher_shortens_the_group_session_for_the_local_broker).
+    assert settings.session_timeout_s == 45.0 and settings.heartbeat_interval_s == 3.0
     assert settings.endpoints.stream_retry_web_port == 6067
     assert settings.retry_tiers == (
         RetryTier("clicks.retry.1s", 1.0, 1),
@@ -41,7 +43,7 @@ def test_retry_delays_and_app_ids_come_from_the_environment() -> None:
         ("STREAM_BATCH_SIZE", "0"),
         ("STREAM_FETCH_MAX_WAIT_S", "-1"),
         ("STREAM_FETCH_MAX_WAIT_S", "61"),
-        ("STREAM_HEARTBEAT_INTERVAL_S", "7"),
+        ("STREAM_HEARTBEAT_INTERVAL_S", "45"),
         ("STREAM_APPLY_TIMEOUT_S", "0"),
         ("STREAM_BATCH_WINDOW_S", "0"),
         ("STREAM_RETRY_BATCH_SIZE", "0"),
@@ -92,11 +94,11 @@ def test_fetch_wait_is_in_seconds() -> None:
 
 def test_every_default_is_unchanged() -> None:
     settings = StreamSettings.from_env({"ATELIER_STATE_DIR": "/srv/state"})
-    assert settings.model_dump(exclude={"writer", "endpoints", "topics", "paths"}) == {
+    assert settings.model_dump(exclude={"writer", "endpoints", "topics", "paths", "tracing"}) == {
         "data_dir": None,
         "web_host": "",
-        "session_timeout_s": 6.0,
-        "heartbeat_interval_s": 1.0,
+        "session_timeout_s": 45.0,
+        "heartbeat_interval_s": 3.0,
         "fetch_max_wait_s": 0.05,
         "batch_size": 500,
         "batch_window_s": 0.02,
@@ -148,3 +150,42 @@ def test_launcher_creates_faust_leader_topics_with_one_partition() -> None:
     assert wanted["atelier-stream-__assignor-__leader"] == 1
     assert wanted["atelier-stream-retry-__assignor-__leader"] == 1
     assert all(wanted[name] == 4 for name in Topics().all())
+
+
+@pytest.fixture
+def stream_workers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The launcher's stream worker components (none of its binaries needed), as `atelier up` builds them."""
+    from atelier.stack import components
+
+    monkeypatch.setattr(components, "redis_server_binary", lambda: Path("valkey-server"))
+    monkeypatch.setattr(components, "tansu_binary", lambda: Path("tansu"))
+    monkeypatch.setattr(components, "envoy_command", lambda config: ["envoy", "--config-path", str(config)])
+
+    def build() -> dict[str, dict[str, str]]:
+        built = components.build_components(Endpoints.from_env({}), tmp_path)
+        return {c.name: c.environment for c in built if c.name in ("stream", "stream-retry")}
+
+    return build
+
+
+def test_the_launcher_shortens_the_group_session_for_the_local_broker(
+    stream_workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("STREAM_SESSION_TIMEOUT_S", "STREAM_HEARTBEAT_INTERVAL_S"):
+        monkeypatch.delenv(name, raising=False)
+    environments = stream_workers()
+    assert set(environments) == {"stream", "stream-retry"}
+    for environment in environments.values():
+        settings = StreamSettings.from_env(environment)
+        assert (settings.session_timeout_s, settings.heartbeat_interval_s) == (6.0, 1.0)
+
+
+@pytest.mark.parametrize(("name", "value"), [("STREAM_SESSION_TIMEOUT_S", "10"), ("STREAM_HEARTBEAT_INTERVAL_S", "2")])
+def test_the_launcher_keeps_a_group_timing_the_user_chose(
+    name: str, value: str, stream_workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STREAM_SESSION_TIMEOUT_S", raising=False)
+    monkeypatch.delenv("STREAM_HEARTBEAT_INTERVAL_S", raising=False)
+    monkeypatch.setenv(name, value)
+    for environment in stream_workers().values():
+        assert not {"STREAM_SESSION_TIMEOUT_S", "STREAM_HEARTBEAT_INTERVAL_S"} & set(environment)
