@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.metadata
+import json
 import os
 import re
 import shlex
@@ -72,7 +73,8 @@ STREAM_WORKERS = {
 }
 # Components of the local stack (atelier.stack.components) that are not ours:
 # the servers we run as they come. Every other one is a service of ours.
-# Prometheus and the Redis exporter: compose runs them from their images (k8s: the cluster's monitoring).
+# Prometheus and the Redis exporter: compose runs them from their images (k8s: the cluster's monitoring,
+# and the exporter beside Redis in its pod).
 THIRD_PARTY_COMPONENTS = {"redis", "broker", "milvus", "triton", "prometheus", "redis-exporter"}
 # The local stack's own stand-ins for servers compose and k8s run from images: its trace receiver
 # (atelier.stack.trace_receiver; Jaeger there).
@@ -93,6 +95,15 @@ TRITON_IMAGE_ROOT = "/opt/atelier"
 MODELS_JOB = ROOT / "k8s" / "jobs" / "models-publish.yaml"
 
 
+# Long-running compose services without a healthcheck, and why: their images hold nothing to run one with.
+NO_HEALTHCHECK = {
+    # oliver006/redis_exporter: the exporter binary alone (FROM scratch: no shell, no HTTP client, and no
+    # health flag of the binary's); Prometheus watches it (up{job="redis"}), nothing waits for it.
+    "redis-exporter",
+}
+# The Redis exporter (compose): its password file, which the redis-password step writes beside the password.
+REDIS_EXPORTER = "redis-exporter"
+REDIS_EXPORTER_AUTH_FILE = Path("/run/atelier/redis/exporter.json")
 # Ports that listen on 127.0.0.1 in every deployment: served to no other container or pod.
 LOOPBACK_PORTS = {"envoy_admin_port"}
 
@@ -333,8 +344,10 @@ def test_no_manifest_moves_a_port_away_from_the_code_default() -> None:
 
 def test_compose_health_checks_every_long_running_container() -> None:
     for name, service in compose_services().items():
-        if long_running(service):
+        if long_running(service) and name not in NO_HEALTHCHECK:
             assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+    for name in NO_HEALTHCHECK:
+        assert not any(name in service.get("depends_on", {}) for service in compose_services().values()), name
     for name, (port_field, grpc_service) in GRPC_SERVICES.items():
         command = compose_services()[name]["healthcheck"]["test"]
         assert command[:3] == ["CMD", "python", "-c"]
@@ -590,7 +603,7 @@ def test_k8s_stream_workers_are_probed_on_their_web_port(worker: str) -> None:
 
 
 def test_redis_is_standalone_with_an_append_only_file() -> None:
-    (container,) = containers(base_resource("StatefulSet", "redis"))
+    container = base_container("StatefulSet", "redis", "redis")
     assert base_resource("StatefulSet", "redis")["spec"]["replicas"] == 1
     assert container["command"][-1] == "redis-server"  # $0 of the start script; args are its options
     assert "--appendonly" in container["args"]
@@ -1294,8 +1307,12 @@ def test_k8s_models_job_writes_the_repository_beside_triton() -> None:
 
 
 def redis_clients() -> set[str]:
-    """The compose services that use Redis: those that wait for it."""
-    return {name for name, service in compose_services().items() if "redis" in service.get("depends_on", {})}
+    """The compose services that use Redis: those that wait for it (but its exporter: k8s runs it in Redis' pod)."""
+    return {
+        name
+        for name, service in compose_services().items()
+        if "redis" in service.get("depends_on", {}) and name != REDIS_EXPORTER
+    }
 
 
 def test_compose_publishes_only_the_edge_and_observability_on_the_host() -> None:
@@ -1345,6 +1362,10 @@ def test_compose_redis_password_step_draws_keeps_sets_and_rotates_the_password(t
     assert run_redis_password_step(volume, {"REDIS_PASSWORD": "chosen-1"}).returncode == 0
     assert (volume / "password").read_text() == "chosen-1\n"
     assert (volume / "redis.conf").read_text() == 'requirepass "chosen-1"\n'
+    # The exporter's password file: {the address it scrapes: the password}.
+    exporter = compose_services()[REDIS_EXPORTER]["command"]
+    (address,) = [arg.split("=", 1)[1] for arg in exporter if arg.startswith("-redis.addr=")]
+    assert json.loads((volume / REDIS_EXPORTER_AUTH_FILE.name).read_text()) == {address: "chosen-1"}
     refused = run_redis_password_step(volume, {"REDIS_PASSWORD": 'a"b c'})
     assert refused.returncode != 0 and "ATELIER_REDIS_PASSWORD" in refused.stderr
     assert (volume / "password").read_text() == "chosen-1\n"
@@ -1365,9 +1386,14 @@ def test_compose_redis_requires_the_password_every_client_reads() -> None:
         settings = Endpoints.from_env(container_environment(name))
         assert settings.redis_password_file == Path("/run/atelier/redis/password"), name
         assert compose_mounts(service)[str(settings.redis_password_file.parent)] == ("redis-secret", "ro"), name
-    # Only Redis and its clients see the secret.
+    # The exporter reads its password file from the same volume, read-only; on no command line.
+    exporter = services[REDIS_EXPORTER]
+    assert f"-redis.password-file={REDIS_EXPORTER_AUTH_FILE}" in exporter["command"]
+    assert compose_mounts(exporter)[str(REDIS_EXPORTER_AUTH_FILE.parent)] == ("redis-secret", "ro")
+    assert not [arg for arg in exporter["command"] if arg.startswith("-redis.password=")]
+    # Only Redis, its clients and its exporter see the secret.
     holders = {name for name, service in services.items() if "redis-secret" in str(service.get("volumes", []))}
-    assert holders == clients | {"redis", "redis-password"}
+    assert holders == clients | {"redis", "redis-password", REDIS_EXPORTER}
 
 
 def test_compose_edge_auth_is_envoys_loopback_sidecar() -> None:

@@ -253,6 +253,7 @@ def test_every_container_requests_cpu_and_memory_and_has_a_memory_limit(kustomiz
     for resources in (
         pool["spec"]["resources"],
         kafka["spec"]["entityOperator"]["topicOperator"]["resources"],
+        kafka["spec"]["kafkaExporter"]["resources"],
         milvus["components"]["standalone"]["resources"],
         dependencies["etcd"]["inCluster"]["values"]["resources"],
         dependencies["storage"]["inCluster"]["values"]["resources"],
@@ -317,7 +318,9 @@ def test_the_bootstrap_job_can_be_applied_again() -> None:
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_redis_evicts_under_its_memory_limit(kustomization: str, tmp_path: Path) -> None:
-    (container,) = pod_containers(find(render(kustomization), "StatefulSet", "redis"))
+    (container,) = [
+        c for c in pod_containers(find(render(kustomization), "StatefulSet", "redis")) if c["name"] == "redis"
+    ]
     (limit_env,) = [e for e in container["env"] if e["name"] == "REDIS_MEMORY_LIMIT_MIB"]
     field = limit_env["valueFrom"]["resourceFieldRef"]
     assert field == {"containerName": container["name"], "resource": "limits.memory", "divisor": "1Mi"}
