@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -19,10 +20,16 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from atelier.serving.settings import Endpoints, Tracing
-from atelier.serving.tracing import consumer_spans, context_from_headers, kafka_headers, producer_span
+from atelier.serving.tracing import (
+    _GrpcClientInstrumentor,
+    consumer_spans,
+    context_from_headers,
+    kafka_headers,
+    producer_span,
+)
 from atelier.stack import readiness
 from atelier.stack.envoy import render_config
 from atelier.stack.trace_receiver import OLDER_SPAN_FILE, SPAN_FILE, SpanFile, local_tracing_environment
@@ -216,3 +223,37 @@ def test_the_otlp_endpoint_names_envoys_collector() -> None:
     assert Tracing.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317"}).otlp_host_port == ("jaeger", 4317)
     assert Tracing.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:14317"}).otlp_host_port == ("collector", 14317)
     assert Tracing.from_env({}).otlp_host_port == ("localhost", 4317)
+
+
+async def test_a_call_its_caller_stopped_waiting_for_still_ends_its_client_span(spans: InMemorySpanExporter) -> None:
+    async def slow(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await asyncio.sleep(0.4)
+        return request
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("test.Slow", {"Call": grpc.unary_unary_rpc_method_handler(slow)})]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    instrumentor = _GrpcClientInstrumentor()
+    instrumentor.instrument()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary("/test.Slow/Call")
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(call(b"late", timeout=1.0), timeout=0.05)
+            assert await call(b"on time", timeout=2.0) == b"on time"
+            for _ in range(60):  # the abandoned call's span ends when the call does
+                if len(spans.get_finished_spans()) >= 2:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        instrumentor.uninstrument()
+        await server.stop(None)
+    finished = [span for span in spans.get_finished_spans() if span.kind is SpanKind.CLIENT]
+    assert [span.name for span in finished] == ["/test.Slow/Call", "/test.Slow/Call"]
+    abandoned, answered = sorted(finished, key=lambda span: span.status.status_code is not StatusCode.ERROR)
+    assert abandoned.status.status_code is StatusCode.ERROR
+    assert "stopped waiting" in (abandoned.status.description or "")
+    assert answered.status.status_code is not StatusCode.ERROR
