@@ -103,7 +103,7 @@ def test_the_redis_exporter_reads_the_password_every_client_reads(kustomization:
     (exporter,) = [
         c for c in pod_containers(find(render(kustomization), "StatefulSet", "redis")) if c["name"] == "redis-exporter"
     ]
-    assert exporter["args"] == [f"-redis.addr=redis://127.0.0.1:{Endpoints().redis_port}"]
+    assert exporter["args"] == [f"-redis.addr=redis://127.0.0.1:{Endpoints.from_env({}).redis_port}"]
     (password,) = exporter["env"]
     assert password == {
         "name": "REDIS_PASSWORD",
@@ -116,7 +116,7 @@ def envoy_tracing(kustomization: str, overrides: dict[str, str]) -> dict[str, An
     documents = render(kustomization)
     (init,) = [c for c in pod_containers(find(documents, "Deployment", "envoy")) if c["name"] == "render-config"]
     tracing = Tracing.from_env(environment(init, documents) | overrides)
-    config = yaml.safe_load(envoy_renderer.render_config(Endpoints(), tracing=tracing))
+    config = yaml.safe_load(envoy_renderer.render_config(Endpoints.from_env({}), tracing=tracing))
     (otlp,) = [c for c in config["static_resources"]["clusters"] if c["name"] == "otlp"]
     (endpoint,) = otlp["load_assignment"]["endpoints"][0]["lb_endpoints"]
     managers = [
