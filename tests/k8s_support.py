@@ -17,7 +17,7 @@ import yaml
 from atelier.serving.settings import ROOT
 from tests.validation.tools import venv_tool
 
-OVERLAYS = ("local", "gpu", "production")
+OVERLAYS = ("local", "gpu", "production", "milvus-cluster")
 # What a kustomization can render: the overlays, and the base they share.
 KUSTOMIZATIONS = {"base": ROOT / "k8s" / "base"} | {name: ROOT / "k8s" / "overlays" / name for name in OVERLAYS}
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")

@@ -6,6 +6,7 @@ the fields a result shows, so a search needs no second lookup.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from atelier.serving.articles import DISPLAY_FIELDS, FILTER_FIELDS
 from atelier.serving.dependency import NotLoaded
 from atelier.serving.index_names import IMAGE_COLLECTION as IMAGE_COLLECTION  # re-exported
 from atelier.serving.index_names import TEXT_COLLECTION as TEXT_COLLECTION  # re-exported
+from atelier.serving.settings import CollectionLayout
 
 # Milvus fields are named as the article's (atelier.serving.articles): the filter attributes are
 # scalar fields search filters on, the display fields are stored so a hit needs no second lookup.
@@ -101,6 +103,8 @@ class IndexSettings:
     collection: str = TEXT_COLLECTION
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
+    # Shards and loaded replicas (ATELIER_MILVUS_SHARDS, ATELIER_MILVUS_REPLICAS).
+    layout: CollectionLayout = dataclasses.field(default_factory=CollectionLayout.from_env)
 
 
 def create_collection(
@@ -111,7 +115,8 @@ def create_collection(
 
     Declaring the index at creation lets Milvus build it in the background as
     rows arrive; building it on a full collection in one call took minutes and
-    dropped the connection (shared/platform-notes.md).
+    dropped the connection (shared/platform-notes.md). The index is declared and the collection
+    loaded here rather than by create_collection's index_params, which loads one replica only.
     """
     schema = MilvusClient.create_schema(
         auto_id=False,
@@ -129,7 +134,11 @@ def create_collection(
         metric_type="IP",  # embeddings are L2-normalised: inner product is cosine
         params={"M": settings.hnsw_m, "efConstruction": settings.hnsw_ef_construction},
     )
-    client.create_collection(settings.collection, schema=schema, index_params=index)
+    layout = settings.layout
+    shards = {} if layout.shards is None else {"num_shards": layout.shards}
+    client.create_collection(settings.collection, schema=schema, **shards)
+    client.create_index(settings.collection, index)
+    client.load_collection(settings.collection, replica_number=layout.replicas)
 
 
 def collection_model(client: MilvusClient, collection: str) -> dict[str, object] | None:

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
+from pymilvus import MilvusClient
 
 from atelier.serving import popularity
-from atelier.serving.article_index import filter_expression
+from atelier.serving.article_index import IndexSettings, create_collection, filter_expression
+from atelier.serving.settings import CollectionLayout
 
 
 def test_filter_expression_quotes_values_and_joins_fields() -> None:
@@ -35,3 +38,38 @@ def test_global_scores_decay_with_a_seven_day_half_life() -> None:
     assert popularity.global_score_at(stored, click) == pytest.approx(1.0)
     assert popularity.global_score_at(stored, click + 7 * 86400) == pytest.approx(0.5)
     assert math.isclose(popularity.decay_factor(14 * 86400), 0.25)
+
+
+class RecordingMilvus:
+    """The MilvusClient calls create_collection makes, recorded."""
+
+    prepare_index_params = staticmethod(MilvusClient.prepare_index_params)
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, object]]] = []
+
+    def __getattr__(self, method: str) -> Callable[..., None]:  # any client method, recorded
+        return lambda name, *args, **kwargs: self.calls.append((method, name, kwargs))
+
+
+@pytest.mark.parametrize(
+    ("environment", "create", "load"),
+    [
+        ({}, {}, {"replica_number": 1}),  # standalone: Milvus' default shards, one replica
+        (
+            {"ATELIER_MILVUS_SHARDS": "2", "ATELIER_MILVUS_REPLICAS": "2"},
+            {"num_shards": 2},
+            {"replica_number": 2},
+        ),
+    ],
+)
+def test_a_new_collection_gets_the_configured_shards_and_replicas(
+    environment: dict[str, str], create: dict[str, object], load: dict[str, object]
+) -> None:
+    client = RecordingMilvus()
+    settings = IndexSettings(layout=CollectionLayout.from_env(environment))
+    create_collection(client, settings, dimension=4, model="m")  # type: ignore[arg-type]
+    (made, indexed, loaded) = client.calls
+    assert made[0] == "create_collection" and {k: v for k, v in made[2].items() if k != "schema"} == create
+    assert indexed[:2] == ("create_index", settings.collection)
+    assert loaded == ("load_collection", settings.collection, load)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from atelier.serving.settings import ROOT, Endpoints, Settings, Vision
+from atelier.serving.settings import ROOT, CollectionLayout, Endpoints, Settings, Vision
 
 if TYPE_CHECKING:
     from atelier.offline.catalog.hm_loader import HMDataset
@@ -25,6 +25,8 @@ class CatalogSettings(Settings):
     """The Kaggle H&M files (articles.csv, transactions_train.csv, images/) when present; otherwise the
     seeded synthetic catalogue is generated into data/synthetic."""
     vision: Vision = Field(default_factory=Vision)
+    milvus: CollectionLayout = Field(default_factory=CollectionLayout)
+    """The layout of the collections it creates (and `atelier models publish` creates)."""
 
 
 HM_DIR = CatalogSettings.from_env().hm_dir
