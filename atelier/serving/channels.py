@@ -22,8 +22,28 @@ import grpc
 # Triton's replies carry whole embedding batches: tritonclient's own limit, kept when its
 # channel arguments are replaced by these.
 MAX_MESSAGE_BYTES = 2**31 - 1
-# Every call to the next ready address of the target, in turn.
-SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+# Every call to the next ready address of the target, in turn. A call that fails UNAVAILABLE (its
+# replica died under it, say) is tried once more, on the next one: reads only go through these
+# channels. Retries stop while more than a tenth of calls fail (gRPC's retry throttling), so an
+# outage of every replica is not made worse.
+SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 2,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.2s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+        "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+    }
+)
 CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.service_config", SERVICE_CONFIG),
     # A pod that restarted has a new address: look it up again within a second, not gRPC's 30 s.

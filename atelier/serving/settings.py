@@ -239,6 +239,11 @@ class Endpoints(Settings):
     """Host of Triton; empty: ATELIER_HOST."""
     edge_auth_host: str = ""
     """Host of the edge's authorization service (beside Envoy: a sidecar in k8s); empty: ATELIER_HOST."""
+    ranker_target: str = ""
+    """The gRPC target search reaches the ranker by, when not its host and port: a list of replicas
+    ("ipv4:127.0.0.1:50052,127.0.0.1:50062", which `atelier up` sets for ATELIER_RANKER_REPLICAS)."""
+    features_target: str = ""
+    """The gRPC target search reaches the features service by, when not its host and port (as ATELIER_RANKER_TARGET)."""
     envoy_port: int = 8080
     """Envoy's REST and gRPC listener."""
     envoy_admin_port: int = 9901
@@ -315,11 +320,13 @@ class Endpoints(Settings):
 
     @property
     def ranker_address(self) -> str:
-        return self._on(self.ranker_host, self.ranker_port)
+        """The ranker's gRPC target (every replica, round robin: atelier.serving.channels)."""
+        return self.ranker_target or self._on(self.ranker_host, self.ranker_port)
 
     @property
     def features_address(self) -> str:
-        return self._on(self.features_host, self.features_port)
+        """The features service's gRPC target (every replica, round robin)."""
+        return self.features_target or self._on(self.features_host, self.features_port)
 
     @property
     def edge_auth_address(self) -> str:
@@ -433,6 +440,20 @@ class Vision(Settings):
     enabled: bool = False
     """Image and hybrid search (CLIP). `atelier up` sets it for search: on when Triton serves the CLIP
     towers, unless set to 0."""
+
+
+class CollectionLayout(Settings):
+    """How a new Milvus collection is laid out (read when the catalogue load or a model publish creates
+    one; an existing collection keeps its own)."""
+
+    model_config = SettingsConfigDict(env_prefix="ATELIER_MILVUS_")
+
+    shards: PositiveInt | None = None
+    """Shards of a new collection (its insert streams, each written by one data node); unset: Milvus'
+    default (1). The k8s milvus-cluster overlay sets it to its data nodes."""
+    replicas: PositiveInt = 1
+    """In-memory replicas a new collection is loaded with, each on its own query nodes (no more than
+    the query nodes). Above 1 only with Milvus in cluster mode (the k8s milvus-cluster overlay)."""
 
 
 class ServiceSettings(Settings):

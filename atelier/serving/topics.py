@@ -24,8 +24,11 @@ class Topics(Settings):
 
     prefix: str = ""
     """Prepended to every click topic's name (clicks, clicks.retry.1s/10s/60s, clicks.dlq)."""
-    partitions: PositiveInt = 4
-    """Partitions of each click topic: the most stream workers of one group that get records."""
+    partitions: PositiveInt = 12
+    """Partitions of each click topic (clicks, the retry tiers, the dead-letter topic): the most stream
+    workers of one group that get records. Sized for growth; records are keyed by user id, so each
+    user's clicks stay in one partition, in order, whatever the count. Changing it on a live broker
+    does not repartition existing topics (create them anew, or add partitions with Kafka's tools)."""
     groups: ConsumerGroups = Field(default_factory=ConsumerGroups)
 
     @property

@@ -13,11 +13,13 @@ from typing import Any
 from atelier.files import write_private
 from atelier.serving.settings import REDIS_PASSWORD_FILE, Endpoints
 from atelier.serving.topics import Topics
-from atelier.stack import prometheus, readiness
+from atelier.stack import StackError, prometheus, readiness
 from atelier.stack.envoy import envoy_command
 from atelier.stack.milvus_runner import derive_ports
 from atelier.stack.models import model_repository, triton_models
+from atelier.stack.replicas import Replica, grpc_target, replicas
 from atelier.stack.settings import LauncherSettings
+from atelier.stack.stream_workers import primary_workers
 from atelier.stack.trace_receiver import SERVICE as TRACE_SERVICE
 from atelier.stack.trace_view import traces_dir
 from services.search.config import SearchSettings
@@ -109,13 +111,14 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
     models = triton_models(repository)
     # Search's own settings, checked before anything starts; the launcher decides its feature switches.
     search = SearchSettings.from_env()
-    topics = tuple(Topics.from_env().partitions_by_name())
+    topic_settings = Topics.from_env()
+    topics = tuple(topic_settings.partitions_by_name())
     (state / "redis").mkdir(parents=True, exist_ok=True)
     password = redis_password(endpoints, state)
 
     group_timing = _stream_group_timing()
 
-    def stream_worker(name: str, module: str, web_port: int) -> Component:
+    def stream_worker(name: str, module: str, web_port: int, environment: dict[str, str] | None = None) -> Component:
         """A Faust worker (`python -m <module> worker`), ready once it has joined its consumer group."""
         return Component(
             name=name,
@@ -123,23 +126,34 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             command=[python, "-m", module, "worker", "--loglevel", "info"],
             ports=(web_port,),
             check=lambda: readiness.stream_worker_ready(f"http://{endpoints.address(web_port)}"),
-            environment=group_timing,
+            environment=group_timing | (environment or {}),
             lag=lambda: readiness.stream_lag(f"http://{endpoints.address(web_port)}"),
         )
 
-    def grpc_service(name: str, service: str, environment: dict[str, str] | None = None) -> Component:
-        """One of our gRPC services (`python -m services.<name>`), ready once `service` is SERVING."""
-        port = getattr(endpoints, f"{name}_port")
-        return Component(
-            name=name,
-            tier=1,
-            command=[python, "-m", f"services.{name}"],
-            ports=(port, getattr(endpoints, f"{name}_metrics_port")),
-            check=lambda: readiness.grpc_serving(endpoints.address(port), service),
-            environment=environment or {},
-        )
+    def grpc_service(name: str, service: str, environment: dict[str, str] | None = None) -> list[Component]:
+        """One of our gRPC services (`python -m services.<name>`), each of its replicas (atelier.stack.replicas)
+        ready once `service` is SERVING there."""
+
+        def replica(each: Replica) -> Component:
+            return Component(
+                name=each.name,
+                tier=1,
+                command=[python, "-m", f"services.{name}"],
+                ports=(each.port, each.metrics_port),
+                check=lambda: readiness.grpc_serving(endpoints.address(each.port), service),
+                environment=(environment or {}) | each.environment,
+            )
+
+        return [replica(each) for each in replicas(endpoints, name, launcher.replicas(name))]
 
     launcher = LauncherSettings.from_env()
+    if launcher.stream_workers > topic_settings.partitions:
+        raise StackError(
+            f"ATELIER_STREAM_WORKERS={launcher.stream_workers} is more than the click topics' "
+            f"{topic_settings.partitions} partitions (ATELIER_TOPIC_PARTITIONS): the extra workers would sit idle"
+        )
+    stream_data_dir = StreamSettings.from_env().data_dir or state / "stream"
+    primaries = primary_workers(endpoints, stream_data_dir, launcher.stream_workers)
 
     def http_server(name: str, tier: int, command: list[str], port: int, ready_path: str, **options: Any) -> Component:
         """A server on one port, ready once `ready_path` there answers 200."""
@@ -155,7 +169,9 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             endpoints.prometheus_port,
             "/-/ready",
             stop_wait_s=30,
-            prepare=lambda: prometheus.prepare(endpoints, state, password),
+            prepare=lambda: prometheus.prepare(
+                endpoints, state, password, stream_workers=len(primaries), replica_counts=launcher.replica_counts()
+            ),
         ),
         http_server(
             "redis-exporter",
@@ -288,17 +304,23 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             ready_timeout_s=180,
             stop_wait_s=40,
         ),
-        grpc_service("ranker", "fashion.v1.RankerService"),
-        grpc_service("features", "fashion.v1.FeaturesService"),
-        grpc_service(
+        *grpc_service("ranker", "fashion.v1.RankerService"),
+        *grpc_service("features", "fashion.v1.FeaturesService"),
+        *grpc_service(
             "search",
             "fashion.v1.SearchService",
             {
                 "SEARCH_RERANK_ENABLED": _switch(search.rerank.chosen("enabled")),
                 "VISION_ENABLED": _switch(search.vision.chosen("enabled")),
+                # Every ranker and features replica, round robin (one: their own host and port).
+                **{
+                    f"ATELIER_{peer.upper()}_TARGET": grpc_target(endpoints, peer, launcher.replicas(peer))
+                    for peer in ("ranker", "features")
+                    if launcher.replicas(peer) > 1
+                },
             },
         ),
-        stream_worker("stream", "services.stream", endpoints.stream_web_port),
+        *(stream_worker(worker.name, "services.stream", worker.web_port, worker.environment()) for worker in primaries),
         stream_worker("stream-retry", "services.stream.retry", endpoints.stream_retry_web_port),
         Component(
             name="edge-auth",

@@ -5,12 +5,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from string import Template
 
 from atelier.edge.settings import EnvoyLimits
 from atelier.serving.settings import ROOT, Endpoints, Tracing
 from atelier.stack.codegen import DESCRIPTOR_SET
+from atelier.stack.replicas import REPLICATED, replicas
+from atelier.stack.settings import LauncherSettings
 
 TEMPLATE = ROOT / "envoy" / "envoy.yaml.tmpl"
 
@@ -22,34 +25,42 @@ def _seconds(value: float) -> str:
     return f"{value:g}s"
 
 
+def lb_endpoints(endpoints: Endpoints, service: str, count: int) -> str:
+    """A cluster's endpoints (YAML flow style): every replica of `service` (atelier.stack.replicas)."""
+    host = getattr(endpoints, f"{service}_host") or endpoints.host
+    listed = (
+        f"{{endpoint: {{address: {{socket_address: {{address: {host}, port_value: {replica.port}}}}}}}}}"
+        for replica in replicas(endpoints, service, count)
+    )
+    return f"[{', '.join(listed)}]"
+
+
 def render_config(
     endpoints: Endpoints,
     descriptor_set: Path = DESCRIPTOR_SET,
     limits: EnvoyLimits | None = None,
     tracing: Tracing | None = None,
+    replica_counts: Mapping[str, int] | None = None,
 ) -> str:
     """`tracing`: where Envoy sends its spans (the services' OTEL_* settings); it samples every
-    request when they export OTLP, none otherwise (trace context still goes upstream)."""
+    request when they export OTLP, none otherwise (trace context still goes upstream).
+    `replica_counts`: replicas of search, ranker and features (default: ATELIER_<SERVICE>_REPLICAS)."""
     limits = limits or EnvoyLimits.from_env()
     tracing = tracing or Tracing.from_env()
+    counts = replica_counts or LauncherSettings.from_env().replica_counts()
     otlp_host, otlp_port = tracing.otlp_host_port
     return Template(TEMPLATE.read_text()).substitute(
         OTLP_HOST=otlp_host,
         OTLP_PORT=otlp_port,
         TRACE_SAMPLING=100 if tracing.traces_exporter == "otlp" else 0,
         BIND_HOST=endpoints.listen_host,
-        SEARCH_HOST=endpoints.search_host or endpoints.host,
-        RANKER_HOST=endpoints.ranker_host or endpoints.host,
-        FEATURES_HOST=endpoints.features_host or endpoints.host,
+        **{f"{service.upper()}_ENDPOINTS": lb_endpoints(endpoints, service, counts[service]) for service in REPLICATED},
         EDGE_AUTH_HOST=endpoints.edge_auth_host or endpoints.host,
         EDGE_AUTH_PORT=endpoints.edge_auth_port,
         EDGE_AUTH_METRICS_PORT=endpoints.edge_auth_metrics_port,
         PORT=endpoints.envoy_port,
         ADMIN_PORT=endpoints.envoy_admin_port,
         STATS_PORT=endpoints.envoy_stats_port,
-        SEARCH_PORT=endpoints.search_port,
-        RANKER_PORT=endpoints.ranker_port,
-        FEATURES_PORT=endpoints.features_port,
         DESCRIPTOR_SET=descriptor_set,
         MAX_REQUEST_BYTES=limits.max_request_bytes,
         MAX_CONNECTIONS=limits.max_connections,

@@ -101,6 +101,9 @@ class Stack:
         supervisor = self.supervisor
         if supervisor.is_running():
             supervisor.reload()
+            # A running Prometheus rereads its config on SIGHUP (the stream workers' targets may have changed).
+            if "prometheus" in {c.name for c in components} and supervisor.info("prometheus")["statename"] == "RUNNING":
+                supervisor.signal("prometheus", "HUP")
         else:
             supervisor.start_daemon()
         try:

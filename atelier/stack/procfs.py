@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,3 +66,15 @@ def memory_kib(pid: int) -> dict[str, int]:
         if name.startswith("Vm") and value.strip().endswith("kB"):
             figures[name] = int(value.split()[0])
     return figures
+
+
+def cpu_seconds(pids: set[int]) -> float:
+    """User and system CPU time the processes have used so far (those gone count nothing)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")

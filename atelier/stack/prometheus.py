@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from atelier.files import write_private
 from atelier.serving.settings import ROOT, Endpoints
 from atelier.stack import StackError
 from atelier.stack.milvus_runner import derive_ports
+from atelier.stack.replicas import REPLICATED, replicas
+from atelier.stack.stream_workers import web_port as stream_web_port
 
 TOOLS = ROOT / "build" / "tools"
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
@@ -73,16 +76,22 @@ def ensure_tools() -> None:
             ) from error
 
 
-def scrape_jobs(endpoints: Endpoints) -> dict[str, tuple[list[int], str]]:
-    """job -> (ports on the stack's host, metrics path): every component that exports metrics."""
+def scrape_jobs(
+    endpoints: Endpoints, stream_workers: int = 1, replica_counts: Mapping[str, int] | None = None
+) -> dict[str, tuple[list[int], str]]:
+    """job -> (ports on the stack's host, metrics path): every component that exports metrics, each
+    primary stream worker (ATELIER_STREAM_WORKERS) a target of the stream job, each replica of search,
+    ranker and features (`replica_counts`, default one each: atelier.stack.replicas) of its service's."""
+    counts = replica_counts or {}
     return {
         "prometheus": ([endpoints.prometheus_port], "/metrics"),
-        "search": ([endpoints.search_metrics_port], "/metrics"),
-        "ranker": ([endpoints.ranker_metrics_port], "/metrics"),
-        "features": ([endpoints.features_metrics_port], "/metrics"),
+        **{
+            service: ([each.metrics_port for each in replicas(endpoints, service, counts.get(service, 1))], "/metrics")
+            for service in REPLICATED
+        },
         "edge-auth": ([endpoints.edge_auth_metrics_port], "/metrics"),
         "envoy": ([endpoints.envoy_stats_port], "/stats/prometheus"),
-        "stream": ([endpoints.stream_web_port], "/metrics"),
+        "stream": ([stream_web_port(endpoints, number) for number in range(1, stream_workers + 1)], "/metrics"),
         "stream-retry": ([endpoints.stream_retry_web_port], "/metrics"),
         "triton": ([endpoints.triton_metrics_port], "/metrics"),
         "milvus": ([derive_ports(endpoints.milvus_port)["metrics_port"]], "/metrics"),
@@ -90,7 +99,12 @@ def scrape_jobs(endpoints: Endpoints) -> dict[str, tuple[list[int], str]]:
     }
 
 
-def render_config(endpoints: Endpoints, rules: Path = RULES) -> str:
+def render_config(
+    endpoints: Endpoints,
+    rules: Path = RULES,
+    stream_workers: int = 1,
+    replica_counts: Mapping[str, int] | None = None,
+) -> str:
     """prometheus.yml of the local stack: a static target per component, the shared rules."""
     scrape_configs: list[dict[str, Any]] = [
         {
@@ -98,7 +112,7 @@ def render_config(endpoints: Endpoints, rules: Path = RULES) -> str:
             "metrics_path": path,
             "static_configs": [{"targets": [endpoints.address(port) for port in ports]}],
         }
-        for job, (ports, path) in scrape_jobs(endpoints).items()
+        for job, (ports, path) in scrape_jobs(endpoints, stream_workers, replica_counts).items()
     ]
     config = {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
@@ -110,12 +124,19 @@ def render_config(endpoints: Endpoints, rules: Path = RULES) -> str:
     )
 
 
-def prepare(endpoints: Endpoints, state: Path, redis_password: str) -> None:
+def prepare(
+    endpoints: Endpoints,
+    state: Path,
+    redis_password: str,
+    stream_workers: int = 1,
+    replica_counts: Mapping[str, int] | None = None,
+) -> None:
     """Before the stack starts: the binaries, Prometheus' config, the exporter's password file (0600)."""
     ensure_tools()
     folder = prometheus_dir(state)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "prometheus.yml").write_text(render_config(endpoints))
+    config = render_config(endpoints, stream_workers=stream_workers, replica_counts=replica_counts)
+    (folder / "prometheus.yml").write_text(config)
     write_private(redis_password_file(state), json.dumps({redis_address(endpoints): redis_password}))
 
 

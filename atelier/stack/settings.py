@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from atelier.serving.settings import Settings, state_dir
+from atelier.stack.replicas import MAX_REPLICAS, REPLICATED
 
 
 class LauncherSettings(Settings):
@@ -36,9 +38,28 @@ class LauncherSettings(Settings):
     prometheus_enabled: bool = True
     """Start Prometheus (ATELIER_PROMETHEUS_PORT) and the Redis exporter with the stack, with the rules of
     deploy/prometheus/rules.yml (0: off). Both come from Debian's packages, unpacked into build/tools/."""
+    stream_workers: int = Field(1, ge=1, le=10)
+    """Primary stream workers (`stream`, `stream-2`, ...): one consumer group sharing the click topics'
+    partitions (ATELIER_TOPIC_PARTITIONS), each with its own Faust web port (ATELIER_STREAM_WEB_PORT,
+    then 100 above it per worker) and data folder; more workers than partitions sit idle."""
+    search_replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+    """Search services the local stack runs (search, search-2, ...: ports in atelier/stack/replicas.py),
+    all behind Envoy, which balances and health-checks them."""
+    ranker_replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+    """Ranker services the local stack runs (ranker, ranker-2, ...); search balances its calls over them."""
+    features_replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+    """Features services the local stack runs (features, features-2, ...); Envoy and search balance over them."""
     models_switch_grace_s: float = 6.0
     """How long `atelier models publish` and `rollback` keep the version an index switch leaves behind
     loaded: longer than search takes to notice the switch (SEARCH_INDEX_REFRESH_S)."""
+
+    def replicas(self, service: str) -> int:
+        """How many replicas of `service` (search, ranker or features) the local stack runs."""
+        return int(getattr(self, f"{service}_replicas"))
+
+    def replica_counts(self) -> dict[str, int]:
+        """service -> its replicas, for every replicated service (atelier.stack.replicas)."""
+        return {service: self.replicas(service) for service in REPLICATED}
 
     @property
     def chosen_models(self) -> list[str] | None:

@@ -106,6 +106,10 @@ def render_config(state: Path, workdir: Path, programs: list[Program]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# States in which supervisord lets a program's group be removed.
+STOPPED_STATES = frozenset({"STOPPED", "EXITED", "FATAL"})
+
+
 class Supervisor:
     """A handle on the stack's supervisord, started on demand."""
 
@@ -143,10 +147,19 @@ class Supervisor:
             time.sleep(0.1)
 
     def reload(self) -> None:
-        """Rereads the config; adds new programs, leaves running ones alone."""
+        """Rereads the config; adds new programs, leaves running ones alone. A stopped program that
+        changed takes its new config (a running one keeps its old config until it is stopped and the
+        config read again: `atelier down`, then `up`); one no longer in the config (a stream worker of
+        fewer ATELIER_STREAM_WORKERS) is stopped and dropped."""
         proxy = self._proxy()
-        added, _changed, _removed = proxy.supervisor.reloadConfig()[0]
-        for name in added:
+        added, changed, removed = proxy.supervisor.reloadConfig()[0]
+        for name in removed:
+            self.stop(name)
+        stopped = {info["name"] for info in proxy.supervisor.getAllProcessInfo() if info["statename"] in STOPPED_STATES}
+        for name in [*changed, *removed]:
+            if name in stopped:
+                proxy.supervisor.removeProcessGroup(name)
+        for name in [*added, *(name for name in changed if name in stopped)]:
             proxy.supervisor.addProcessGroup(name)
 
     def info(self, name: str) -> dict[str, Any]:

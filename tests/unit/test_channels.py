@@ -97,3 +97,38 @@ def test_k8s_names_every_replica_of_each_grpc_peer(kustomization: str) -> None:
     for peer in ("RANKER", "FEATURES", "TRITON"):
         name = environment[f"ATELIER_{peer}_HOST"].split(".")[0]
         assert services[name]["spec"].get("clusterIP") == "None", f"{kustomization}: Service {name} is not headless"
+
+
+class FailsFirstCall(grpc.aio.ServerInterceptor):
+    """A replica whose first call fails UNAVAILABLE (it dies under it, say); later ones go through."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    async def intercept_service(self, continuation, handler_call_details):
+        if self.failed:
+            return await continuation(handler_call_details)
+        self.failed = True
+
+        async def unavailable(request, context):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "going away")
+
+        return grpc.unary_unary_rpc_method_handler(unavailable)
+
+
+async def test_a_call_a_replica_fails_unavailable_is_tried_again() -> None:
+    """The channel options retry UNAVAILABLE once (on the next replica, round robin): a caller sees no error."""
+    failing = FailsFirstCall()
+    server = grpc.aio.server(interceptors=[failing])
+    ranker_grpc.add_RankerServiceServicer_to_server(RankerServicer(RankerSettings.from_env({})), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = ranker_grpc.RankerServiceStub(channel)
+            request = ranker_pb.RankRequest(candidates=[ranker_pb.RankCandidate(article_id="a1", score=1.0)], k=1)
+            reply = await stub.Rank(request, timeout=5, wait_for_ready=True)
+    finally:
+        await server.stop(None)
+    assert failing.failed
+    assert [item.article_id for item in reply.items] == ["a1"]

@@ -149,7 +149,7 @@ def test_launcher_creates_faust_leader_topics_with_one_partition() -> None:
     wanted = Topics().partitions_by_name()
     assert wanted["atelier-stream-__assignor-__leader"] == 1
     assert wanted["atelier-stream-retry-__assignor-__leader"] == 1
-    assert all(wanted[name] == 4 for name in Topics().all())
+    assert all(wanted[name] == 12 for name in Topics().all())
 
 
 @pytest.fixture

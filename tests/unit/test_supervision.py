@@ -192,3 +192,43 @@ def test_down_stops_what_supervisord_runs_even_when_the_settings_changed_since_u
     _wait(lambda: supervisor_.info("sleeper")["statename"] == "RUNNING")
     _OtherSwitches(Endpoints.from_env(), state, say=lambda _: None).down(quiet=True)
     assert not supervisor_.is_running()
+
+
+def test_a_reload_adds_new_programs_and_updates_or_drops_stopped_ones(supervisor: tuple[Supervisor, Path]) -> None:
+    """`atelier up` on a running stack (ATELIER_SEARCH_REPLICAS changed, say): new programs are added, a
+    stopped one takes its new config, one gone from the config is dropped; a running one is left alone."""
+    supervisor_, state = supervisor
+    supervisor_.start("sleeper")
+    _wait(lambda: supervisor_.info("sleeper")["statename"] == "RUNNING")
+    pid = supervisor_.info("sleeper")["pid"]
+    python = sys.executable
+    marker = state / "updated"
+    programs = [
+        Program("sleeper", [python, "-c", "import time; time.sleep(601)"], {}, state / "logs" / "sleeper.log"),
+        Program(
+            "crasher", [python, "-c", f"open({str(marker)!r}, 'w')"], {}, state / "logs" / "crasher.log", start_s=0
+        ),
+        Program("sleeper-2", [python, "-c", "import time; time.sleep(600)"], {}, state / "logs" / "sleeper-2.log"),
+    ]
+    (state / "supervisord.conf").write_text(render_config(state, state, programs))
+    supervisor_.reload()
+    assert supervisor_.info("sleeper")["pid"] == pid  # running: left alone
+    supervisor_.start("crasher")  # stopped: its new command
+    _wait(marker.exists)
+    assert supervisor_.info("sleeper-2")["statename"] == "STOPPED"  # added
+    (state / "supervisord.conf").write_text(render_config(state, state, programs[:2]))
+    supervisor_.stop("sleeper-2")
+    supervisor_.reload()
+    assert "sleeper-2" not in {info["name"] for info in supervisor_.all_info()}  # gone and stopped: dropped
+
+
+def test_a_reload_stops_and_drops_a_running_program_gone_from_the_config(
+    supervisor: tuple[Supervisor, Path],
+) -> None:
+    """`atelier up` with fewer ATELIER_STREAM_WORKERS: the workers no longer configured stop and leave."""
+    supervisor_, state = supervisor
+    supervisor_.start("sleeper")
+    _wait(lambda: supervisor_.info("sleeper")["statename"] == "RUNNING")
+    (state / "supervisord.conf").write_text(render_config(state, state, []))
+    supervisor_.reload()
+    assert "sleeper" not in {info["name"] for info in supervisor_.all_info()}

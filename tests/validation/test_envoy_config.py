@@ -40,6 +40,15 @@ def test_the_local_stacks_config_is_valid(environment: dict[str, str], tmp_path:
     assert f"port_value: {endpoints.envoy_port}" in config.read_text()
 
 
+def test_the_local_stacks_config_with_replicas_is_valid(tmp_path: Path) -> None:
+    """ATELIER_SEARCH_REPLICAS and the like: every replica an endpoint of its cluster."""
+    config = tmp_path / "envoy.yaml"
+    config.write_text(
+        envoy.render_config(Endpoints.from_env({}), replica_counts={"search": 2, "ranker": 2, "features": 3})
+    )
+    envoy.validate(config)
+
+
 def test_the_compose_envoy_config_step_renders_a_valid_config(tmp_path: Path) -> None:
     service = compose.services()["envoy-config"]
     config = _render_in_container(service["command"], compose.environment("envoy-config"), tmp_path)

@@ -30,7 +30,7 @@ import yaml
 
 from atelier.offline.catalog import command as catalog_command
 from atelier.offline.catalog import fashion_mnist
-from atelier.serving.settings import ROOT, Endpoints
+from atelier.serving.settings import ROOT, CollectionLayout, Endpoints
 from services.stream.config import StreamSettings
 from tests.k8s_support import (
     KUSTOMIZATIONS,
@@ -55,7 +55,9 @@ SERVICES_IMAGE = "atelier/services:0.1.0"
 # Stateless servers: several replicas in production; the stream workers: one per partition.
 STATELESS = ("search", "ranker", "features", "envoy")
 STREAM_WORKERS = ("stream", "stream-retry")
-DEFAULTS = Endpoints()
+# Milvus' components in cluster mode, the coordinators in one (mixCoord).
+MILVUS_CLUSTER_PARTS = ("mixCoord", "proxy", "queryNode", "dataNode", "indexNode")
+DEFAULTS = Endpoints.from_env({})
 
 
 def pinned(distribution: str) -> str:
@@ -250,11 +252,14 @@ def test_every_container_requests_cpu_and_memory_and_has_a_memory_limit(kustomiz
     kafka = find(documents, "Kafka", "atelier")
     milvus = find(documents, "Milvus", "atelier")["spec"]
     dependencies = milvus["dependencies"]
+    # Milvus' pods: its one standalone, or each component of a cluster (k8s/components/milvus-cluster).
+    milvus_parts = ("standalone",) if milvus["mode"] == "standalone" else MILVUS_CLUSTER_PARTS
+    assert set(milvus_parts) <= set(milvus["components"]), kustomization
     for resources in (
         pool["spec"]["resources"],
         kafka["spec"]["entityOperator"]["topicOperator"]["resources"],
         kafka["spec"]["kafkaExporter"]["resources"],
-        milvus["components"]["standalone"]["resources"],
+        *(milvus["components"][part]["resources"] for part in milvus_parts),
         dependencies["etcd"]["inCluster"]["values"]["resources"],
         dependencies["storage"]["inCluster"]["values"]["resources"],
     ):
@@ -384,9 +389,12 @@ def test_production_runs_several_replicas_of_everything_stateless_spread_over_no
         keys = {c["topologyKey"] for c in spec["topologySpreadConstraints"]}
         assert keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}, name
         assert all(c["matchLabelKeys"] == ["app.kubernetes.io/name"] for c in spec["topologySpreadConstraints"])
-    # The stream workers: one per partition of the click topics (atelier/serving/topics.py).
+    # The stream workers: no more than the click topics' partitions (atelier/serving/topics.py), which are
+    # sized for growth, each taking as many (the group shares them evenly).
+    partitions = StreamSettings.from_env({}).topics.partitions
     for name in STREAM_WORKERS:
-        assert find(documents, "Deployment", name)["spec"]["replicas"] == StreamSettings.from_env({}).topics.partitions
+        replicas = find(documents, "Deployment", name)["spec"]["replicas"]
+        assert replicas <= partitions and partitions % replicas == 0, name
 
 
 def test_production_edge_is_a_gateway_to_envoy_over_http2() -> None:
@@ -405,3 +413,43 @@ def test_production_edge_is_a_gateway_to_envoy_over_http2() -> None:
     # Envoy's NetworkPolicy lets the edge port in from anywhere: the Gateway's data plane included.
     policy = find(documents, "NetworkPolicy", "envoy")
     assert {"ports": [{"port": DEFAULTS.envoy_port}]} in policy["spec"]["ingress"]
+
+
+# --- milvus-cluster -----------------------------------------------------------------------------
+
+
+def test_milvus_cluster_runs_on_the_same_kafka_with_collections_laid_out_for_its_nodes() -> None:
+    documents = render("milvus-cluster")
+    milvus = find(documents, "Milvus", "atelier")["spec"]
+    assert milvus["mode"] == "cluster" and "standalone" not in milvus["components"]
+    components = milvus["components"]
+    assert all(components[part]["replicas"] >= 1 for part in MILVUS_CLUSTER_PARTS)
+    # The message queue: the base's Strimzi Kafka, through its bootstrap Service.
+    dependencies = milvus["dependencies"]
+    assert dependencies["msgStreamType"] == "kafka" and dependencies["kafka"]["external"] is True
+    listener = find(documents, "Kafka", "atelier")["spec"]["kafka"]["listeners"][0]
+    bootstrap = f"{find(documents, 'ConfigMap', 'atelier-env')['data']['ATELIER_BROKER_HOST']}:{listener['port']}"
+    assert dependencies["kafka"]["brokerList"] == [bootstrap]
+    # ... which creates no topic itself: every insert stream Milvus' config names is a KafkaTopic.
+    config = milvus["config"]
+    prefix = config["msgChannel"]["chanNamePrefix"]["cluster"]
+    topics = {t["spec"]["topicName"]: t["spec"] for t in of_kind(documents, "KafkaTopic").values()}
+    for channel in range(config["rootCoord"]["dmlChannelNum"]):
+        assert topics[f"{prefix}-rootcoord-dml_{channel}"]["partitions"] == 1
+    # ... and lets Milvus' pods in, and its operator (which checks the brokers).
+    milvus_pods = {"app.kubernetes.io/name": "milvus", "app.kubernetes.io/instance": "atelier"}
+    assert {"podSelector": {"matchLabels": milvus_pods}} in listener["networkPolicyPeers"]
+    operator = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "milvus-operator"}}}
+    assert operator in listener["networkPolicyPeers"]
+    policy = find(documents, "NetworkPolicy", "milvus-components")["spec"]
+    assert policy["podSelector"]["matchLabels"] == milvus_pods
+    assert policy["ingress"] == [{"from": [{"podSelector": {"matchLabels": milvus_pods}}]}]
+    # Collections: a shard per data node, each replica on query nodes of its own, as the catalogue
+    # load and a model publish read them (atelier-env).
+    layout = CollectionLayout.from_env(find(documents, "ConfigMap", "atelier-env")["data"])
+    assert layout.shards == components["dataNode"]["replicas"] <= config["rootCoord"]["dmlChannelNum"]
+    assert 1 < layout.replicas <= components["queryNode"]["replicas"]
+    # Everywhere else: Milvus' defaults, one shard and one replica of a standalone.
+    for name in ("local", "gpu", "production"):
+        data = find(render(name), "ConfigMap", "atelier-env")["data"]
+        assert CollectionLayout.from_env(data) == CollectionLayout.from_env({}), name
