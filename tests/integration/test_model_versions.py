@@ -76,6 +76,8 @@ def reranking_search(stack: Stack, catalog: int, tmp_path_factory: pytest.TempPa
             triton.unload_model("reranker")
         finally:
             triton.close()
+        # And without the published versions: a later `atelier up` would wait for a reranker to load.
+        shutil.rmtree(model_repository(stack.state).model("reranker").path, ignore_errors=True)
 
 
 def _given_reranker() -> bool:

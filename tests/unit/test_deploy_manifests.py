@@ -39,6 +39,7 @@ from atelier.stack import components as stack_components
 from atelier.stack import envoy as envoy_renderer
 from atelier.stack import models as stack_models
 from atelier.stack.codegen import DESCRIPTOR_SET
+from atelier.stack.replicas import REPLICATED
 from atelier.stack.settings import LauncherSettings
 from tests.k8s_support import OVERLAYS, find, render, run_redis_start
 
@@ -265,7 +266,10 @@ def test_every_service_of_ours_in_the_local_stack_runs_in_compose_and_k8s(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Listing the launcher's components needs none of its own binaries.
-    monkeypatch.delenv("ATELIER_FIRST_RUN_TRAINING", raising=False)  # the test stack's session turns it off
+    # The launcher's defaults, whatever the session around the test sets (the test stack turns training off).
+    replicas = [f"ATELIER_{service.upper()}_REPLICAS" for service in REPLICATED]
+    for name in ("ATELIER_FIRST_RUN_TRAINING", "ATELIER_STREAM_WORKERS", *replicas):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(stack_components, "redis_server_binary", lambda: Path("valkey-server"))
     monkeypatch.setattr(stack_components, "tansu_binary", lambda: Path("tansu"))
     monkeypatch.setattr(stack_components, "envoy_command", lambda config: ["envoy", "--config-path", str(config)])
