@@ -25,11 +25,10 @@ import urllib.request
 import uuid
 
 import aiohttp
-import redis.asyncio as aioredis
 from confluent_kafka import Producer
 
 from atelier.edge.client import key_headers
-from atelier.serving import item_store
+from atelier.serving import item_store, redis_clients
 from atelier.serving.click_event import ClickRecord
 from atelier.serving.feature_store import keys
 from atelier.serving.settings import Endpoints
@@ -43,7 +42,7 @@ def _body(user: str, article: str) -> dict:
 
 async def catalogue_article(endpoints: Endpoints) -> str:
     """An article of the loaded catalogue: a click on any other is refused."""
-    store = aioredis.from_url(endpoints.redis_url)
+    store = redis_clients.async_client(endpoints)
     try:
         article = await item_store.any_article_id(store)
     finally:
@@ -54,7 +53,7 @@ async def catalogue_article(endpoints: Endpoints) -> str:
 
 
 async def open_loop(endpoints: Endpoints, article: str, rate: float, seconds: float) -> None:
-    store = aioredis.from_url(endpoints.redis_url)
+    store = redis_clients.async_client(endpoints)
     accepted: dict[str, float] = {}
     visible: dict[str, float] = {}
     api_ms: list[float] = []
@@ -150,7 +149,7 @@ async def burst(endpoints: Endpoints, article: str, count: int) -> None:
         producer.poll(0)
     producer.flush(60)
     produced = time.perf_counter()
-    store = aioredis.from_url(endpoints.redis_url)
+    store = redis_clients.async_client(endpoints)
     remaining = records
     while remaining:
         pipe = store.pipeline(transaction=False)

@@ -21,10 +21,10 @@ import time
 import urllib.parse
 
 import aiohttp
-import redis
 import tritonclient.grpc as triton
 
 from atelier.edge.client import key_headers
+from atelier.serving import redis_clients
 from atelier.serving.item_store import CATALOG_META_KEY
 from atelier.serving.settings import Endpoints
 from benchmarks.common import load_arguments, machine, summary
@@ -168,7 +168,7 @@ async def main() -> None:
     args = load_arguments(__doc__, requests=500, warmup=30).parse_args()
     endpoints = Endpoints.from_env()
     base = endpoints.edge_url
-    store = redis.Redis.from_url(endpoints.redis_url)
+    store = redis_clients.sync_client(endpoints)
     articles = (store.hgetall(CATALOG_META_KEY) or {}).get(b"articles", b"?").decode()
     tc = triton.InferenceServerClient(endpoints.triton_address)
     print(f"machine: {machine()}")

@@ -1,4 +1,5 @@
-"""A pure-Python reference of apply_clicks.lua and the reader's maths, over a dict-based fake store.
+"""A pure-Python reference of the feature store's write scripts (apply_article_clicks.lua, apply_user_clicks.lua)
+and the reader's maths, over a dict-based fake store.
 
 For tests only: the integration tests apply the same events to Redis and here
 and compare. Time arithmetic comes from atelier.serving.popularity, as the script's does.
@@ -6,6 +7,7 @@ and compare. Time arithmetic comes from atelier.serving.popularity, as the scrip
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -32,8 +34,8 @@ def accumulate(score: float | None, time_ms: int | None, event_ms: int) -> tuple
     return score + decay(1.0, event_ms, time_ms), time_ms
 
 
-def bucket_key(window: popularity.Window, event_ms: int) -> str:
-    return window.bucket_key(event_ms / 1000)
+def bucket_key(window: popularity.Window, article_id: str, event_ms: int) -> str:
+    return keys.bucket(window, keys.article_shard(article_id), window.bucket_start(event_ms / 1000))
 
 
 def bucket_expires_at(window: popularity.Window, event_ms: int) -> int:
@@ -79,11 +81,14 @@ def apply_batch(
     store: FakeStore, events: Iterable[ClickRecord], now_ms: int, settings: WriterSettings | None = None
 ) -> list[bool]:
     settings = settings or WriterSettings()
+    events = list(events)
     applied = [_apply(store, event, now_ms, settings) for event in events]
-    if any(applied):
-        # Redis ranks equal scores by member, and trims the lowest ranks first.
-        ranked = sorted(store.zsets.get(popularity.GLOBAL_KEY, {}).items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
-        store.zsets[popularity.GLOBAL_KEY] = dict(ranked[: settings.global_max_items])
+    cap = math.ceil(settings.global_max_items / keys.ARTICLE_SHARDS)
+    for shard in {keys.article_shard(event.item_id) for event, new in zip(events, applied, strict=True) if new}:
+        # Redis ranks equal scores by member, and trims the lowest ranks first; each shard's set on its own.
+        global_key = keys.global_popularity(shard)
+        ranked = sorted(store.zsets.get(global_key, {}).items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+        store.zsets[global_key] = dict(ranked[:cap])
     return applied
 
 
@@ -91,8 +96,9 @@ def _apply(store: FakeStore, event: ClickRecord, now_ms: int, settings: WriterSe
     dedupe = keys.dedupe(event.user_id, event.event_id)
     if dedupe in store.strings or keys.item_metadata(event.item_id) not in store.hashes:
         return False  # a duplicate, or an article not in the catalogue: nothing changes
-    store.strings[dedupe] = "1"
-    store.expire_at_ms[dedupe] = now_ms + round(settings.dedupe_ttl_s * 1000)
+    for marker in (dedupe, keys.article_dedupe(event.item_id, event.user_id, event.event_id)):
+        store.strings[marker] = "1"
+        store.expire_at_ms[marker] = now_ms + round(settings.dedupe_ttl_s * 1000)
     ms = event.event_time_ms
     entry = keys.list_entry(event.item_id, ms)
     user_expiry = now_ms + round(settings.user_ttl_s * 1000)
@@ -115,14 +121,15 @@ def _apply(store: FakeStore, event: ClickRecord, now_ms: int, settings: WriterSe
 
     for window in popularity.WINDOWS:
         if bucket_live(window, ms, now_ms):
-            bucket = store.zsets.setdefault(bucket_key(window, ms), {})
+            key = bucket_key(window, event.item_id, ms)
+            bucket = store.zsets.setdefault(key, {})
             bucket[event.item_id] = bucket.get(event.item_id, 0.0) + 1
-            store.expire_at_ms[bucket_key(window, ms)] = bucket_expires_at(window, ms) * 1000
-    scores = store.zsets.setdefault(popularity.GLOBAL_KEY, {})
+            store.expire_at_ms[key] = bucket_expires_at(window, ms) * 1000
+    scores = store.zsets.setdefault(keys.global_popularity(keys.article_shard(event.item_id)), {})
     scores[event.item_id] = scores.get(event.item_id, 0.0) + global_increment(ms)
 
     if event.session_id:
-        session = keys.session_clicks(event.session_id)
+        session = keys.session_clicks(event.user_id, event.session_id)
         insert_entry(store.lists.setdefault(session, []), entry, ms, settings.session_cap)
         store.expire_at_ms[session] = now_ms + round(settings.session_ttl_s * 1000)
     return True
@@ -156,4 +163,7 @@ def click_score_at(store: FakeStore, article_id: str, now_ms: int) -> float:
 
 def window_popularity(store: FakeStore, window: popularity.Window, article_id: str, now_ms: int) -> float:
     """Clicks of `article_id` summed over the window's active buckets at `now_ms`."""
-    return sum(store.zsets.get(key, {}).get(article_id, 0.0) for key in window.active_keys(now_ms / 1000))
+    shard = keys.article_shard(article_id)
+    return sum(
+        store.zsets.get(key, {}).get(article_id, 0.0) for key in keys.window_buckets(window, shard, now_ms / 1000)
+    )

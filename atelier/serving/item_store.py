@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import redis
-import redis.asyncio as aioredis
-
 from atelier.serving.articles import FIELDS, FILTER_FIELDS
+from atelier.serving.feature_store import keys
 from atelier.serving.ids import is_valid_id
+from atelier.serving.redis_clients import AsyncRedis, SyncRedis
 
 # Every article field, and the category personalisation counts (atelier.serving.articles.category).
 ITEM_FIELDS = (*FIELDS, "category")
@@ -21,20 +20,20 @@ CATALOG_META_KEY = "catalog:meta"
 
 
 def item_key(article_id: str) -> str:
-    return f"item:{article_id}"
+    """The article's hash (hash-tagged by its shard: atelier.serving.feature_store.keys)."""
+    return keys.item_metadata(article_id)
 
 
-async def item_exists(client: aioredis.Redis, article_id: str) -> bool:
+async def item_exists(client: AsyncRedis, article_id: str) -> bool:
     """Whether the catalogue holds the article (validate the id first: atelier.serving.ids)."""
     return bool(await client.exists(item_key(article_id)))
 
 
-async def any_article_id(client: aioredis.Redis) -> str | None:
+async def any_article_id(client: AsyncRedis) -> str | None:
     """One article of the catalogue (what benchmarks click on), or None when none is loaded."""
-    prefix = item_key("")
-    async for key in client.scan_iter(match=item_key("*"), count=1000):
-        article_id = _text(key)[len(prefix) :]
-        if is_valid_id(article_id):  # not item:{article_id}:clicks
+    async for key in client.scan_iter(match="item:*", count=1000):
+        article_id = _text(key).rpartition(":")[2]
+        if is_valid_id(article_id) and item_key(article_id) == _text(key):  # not item:...:clicks
             return article_id
     return None
 
@@ -43,7 +42,7 @@ def values_key(attribute: str) -> str:
     return f"catalog:values:{attribute}"
 
 
-def write_items(client: redis.Redis, items: Iterable[Mapping[str, str]]) -> int:
+def write_items(client: SyncRedis, items: Iterable[Mapping[str, str]]) -> int:
     """Writes item hashes (each mapping has article_id and ITEM_FIELDS) in one pipeline."""
     pipe = client.pipeline(transaction=False)
     count = 0
@@ -57,7 +56,7 @@ def write_items(client: redis.Redis, items: Iterable[Mapping[str, str]]) -> int:
     return count
 
 
-async def read_filter_values(client: aioredis.Redis) -> dict[str, dict[str, str]]:
+async def read_filter_values(client: AsyncRedis) -> dict[str, dict[str, str]]:
     """attribute -> {lower-cased value: value}, for case-insensitive filter matching."""
     pipe = client.pipeline(transaction=False)
     for attribute in FILTER_FIELDS:

@@ -1,11 +1,12 @@
 """Rolling popularity in Redis: time-bucketed sorted sets per window, plus a decayed global set.
 
 Windows (behaviour spec): 1h = 12 buckets of 300 s, 24h = 24 buckets of 3600 s,
-7d = 7 buckets of 86400 s. Bucket `pop:{window}:{start}` holds article -> clicks
-in [start, start + bucket); it expires once it can no longer fall in its window.
-The global set `pop:global` holds a score decayed with a 7-day half-life, for
-the last-resort fallback. A sorted set cannot decay every member on each click,
-so its scores are kept relative to a fixed epoch: a click at time t adds
+7d = 7 buckets of 86400 s. A bucket holds article -> clicks in [start, start + bucket);
+it expires once it can no longer fall in its window. The global set holds a score
+decayed with a 7-day half-life, for the last-resort fallback. Both are sharded by
+article (key names: atelier.serving.feature_store.keys); this module is their time maths.
+A sorted set cannot decay every member on each click, so its scores are kept relative
+to a fixed epoch: a click at time t adds
 exp(rate * (t - epoch)); the decayed score at `now` is the stored score times
 exp(-rate * (now - epoch)), and the order never needs rewriting.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-GLOBAL_KEY = "pop:global"
 GLOBAL_MAX_ITEMS = 10_000
 HALF_LIFE_S = 7 * 86400.0
 DECAY_RATE = math.log(2) / HALF_LIFE_S
@@ -36,20 +36,14 @@ class Window:
     def bucket_start(self, epoch_s: float) -> int:
         return int(epoch_s // self.bucket_s) * self.bucket_s
 
-    def key(self, bucket_start: int) -> str:
-        return f"pop:{self.name}:{bucket_start}"
-
-    def bucket_key(self, epoch_s: float) -> str:
-        return self.key(self.bucket_start(epoch_s))
-
     def expires_at(self, epoch_s: float) -> int:
         """When the bucket holding `epoch_s` has left every window that ends later."""
         return self.bucket_start(epoch_s) + self.bucket_s + self.span_s
 
-    def active_keys(self, now_s: float) -> list[str]:
-        """Keys of the buckets that make up the window ending now, newest first."""
+    def active_starts(self, now_s: float) -> list[int]:
+        """Starts of the buckets that make up the window ending now, newest first."""
         newest = self.bucket_start(now_s)
-        return [self.key(newest - i * self.bucket_s) for i in range(self.buckets)]
+        return [newest - i * self.bucket_s for i in range(self.buckets)]
 
 
 HOUR = Window("1h", 300, 12)

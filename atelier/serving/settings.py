@@ -271,7 +271,9 @@ class Endpoints(Settings):
     stream_retry_web_port: int = 6067
     """The retry stream worker's web server (Faust)."""
     redis_port: int = 6379
-    """Redis (Valkey)."""
+    """Redis (Valkey); with ATELIER_REDIS_CLUSTER, one of the cluster's nodes (the client finds the others)."""
+    redis_cluster: bool = False
+    """Redis is a cluster (Redis Cluster / Valkey cluster mode): every client uses redis-py's cluster client."""
     broker_port: int = 9092
     """The Kafka-protocol broker."""
     milvus_port: int = 19530

@@ -6,11 +6,11 @@ import asyncio
 from contextlib import AsyncExitStack
 
 import grpc
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from atelier.serving import redis_clients
 from atelier.serving.feature_store.reader import FeatureReader
 from atelier.serving.grpc_server import serve
 from fashion.v1 import events_service_pb2, events_service_pb2_grpc, features_service_pb2
@@ -35,8 +35,8 @@ async def build(settings: FeaturesSettings, server: grpc.aio.Server, resources: 
     )
     # Waits for clicks in flight (their callers are still waiting) when the server stops.
     resources.push_async_callback(asyncio.to_thread, publisher.close)
-    redis = aioredis.from_url(
-        settings.endpoints.redis_url,
+    redis = redis_clients.async_client(
+        settings.endpoints,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         # One immediate reconnect when a pooled connection turns out closed: after a Redis

@@ -119,7 +119,7 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
     await fallback.warm()
     pipeline = SearchPipeline(personaliser, fallback, settings.ann.candidates, rerank)
 
-    filter_values = FilterValues(endpoints.redis_url, settings.filter_values_refresh_s)
+    filter_values = FilterValues(endpoints, settings.filter_values_refresh_s)
     await filter_values.start()
     resources.push_async_callback(filter_values.stop)
 

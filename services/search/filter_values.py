@@ -8,7 +8,9 @@ import logging
 
 import redis.asyncio as aioredis
 
+from atelier.serving import redis_clients
 from atelier.serving.item_store import read_filter_values
+from atelier.serving.settings import Endpoints
 
 log = logging.getLogger(__name__)
 
@@ -16,8 +18,8 @@ log = logging.getLogger(__name__)
 class FilterValues:
     """attribute -> {lower-cased value: value}; None until first read (then values pass unchecked)."""
 
-    def __init__(self, redis_url: str, refresh_s: float) -> None:
-        self._client = aioredis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    def __init__(self, endpoints: Endpoints, refresh_s: float) -> None:
+        self._client = redis_clients.async_client(endpoints, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._refresh_s = refresh_s
         self._task: asyncio.Task[None] | None = None
         self.values: dict[str, dict[str, str]] | None = None

@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from atelier.serving import redis_clients
 from atelier.serving.feature_store.writer import ClickWriter
 from services.stream.config import StreamSettings
 from services.stream.forwarder import Forwarder, ProducerForwarder
@@ -34,7 +34,7 @@ class Runtime:
         self.clock_ms: Callable[[], int] = wall_ms
         # Stops the worker when a batch cannot be settled (services.stream.acks).
         self.crash: Callable[[BaseException], Awaitable[None]] = app.crash
-        self._redis: aioredis.Redis | None = None
+        self._redis: redis_clients.AsyncRedis | None = None
         self._handler: ClickHandler | None = None
         app.on_before_shutdown.connect(self._close)
 
@@ -65,8 +65,8 @@ class Runtime:
 
     def _new_writer(self) -> Applier:
         settings = self.settings
-        self._redis = aioredis.from_url(
-            settings.endpoints.redis_url,
+        self._redis = redis_clients.async_client(
+            settings.endpoints,
             socket_timeout=settings.redis_timeout_s,
             socket_connect_timeout=settings.redis_connect_timeout_s,
             # One quick reconnect (a connection the server closed while idle); beyond

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from atelier.offline.catalog.bootstrap import (
     LoadResult,
@@ -21,6 +20,7 @@ from atelier.offline.catalog.bootstrap import (
 from atelier.offline.catalog.contents import ImageContent
 from atelier.offline.catalog.hm_loader import HMDataset, LoadReport, iter_articles, iter_transactions
 from atelier.offline.catalog.synthetic import write_synthetic_catalog
+from atelier.serving import redis_clients
 from atelier.serving.article_index import IMAGE_COLLECTION, IndexSettings
 from atelier.serving.settings import ROOT
 from atelier.serving.vision import ClipEncoder
@@ -136,7 +136,7 @@ def catalog(stack: Stack, catalog_dataset: HMDataset) -> int:
     result = _load(stack, catalog_dataset)
     _load_images(stack, catalog_dataset)
     record_catalogue(stack.endpoints, catalog_dataset)
-    store = redis.Redis.from_url(stack.endpoints.redis_url)
+    store = redis_clients.sync_client(stack.endpoints)
     try:
         seed_popularity(store, iter_transactions(catalog_dataset.transactions, LoadReport()))
     finally:

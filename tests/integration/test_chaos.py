@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import redis
 
 from atelier.offline.catalog.hm_loader import HMDataset, iter_articles
+from atelier.serving import redis_clients
 from atelier.serving.feature_store import keys
 from atelier.stack import readiness
 from atelier.stack.launcher import RUNNING_STATES, Stack
@@ -238,7 +238,7 @@ def _problem(answer: Answer, may_fail: set[str]) -> str | None:
     return None
 
 
-def _applied(store: redis.Redis, users: list[str]) -> dict[str, collections.Counter[str]]:
+def _applied(store: redis_clients.SyncRedis, users: list[str]) -> dict[str, collections.Counter[str]]:
     """user -> how many times each article is in the user's recent clicks."""
     pipe = store.pipeline(transaction=False)
     for user in users:
@@ -266,7 +266,7 @@ def _check_clicks(stack: Stack, answers: list[Answer], may_lose_before: float) -
             sent[answer.click.user].add(answer.click.item)
     acknowledged = [a.click for a in answers if a.click and a.status == 200]
     must_apply = [a.click for a in answers if a.click and a.status == 200 and a.started >= may_lose_before]
-    store = redis.Redis.from_url(stack.endpoints.redis_url)
+    store = redis_clients.sync_client(stack.endpoints)
     started = time.monotonic()
     try:
         while True:

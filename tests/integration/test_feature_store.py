@@ -26,7 +26,6 @@ from atelier.serving.feature_store import (
 from atelier.stack.components import redis_server_binary
 from atelier.stack.readiness import port_in_use
 from tests import feature_store_reference as reference
-from tests.feature_store_support import SyncClickWriter
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -167,8 +166,12 @@ async def test_click_on_an_article_not_in_the_catalogue_changes_nothing(
     assert await writer.apply([click("e1", t, item="FAKE-ITEM")]) == [False]
     assert snapshot(sync_client) == before  # not in popularity, not in the user's clicks, no dedupe marker
     assert await writer.apply([click("e2", t, item="FAKE-ITEM"), click("e3", t)]) == [False, True]
-    assert sync_client.zscore(popularity.GLOBAL_KEY, "FAKE-ITEM") is None
-    assert sync_client.zscore(popularity.GLOBAL_KEY, "a1") is not None
+    assert sync_client.zscore(global_key("FAKE-ITEM"), "FAKE-ITEM") is None
+    assert sync_client.zscore(global_key("a1"), "a1") is not None
+
+
+def global_key(article_id: str) -> str:
+    return keys.global_popularity(keys.article_shard(article_id))
 
 
 def _corrupt_recent(c: redis.Redis) -> None:
@@ -176,7 +179,7 @@ def _corrupt_recent(c: redis.Redis) -> None:
 
 
 def _corrupt_bucket(c: redis.Redis) -> None:
-    c.set(popularity.DAY.bucket_key(now_ms() / 1000), "not a zset")
+    c.set(reference.bucket_key(popularity.DAY, "a1", now_ms()), "not a zset")
 
 
 def _corrupt_affinity(c: redis.Redis) -> None:
@@ -188,12 +191,12 @@ def _corrupt_item_clicks(c: redis.Redis) -> None:
 
 
 def _corrupt_session(c: redis.Redis) -> None:
-    c.hset(keys.session_clicks("s3"), mapping={"x": "1"})
+    c.hset(keys.session_clicks("u3", "s3"), mapping={"x": "1"})
 
 
 def _corrupt_global(c: redis.Redis) -> None:
-    c.delete(popularity.GLOBAL_KEY)
-    c.rpush(popularity.GLOBAL_KEY, "x")
+    c.delete(global_key("a1"))
+    c.rpush(global_key("a1"), "x")
 
 
 @pytest.mark.parametrize(
@@ -207,21 +210,45 @@ def _corrupt_global(c: redis.Redis) -> None:
         (_corrupt_global, 0),
     ],
 )
-async def test_bad_stored_data_is_detected_before_any_write(
+async def test_bad_stored_data_is_named_and_the_rest_applied_once_on_retry(
     client: aioredis.Redis, sync_client: redis.Redis, corrupt, event_index: int
 ) -> None:
+    """The script call that finds bad data writes nothing (the corrupt key is left as it was); the handler's
+    retry without that event applies every other click exactly once (each part's marker), as the reference."""
     add_items(sync_client, {"a1": "Trousers", "a3": "Trousers"})
+    store = fake_from(sync_client)
     writer = ClickWriter(client)
     t = now_ms()
-    await writer.apply([click("seed", t - 5000)])
+    seed = click("seed", t - 5000)
+    await writer.apply([seed], now_ms=t)
+    reference.apply_batch(store, [seed], t)
     corrupt(sync_client)
-    before = snapshot(sync_client)
+    corrupted = {key: value for key, value in snapshot(sync_client).items() if key not in _reference_keys(store)}
     batch = [click("b1", t), click("b2", t + 1, user="u2"), click("b3", t + 2, user="u3", item="a3", session="s3")]
     with pytest.raises(StoredDataError) as raised:
-        await writer.apply(batch)
+        await writer.apply(batch, now_ms=t)
     assert raised.value.event_index == event_index
     assert isinstance(raised.value, redis.ResponseError)
-    assert snapshot(sync_client) == before  # nothing half-applied, not even event 0
+    rest = [event for index, event in enumerate(batch) if index != event_index]
+    while True:  # as the stream's handler: each event whose keys hold bad data is left out
+        try:
+            await writer.apply(rest, now_ms=t)
+            break
+        except StoredDataError as error:
+            rest.pop(error.event_index)
+    assert await writer.apply(rest, now_ms=t) == [False] * len(rest)
+    reference.apply_batch(store, rest, t)
+    for event in rest:
+        assert sync_client.lrange(keys.user_recent(event.user_id), 0, 0) == [
+            keys.list_entry(event.item_id, event.event_time_ms)
+        ]
+    after = snapshot(sync_client)
+    for key, value in corrupted.items():
+        assert after.get(key) == value, key  # never overwritten
+
+
+def _reference_keys(store: reference.FakeStore) -> set[str]:
+    return {*store.strings, *store.lists, *store.hashes, *store.zsets}
 
 
 async def test_script_is_reloaded_after_script_flush(client: aioredis.Redis, sync_client: redis.Redis) -> None:
@@ -280,21 +307,20 @@ async def test_bucket_keys_and_expiry(client: aioredis.Redis, sync_client: redis
         now_ms=now,
     )
     for window in popularity.WINDOWS:
-        key = reference.bucket_key(window, fresh)
-        assert key == window.bucket_key(fresh / 1000)
+        key = reference.bucket_key(window, "fresh", fresh)
         assert sync_client.zscore(key, "fresh") == 1
         assert sync_client.expiretime(key) == window.expires_at(fresh / 1000)
         assert sync_client.pexpiretime(key) == window.expires_at(fresh / 1000) * 1000
     # Two hours ago: out of the 1h window's life, still in 24h and 7d.
-    assert sync_client.zscore(popularity.HOUR.bucket_key(two_hours / 1000), "older") is None
-    assert sync_client.zscore(popularity.DAY.bucket_key(two_hours / 1000), "older") == 1
-    assert sync_client.zscore(popularity.WEEK.bucket_key(two_hours / 1000), "older") == 1
+    assert sync_client.zscore(reference.bucket_key(popularity.HOUR, "older", two_hours), "older") is None
+    assert sync_client.zscore(reference.bucket_key(popularity.DAY, "older", two_hours), "older") == 1
+    assert sync_client.zscore(reference.bucket_key(popularity.WEEK, "older", two_hours), "older") == 1
     # Nine days ago: no bucket at all, but the global set counts it (decayed).
-    assert not [k for k in sync_client.keys("pop:*") if sync_client.zscore(k, "old") and k != popularity.GLOBAL_KEY]
-    assert sync_client.zscore(popularity.GLOBAL_KEY, "old") == pytest.approx(
+    assert not [k for k in sync_client.keys("pop:*") if sync_client.zscore(k, "old") and k != global_key("old")]
+    assert sync_client.zscore(global_key("old"), "old") == pytest.approx(
         popularity.global_increment(nine_days / 1000), rel=1e-12
     )
-    assert sync_client.ttl(popularity.GLOBAL_KEY) == -1
+    assert sync_client.ttl(global_key("old")) == -1
 
 
 async def test_recent_and_session_lists(client: aioredis.Redis, sync_client: redis.Redis) -> None:
@@ -310,27 +336,27 @@ async def test_recent_and_session_lists(client: aioredis.Redis, sync_client: red
     recent = [keys.parse_list_entry(e) for e in sync_client.lrange(keys.user_recent("u1"), 0, -1)]
     assert len(recent) == 20 and ("late", now - 15_500) in recent
     assert [t for _, t in recent] == sorted((t for _, t in recent), reverse=True)
-    session = sync_client.lrange(keys.session_clicks("s1"), 0, -1)
+    session = sync_client.lrange(keys.session_clicks("u1", "s1"), 0, -1)
     assert [keys.parse_list_entry(e)[0] for e in session] == ["a24", "a23", "a22", "a21", "a20"]
-    assert 1800 * 1000 - 60_000 < sync_client.pttl(keys.session_clicks("s1")) <= 1800 * 1000
+    assert 1800 * 1000 - 60_000 < sync_client.pttl(keys.session_clicks("u1", "s1")) <= 1800 * 1000
     for key in (keys.user_recent("u1"), keys.user_profile("u1")):
         assert 30 * DAY_MS - 60_000 < sync_client.pttl(key) <= 30 * DAY_MS
     assert 30 * DAY_MS - 60_000 < sync_client.pttl(keys.item_clicks("a1")) <= 30 * DAY_MS
 
 
-async def test_global_set_is_capped(client: aioredis.Redis, sync_client: redis.Redis) -> None:
-    settings = WriterSettings(global_max_items=5)
+async def test_global_set_is_capped_per_shard(client: aioredis.Redis, sync_client: redis.Redis) -> None:
+    settings = WriterSettings(global_max_items=5 * keys.ARTICLE_SHARDS)  # 5 per shard
     writer = ClickWriter(client, settings)
-    add_items(sync_client, {f"g{i}": "Dress" for i in range(1, 9)})
+    articles = [f"g{n}" for n in range(1000) if keys.article_shard(f"g{n}") == 0][:8]
+    add_items(sync_client, dict.fromkeys(articles, "Dress"))
     store = fake_from(sync_client)
     now = now_ms()
-    # Article i is clicked i times: the five most clicked stay.
-    events = [click(f"g{i}-{n}", now - 1000, item=f"g{i}") for i in range(1, 9) for n in range(i)]
+    # The i-th article is clicked i times: the five most clicked stay.
+    events = [click(f"{a}-{n}", now - 1000, item=a) for i, a in enumerate(articles, 1) for n in range(i)]
     await writer.apply(events, now_ms=now)
     reference.apply_batch(store, events, now, settings)
-    assert [m for m, _ in sync_client.zrevrange(popularity.GLOBAL_KEY, 0, -1, withscores=True)] == [
-        f"g{i}" for i in range(8, 3, -1)
-    ]
+    kept = [m for m, _ in sync_client.zrevrange(keys.global_popularity(0), 0, -1, withscores=True)]
+    assert kept == articles[:2:-1]
     assert_matches_reference(sync_client, store)
 
 
@@ -365,14 +391,6 @@ async def test_random_batches_match_reference(client: aioredis.Redis, sync_clien
         applied += got
     assert sum(applied) == len({e.event_id for e in events if e.item_id in categories}) > 300
     assert_matches_reference(sync_client, store)
-
-
-def test_sync_writer(sync_client: redis.Redis) -> None:
-    add_items(sync_client, {"a1": "Trousers"})
-    writer = SyncClickWriter(sync_client)
-    event = click("s1", now_ms())
-    assert writer.apply([event]) == [True]
-    assert writer.apply([event]) == [False]
 
 
 # --- reader ---
@@ -420,13 +438,17 @@ async def test_item_signals_per_window(client: aioredis.Redis, sync_client: redi
     assert x.click_score == pytest.approx(reference.click_score_at(store, "x", now), rel=1e-12)
     for window in popularity.WINDOWS:
         assert reference.window_popularity(store, window, "x", now) == getattr(x, f"popularity_{window.name}")
-        assert 0 < sync_client.pttl(keys.window_aggregate(window)) <= 2000
+        assert 0 < sync_client.pttl(keys.window_aggregate(window, keys.article_shard("x"))) <= 2000
 
-    # The aggregates serve until they expire (deleted here), then are rebuilt with the new clicks.
-    await ClickWriter(client).apply([click("5", now, item="y")], now_ms=now)
-    assert (await reader.item_signals(["y"], now))[0].popularity_1h == 0
-    sync_client.delete(*(keys.window_aggregate(window) for window in popularity.WINDOWS))
-    assert (await reader.item_signals(["y"], now))[0].popularity_1h == 1
+    # The aggregates serve until they expire (deleted here), then are rebuilt with the new clicks: `w` shares
+    # x's shard, whose aggregates hold x's clicks (an empty union is no key, so it is rebuilt at each read).
+    w = next(f"w{n}" for n in range(1000) if keys.article_shard(f"w{n}") == keys.article_shard("x"))
+    add_items(sync_client, {w: "Dress"})
+    await ClickWriter(client).apply([click("5", now, item=w)], now_ms=now)
+    assert (await reader.item_signals([w], now))[0].popularity_1h == 0
+    for window in popularity.WINDOWS:
+        sync_client.delete(keys.window_aggregate(window, keys.article_shard(w)))
+    assert (await reader.item_signals([w], now))[0].popularity_1h == 1
 
 
 async def test_popular_falls_back_through_tiers(client: aioredis.Redis, sync_client: redis.Redis) -> None:
@@ -439,7 +461,8 @@ async def test_popular_falls_back_through_tiers(client: aioredis.Redis, sync_cli
         return await reader.popular(window, k, now)
 
     assert await popular(None) == ([], "global")
-    sync_client.zadd(popularity.GLOBAL_KEY, {"g1": popularity.global_increment(now / 1000 - 7 * 86400), "g2": 1.0})
+    sync_client.zadd(global_key("g1"), {"g1": popularity.global_increment(now / 1000 - 7 * 86400)})
+    sync_client.zadd(global_key("g2"), {"g2": 1.0})
     top, tier = await popular(None)
     assert tier == "global" and top[0][0] == "g1"
     assert top[0][1] == pytest.approx(0.5, rel=1e-9)  # one click a half-life ago

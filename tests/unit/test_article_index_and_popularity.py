@@ -23,13 +23,13 @@ def test_filter_expression_quotes_values_and_joins_fields() -> None:
 def test_windows_buckets_and_expiry() -> None:
     assert [(w.name, w.span_s) for w in popularity.WINDOWS] == [("1h", 3600), ("24h", 86400), ("7d", 604800)]
     t = 1_767_225_600 + 3 * 3600 + 17 * 60  # 03:17 on a day
-    assert popularity.HOUR.bucket_key(t) == f"pop:1h:{t - 2 * 60}"
+    assert popularity.HOUR.bucket_start(t) == t - 2 * 60
     assert popularity.DAY.bucket_start(t) == 1_767_225_600 + 3 * 3600
     # A bucket leaves the window one span after it closes.
     assert popularity.HOUR.expires_at(t) == popularity.HOUR.bucket_start(t) + 300 + 3600
-    keys = popularity.DAY.active_keys(t)
-    assert len(keys) == 24 and keys[0] == popularity.DAY.bucket_key(t)
-    assert keys[-1] == popularity.DAY.key(popularity.DAY.bucket_start(t) - 23 * 3600)
+    starts = popularity.DAY.active_starts(t)
+    assert len(starts) == 24 and starts[0] == popularity.DAY.bucket_start(t)
+    assert starts[-1] == popularity.DAY.bucket_start(t) - 23 * 3600
 
 
 def test_global_scores_decay_with_a_seven_day_half_life() -> None:

@@ -44,8 +44,9 @@ def test_accumulate_in_order_and_out_of_order() -> None:
 
 def test_buckets_follow_popularity_windows() -> None:
     for window in popularity.WINDOWS:
-        assert reference.bucket_key(window, T) == window.key(window.bucket_start(T / 1000))
-        assert reference.bucket_key(window, T).startswith(keys.bucket_prefix(window))
+        shard = keys.article_shard("a1")
+        assert reference.bucket_key(window, "a1", T) == keys.bucket(window, shard, window.bucket_start(T / 1000))
+        assert reference.bucket_key(window, "a1", T) == keys.window_buckets(window, shard, T / 1000)[0]
         assert reference.bucket_expires_at(window, T) == window.bucket_start(T / 1000) + window.bucket_s + window.span_s
         expires_ms = reference.bucket_expires_at(window, T) * 1000
         assert reference.bucket_live(window, T, expires_ms - 1)
@@ -54,7 +55,9 @@ def test_buckets_follow_popularity_windows() -> None:
         assert window.expires_at(T / 1000) - window.bucket_start(T / 1000) == window.expires_at(0)
     # A bucket boundary, to the millisecond.
     boundary = popularity.HOUR.bucket_start(T / 1000) * 1000 + 300_000
-    assert reference.bucket_key(popularity.HOUR, boundary - 1) != reference.bucket_key(popularity.HOUR, boundary)
+    assert reference.bucket_key(popularity.HOUR, "a1", boundary - 1) != reference.bucket_key(
+        popularity.HOUR, "a1", boundary
+    )
 
 
 def test_global_increment_is_epoch_relative() -> None:
@@ -83,13 +86,14 @@ def test_apply_batch_dedupes_and_writes_every_feature() -> None:
     assert reference.apply_batch(store, [event], now) == [False]
     assert repr(store) == before
     assert store.lists[keys.user_recent("u1")] == ["a1|" + str(T)]
-    assert store.lists[keys.session_clicks("s1")] == ["a1|" + str(T)]
+    assert store.lists[keys.session_clicks("u1", "s1")] == ["a1|" + str(T)]
     assert store.hashes[keys.user_profile("u1")] == {"last_active_ms": T}
     assert store.hashes[keys.user_affinity("u1")] == {"s:Trousers": 1.0, "t:Trousers": T}
     assert store.hashes[keys.item_clicks("a1")] == {"s": 1.0, "t": T}
     for window in popularity.WINDOWS:
-        assert store.zsets[reference.bucket_key(window, T)] == {"a1": 1.0}
+        assert store.zsets[reference.bucket_key(window, "a1", T)] == {"a1": 1.0}
     assert store.expire_at_ms[keys.dedupe("u1", "e1")] == now + 7 * DAY_MS
+    assert store.expire_at_ms[keys.article_dedupe("a1", "u1", "e1")] == now + 7 * DAY_MS
     assert store.expire_at_ms[keys.user_recent("u1")] == now + 30 * DAY_MS
     assert reference.affinities_at(store, "u1", T + 7 * DAY_MS) == {"Trousers": pytest.approx(0.5, rel=1e-12)}
     assert reference.click_score_at(store, "a1", T + 14 * DAY_MS) == pytest.approx(0.25, rel=1e-12)
@@ -108,30 +112,61 @@ def test_dedupe_is_per_user_and_unknown_articles_change_nothing() -> None:
     assert repr(store) == before
 
 
-def test_global_cap_keeps_the_highest_scores() -> None:
+def same_shard(count: int) -> list[str]:
+    """`count` article ids of one article shard."""
+    found = [f"x{n}" for n in range(1000) if keys.article_shard(f"x{n}") == 0]
+    return found[:count]
+
+
+def test_global_cap_keeps_the_highest_scores_of_each_shard() -> None:
     store = reference.FakeStore()
-    for item in "abc":
+    a, b, c = same_shard(3)
+    for item in (a, b, c):
         store.hashes[keys.item_metadata(item)] = {"category": "Dress"}
-    settings = WriterSettings(global_max_items=2)
-    events = [click(f"{item}{n}", T, item=item) for item, count in (("a", 1), ("b", 3), ("c", 2)) for n in range(count)]
+    settings = WriterSettings(global_max_items=2 * keys.ARTICLE_SHARDS)  # 2 per shard
+    events = [click(f"{item}{n}", T, item=item) for item, count in ((a, 1), (b, 3), (c, 2)) for n in range(count)]
     reference.apply_batch(store, events, T, settings)
-    assert set(store.zsets[popularity.GLOBAL_KEY]) == {"b", "c"}
+    assert set(store.zsets[keys.global_popularity(0)]) == {b, c}
+
+
+def hash_tag(key: str) -> str:
+    """What Redis Cluster hashes: the text between the first `{` and the next `}`."""
+    return key[key.index("{") + 1 : key.index("}")]
 
 
 def test_key_schema() -> None:
-    assert keys.dedupe("u", "e") == "dedupe:click:u:e"
-    assert keys.user_recent("u") == "user:u:recent"
-    assert keys.user_profile("u") == "user:u:profile"
-    assert keys.user_affinity("u") == "user:u:affinity"
-    assert keys.item_clicks("a") == "item:a:clicks"
-    assert keys.item_metadata("a") == "item:a"
-    assert keys.session_clicks("s") == "session:s:clicks"
-    assert keys.window_aggregate(popularity.DAY) == "pop:24h:agg"
+    assert keys.dedupe("u", "e") == "dedupe:click:{u}:e"
+    assert keys.user_recent("u") == "user:{u}:recent"
+    assert keys.user_profile("u") == "user:{u}:profile"
+    assert keys.user_affinity("u") == "user:{u}:affinity"
+    assert keys.session_clicks("u", "s") == "user:{u}:session:s"
+    shard = keys.article_shard("a")
+    assert keys.item_metadata("a") == f"item:{{a{shard}}}:a"
+    assert keys.item_clicks("a") == f"item:{{a{shard}}}:a:clicks"
+    assert keys.article_dedupe("a", "u", "e") == f"dedupe:article:{{a{shard}}}:u:e"
+    assert keys.window_aggregate(popularity.DAY, 3) == "pop:{a3}:24h:agg"
+    assert keys.global_popularity(3) == "pop:{a3}:global"
     assert keys.affinity_fields("Dress") == ("s:Dress", "t:Dress")
     assert keys.parse_list_entry("a|b|123") == ("a|b", 123)
-    patterns = keys.script_patterns()
-    assert len(patterns) == 2 * len(keys.SCRIPT_KEY_ORDER)
-    assert patterns[:4] == ["dedupe:click:", "", "user:", ":recent"]
+
+
+def test_each_script_call_touches_one_slot() -> None:
+    """The keys of a user share the user's tag; those of an article, its popularity and its markers share
+    the article's shard tag (so a cluster never answers CROSSSLOT)."""
+    user_keys = [keys.dedupe("u", "e"), keys.user_recent("u"), keys.user_profile("u"), keys.user_affinity("u")]
+    assert {hash_tag(key) for key in [*user_keys, keys.session_clicks("u", "s")]} == {"u"}
+    shard = keys.article_shard("0108775015")
+    article_keys = [
+        keys.item_metadata("0108775015"),
+        keys.item_clicks("0108775015"),
+        keys.article_dedupe("0108775015", "u", "e"),
+        keys.global_popularity(shard),
+        *(keys.bucket(window, shard, 0) for window in popularity.WINDOWS),
+        *(keys.window_aggregate(window, shard) for window in popularity.WINDOWS),
+    ]
+    assert {hash_tag(key) for key in article_keys} == {f"a{shard}"}
+    # Articles spread over every shard.
+    assert {keys.article_shard(f"{n:010d}") for n in range(2000)} == set(range(keys.ARTICLE_SHARDS))
 
 
 def test_fallback_tiers() -> None:

@@ -21,15 +21,15 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-import redis
 from pymilvus import AsyncMilvusClient, MilvusClient
 from tqdm import tqdm
 
 from atelier.offline.catalog.contents import ArticleContent, TextContent, content_hash
 from atelier.offline.catalog.hm_loader import HMDataset
 from atelier.offline.catalog.schema import Article, Transaction
-from atelier.serving import article_index, item_store, popularity
+from atelier.serving import article_index, item_store, popularity, redis_clients
 from atelier.serving.embedding import TextEmbedder
+from atelier.serving.feature_store import keys
 from atelier.serving.settings import Endpoints
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ async def load_articles(
     milvus_uri = endpoints.milvus_uri
     admin = MilvusClient(uri=milvus_uri)
     milvus = AsyncMilvusClient(uri=milvus_uri)
-    store = redis.Redis.from_url(endpoints.redis_url)
+    store = redis_clients.sync_client(endpoints)
     alias = settings.index.collection
     try:
         version = version or await model_version(admin, alias, content)
@@ -244,7 +244,7 @@ class NoCatalogue(RuntimeError):
 
 def record_catalogue(endpoints: Endpoints, dataset: HMDataset) -> None:
     """Remembers which files the catalogue was loaded from, for later re-indexes."""
-    store = redis.Redis.from_url(endpoints.redis_url)
+    store = redis_clients.sync_client(endpoints)
     try:
         store.hset(
             item_store.CATALOG_META_KEY,
@@ -255,7 +255,7 @@ def record_catalogue(endpoints: Endpoints, dataset: HMDataset) -> None:
 
 
 def recorded_catalogue(endpoints: Endpoints) -> HMDataset:
-    store = redis.Redis.from_url(endpoints.redis_url, decode_responses=True)
+    store = redis_clients.sync_client(endpoints, decode_responses=True)
     try:
         meta = store.hgetall(item_store.CATALOG_META_KEY)
     finally:
@@ -267,7 +267,9 @@ def recorded_catalogue(endpoints: Endpoints) -> HMDataset:
     return HMDataset(articles.parent, articles, None, Path(images) if images else None)
 
 
-def seed_popularity(store: redis.Redis, transactions: Iterable[Transaction], now: datetime | None = None) -> int:
+def seed_popularity(
+    store: redis_clients.SyncRedis, transactions: Iterable[Transaction], now: datetime | None = None
+) -> int:
     """Seeds the 7-day buckets and the global set from purchases, the dataset's last day mapped to today.
 
     Transactions carry only a day, so the 1h and 24h windows are left to real
@@ -282,19 +284,28 @@ def seed_popularity(store: redis.Redis, transactions: Iterable[Transaction], now
     shift = now.date() - max(by_day)
     now_s = now.timestamp()
     global_scores: dict[str, float] = {}
-    pipe = store.pipeline(transaction=False)
+    buckets: dict[str, tuple[dict[str, int], int]] = {}
     for day, counts in by_day.items():
         day_s = datetime.combine(day + shift, datetime.min.time(), tzinfo=UTC).timestamp()
         increment = popularity.global_increment(day_s)
         for article_id, count in counts.items():
             global_scores[article_id] = global_scores.get(article_id, 0.0) + count * increment
-        if popularity.WEEK.expires_at(day_s) > now_s:
-            key = popularity.WEEK.bucket_key(day_s)
-            pipe.delete(key)
-            pipe.zadd(key, dict(counts))
-            pipe.expireat(key, popularity.WEEK.expires_at(day_s))
+            if popularity.WEEK.expires_at(day_s) > now_s:
+                shard = keys.article_shard(article_id)
+                key = keys.bucket(popularity.WEEK, shard, popularity.WEEK.bucket_start(day_s))
+                buckets.setdefault(key, ({}, popularity.WEEK.expires_at(day_s)))[0][article_id] = count
     top = dict(sorted(global_scores.items(), key=lambda kv: -kv[1])[: popularity.GLOBAL_MAX_ITEMS])
-    pipe.delete(popularity.GLOBAL_KEY)
-    pipe.zadd(popularity.GLOBAL_KEY, top)
+    by_shard: dict[int, dict[str, float]] = {}
+    for article_id, score in top.items():
+        by_shard.setdefault(keys.article_shard(article_id), {})[article_id] = score
+    pipe = store.pipeline(transaction=False)
+    for key, (counts, expires_at) in buckets.items():
+        pipe.delete(key)
+        pipe.zadd(key, counts)
+        pipe.expireat(key, expires_at)
+    for shard in range(keys.ARTICLE_SHARDS):
+        pipe.delete(keys.global_popularity(shard))
+        if by_shard.get(shard):
+            pipe.zadd(keys.global_popularity(shard), by_shard[shard])
     pipe.execute()
     return len(top)

@@ -131,10 +131,9 @@ def _with_photos(dataset: HMDataset) -> HMDataset:
 
 def run_load(args: argparse.Namespace) -> int:
     # Imported here: `atelier up` and friends should not pay for the catalogue's imports.
-    import redis
-
     from atelier.offline.catalog.bootstrap import LoadSettings, load_articles, record_catalogue, seed_popularity
     from atelier.offline.catalog.hm_loader import LoadReport, iter_articles, iter_transactions
+    from atelier.serving import redis_clients
     from atelier.serving.article_index import IMAGE_COLLECTION, TEXT_COLLECTION
 
     endpoints = Endpoints.from_env()
@@ -159,7 +158,7 @@ def run_load(args: argparse.Namespace) -> int:
     )
     if dataset.transactions is not None:
         transactions_report = LoadReport(source=str(dataset.transactions))
-        store = redis.Redis.from_url(endpoints.redis_url)
+        store = redis_clients.sync_client(endpoints)
         try:
             seeded = seed_popularity(store, iter_transactions(dataset.transactions, transactions_report))
         finally:

@@ -1,35 +1,44 @@
 """Redis key schema of the online feature store, the one place that names its keys.
 
-    dedupe:click:{user_id}:{event_id}
-                                STRING  marker of an applied click (TTL); per user, so two users'
-                                        event ids never collide
-    user:{user_id}:recent       LIST    "article_id|event_ms", newest first, capped
-    user:{user_id}:profile      HASH    last_active_ms
-    user:{user_id}:affinity     HASH    s:{category} decayed score, t:{category} its time (ms)
-    item:{article_id}:clicks    HASH    s decayed click score, t its time (ms)
-    session:{session_id}:clicks LIST    "article_id|event_ms", newest first, capped, short TTL
-    pop:{window}:{bucket_start} ZSET    article -> clicks in the bucket (atelier.serving.popularity)
-    pop:{window}:agg            ZSET    short-lived union of the window's active buckets
-    pop:global                  ZSET    epoch-relative decayed score (atelier.serving.popularity)
-    item:{article_id}           HASH    catalogue metadata, field `category` (atelier.serving.item_store)
+Every key carries a hash tag (`{...}`), so that the keys one script call touches share a
+Redis Cluster slot, and the same code runs on a single Redis and on a cluster:
 
-Ids are checked before they reach a key (atelier.serving.ids: letters, digits and
-`. _ @ -`, no `:`), so no id can make one key read or write another. A click on
-an article without its `item:{article_id}` hash is not applied (not in the catalogue).
-Before issue 14 the dedupe marker was global, `dedupe:click:{event_id}`: markers of that
-form are no longer read and expire with their TTL (STREAM_DEDUPE_TTL_S).
+  a user's slot, tag = the user id; written by apply_user_clicks.lua, one call per user
+    user:{user_id}:recent               LIST    "article_id|event_ms", newest first, capped
+    user:{user_id}:profile              HASH    last_active_ms
+    user:{user_id}:affinity             HASH    s:{category} decayed score, t:{category} its time (ms)
+    user:{user_id}:session:{session_id} LIST    the session's clicks, as recent, short TTL
+    dedupe:click:{user_id}:{event_id}   STRING  marker of a click applied to the user's keys (TTL)
 
-User keys share a TTL refreshed on each click. The Lua script builds the same
-keys from the prefix/suffix pairs of `script_patterns()`; the field names and
-the list entry format below are spelled in apply_clicks.lua too (the
-integration tests read what the script wrote through this module).
+  an article shard's slot, tag = a{N}, N = crc32(article_id) mod ARTICLE_SHARDS; written by
+  apply_article_clicks.lua, one call per shard
+    item:{a7}:{article_id}              HASH    catalogue metadata, field `category` (atelier.serving.item_store)
+    item:{a7}:{article_id}:clicks       HASH    s decayed click score, t its time (ms)
+    pop:{a7}:{window}:{bucket_start}    ZSET    article -> clicks in the bucket (atelier.serving.popularity)
+    pop:{a7}:{window}:agg               ZSET    short-lived union of the window's active buckets (window_aggregate.lua)
+    pop:{a7}:global                     ZSET    epoch-relative decayed score, capped per shard
+    dedupe:article:{a7}:{user_id}:{event_id}
+                                        STRING  marker of a click applied to the shard's keys (TTL)
+
+A click is applied in two script calls (its article's shard first, which says whether the article is in
+the catalogue and its category, then its user's), each exactly once thanks to its own marker: a batch
+retried after a failure between them applies only what is missing. Popularity of the whole catalogue is
+the merge of the shards' sets (the reader reads every shard). The shard count is part of the schema:
+changing it moves every article's keys.
+
+Ids are checked before they reach a key (atelier.serving.ids: letters, digits and `. _ @ -`, no `:` and
+no braces), so no id can make one key read or write another, nor pick another slot. Issue 16 moved the
+keys to this schema; keys of the previous one (`user:{id}:recent` without the tag, `pop:global`, ...)
+are no longer read and expire with their TTLs; `atelier catalog load` writes the catalogue hashes anew.
+
+User keys share a TTL refreshed on each click. Field names and the list entry format below are spelled in
+the scripts too (the integration tests read what the scripts wrote through this module).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import zlib
 
-from atelier.serving import item_store
 from atelier.serving.popularity import Window
 
 AFFINITY_SCORE_PREFIX = "s:"
@@ -38,54 +47,70 @@ SCORE_FIELD = "s"
 TIME_FIELD = "t"
 LAST_ACTIVE_FIELD = "last_active_ms"
 ENTRY_SEPARATOR = "|"
+ARTICLE_SHARDS = 16
 
 
-DEDUPE_SEPARATOR = ":"
+# --- a user's slot ---
 
 
 def dedupe(user_id: str, event_id: str) -> str:
-    return _dedupe(f"{user_id}{DEDUPE_SEPARATOR}{event_id}")
-
-
-def _dedupe(scoped_event_id: str) -> str:
-    """The script passes `{user_id}:{event_id}` as the id of this key."""
-    return f"dedupe:click:{scoped_event_id}"
+    return f"dedupe:click:{{{user_id}}}:{event_id}"
 
 
 def user_recent(user_id: str) -> str:
-    return f"user:{user_id}:recent"
+    return f"user:{{{user_id}}}:recent"
 
 
 def user_profile(user_id: str) -> str:
-    return f"user:{user_id}:profile"
+    return f"user:{{{user_id}}}:profile"
 
 
 def user_affinity(user_id: str) -> str:
-    return f"user:{user_id}:affinity"
+    return f"user:{{{user_id}}}:affinity"
 
 
-def item_clicks(article_id: str) -> str:
-    return f"item:{article_id}:clicks"
+def session_clicks(user_id: str, session_id: str) -> str:
+    return f"user:{{{user_id}}}:session:{session_id}"
 
 
-def session_clicks(session_id: str) -> str:
-    return f"session:{session_id}:clicks"
+# --- an article shard's slot ---
+
+
+def article_shard(article_id: str) -> int:
+    return zlib.crc32(article_id.encode()) % ARTICLE_SHARDS
+
+
+def shard_tag(shard: int) -> str:
+    return f"{{a{shard}}}"
 
 
 def item_metadata(article_id: str) -> str:
-    return item_store.item_key(article_id)
+    return f"item:{shard_tag(article_shard(article_id))}:{article_id}"
 
 
-def window_aggregate(window: Window) -> str:
-    return f"pop:{window.name}:agg"
+def item_clicks(article_id: str) -> str:
+    return f"{item_metadata(article_id)}:clicks"
 
 
-def bucket_prefix(window: Window) -> str:
-    """`pop:{window}:`: the script appends the bucket start (s) to it."""
-    prefix = window.key(0)[: -len("0")]
-    if window.key(1_767_225_600) != f"{prefix}1767225600":
-        raise RuntimeError(f"popularity bucket keys of {window.name} are not prefix + bucket start")
-    return prefix
+def article_dedupe(article_id: str, user_id: str, event_id: str) -> str:
+    return f"dedupe:article:{shard_tag(article_shard(article_id))}:{user_id}:{event_id}"
+
+
+def bucket(window: Window, shard: int, bucket_start: int) -> str:
+    return f"pop:{shard_tag(shard)}:{window.name}:{bucket_start}"
+
+
+def window_buckets(window: Window, shard: int, now_s: float) -> list[str]:
+    """The shard's buckets making up the window ending at `now_s`, newest first."""
+    return [bucket(window, shard, start) for start in window.active_starts(now_s)]
+
+
+def window_aggregate(window: Window, shard: int) -> str:
+    return f"pop:{shard_tag(shard)}:{window.name}:agg"
+
+
+def global_popularity(shard: int) -> str:
+    return f"pop:{shard_tag(shard)}:global"
 
 
 def affinity_fields(category: str) -> tuple[str, str]:
@@ -100,25 +125,3 @@ def parse_list_entry(entry: str) -> tuple[str, int]:
     """(article_id, event_ms); article ids may contain the separator, the time never does."""
     article_id, _, event_ms = entry.rpartition(ENTRY_SEPARATOR)
     return article_id, int(event_ms)
-
-
-_SENTINEL = "\x00"
-_ID_KEYS: dict[str, Callable[[str], str]] = {
-    "dedupe": _dedupe,
-    "recent": user_recent,
-    "profile": user_profile,
-    "affinity": user_affinity,
-    "item_clicks": item_clicks,
-    "item": item_metadata,
-    "session": session_clicks,
-}
-SCRIPT_KEY_ORDER = tuple(_ID_KEYS)
-
-
-def script_patterns() -> list[str]:
-    """prefix, suffix of each id-keyed key in SCRIPT_KEY_ORDER, flattened for the script's ARGV."""
-    flat: list[str] = []
-    for build in _ID_KEYS.values():
-        prefix, _, suffix = build(_SENTINEL).partition(_SENTINEL)
-        flat += [prefix, suffix]
-    return flat

@@ -1,24 +1,25 @@
 """Reads the online feature store: user features, item signals, popular items, item metadata.
 
-Scores are decayed to the caller's `now_ms`. Window popularity reads a short-lived
-materialised union of the window's active buckets (`pop:{window}:agg`), rebuilt
-by whichever reader finds it missing, so a request costs one round trip (two when
-an aggregate has expired) whatever the number of buckets.
+Scores are decayed to the caller's `now_ms`. Window popularity reads, per article shard, a short-lived
+materialised union of the window's active buckets (keys.window_aggregate), rebuilt by whichever reader
+finds it missing (window_aggregate.lua), so a request costs one pipelined round trip (one per node on a
+cluster) whatever the number of buckets. The same calls run on a single Redis and on a cluster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import redis.asyncio as aioredis
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
-from redis.asyncio.client import Pipeline
 
 from atelier.serving import popularity
 from atelier.serving.feature_store import keys
+from atelier.serving.feature_store.scripts import WINDOW_AGGREGATE, run_pipeline
 from atelier.serving.ids import is_valid_id
+from atelier.serving.redis_clients import AsyncRedis
 from atelier.serving.settings import Settings
 
 GLOBAL_TIER = "global"
@@ -64,7 +65,7 @@ def fallback_tiers(window: str | None) -> tuple[str, ...]:
 
 
 class FeatureReader:
-    def __init__(self, client: aioredis.Redis, settings: ReaderSettings | None = None) -> None:
+    def __init__(self, client: AsyncRedis, settings: ReaderSettings | None = None) -> None:
         self._client = client
         self._aggregate_ttl_ms = round((settings or ReaderSettings()).aggregate_ttl_s * 1000)
 
@@ -84,86 +85,70 @@ class FeatureReader:
         )
 
     async def item_signals(self, article_ids: Sequence[str], now_ms: int) -> list[ItemSignal]:
-        """Signals in the order of `article_ids`; zeros for an article nobody clicked."""
+        """Signals in the order of `article_ids`; zeros for an article nobody clicked. One pipeline: per
+        window and article shard, window_aggregate.lua (rebuilding an expired aggregate), and each article's
+        click score."""
         ids = list(article_ids)
         if not ids:
             return []
-        pipe = self._client.pipeline(transaction=True)
+        by_shard: dict[int, list[str]] = {}
+        for article_id in dict.fromkeys(ids):
+            by_shard.setdefault(keys.article_shard(article_id), []).append(article_id)
+        now_s = now_ms / 1000
+
+        def build(pipe: Any) -> None:
+            for window in popularity.WINDOWS:
+                for shard, members in by_shard.items():
+                    self._aggregate(pipe, window, shard, now_s, ["scores", *members])
+            for article_id in ids:
+                pipe.hmget(keys.item_clicks(article_id), keys.SCORE_FIELD, keys.TIME_FIELD)
+
+        replies = iter(await run_pipeline(self._client, build))
+        scores: dict[str, dict[str, float]] = {}
         for window in popularity.WINDOWS:
-            pipe.exists(keys.window_aggregate(window))
-            pipe.zmscore(keys.window_aggregate(window), ids)
-        for article_id in ids:
-            pipe.hmget(keys.item_clicks(article_id), keys.SCORE_FIELD, keys.TIME_FIELD)
-        replies = await pipe.execute()
-        scores: dict[str, list[float | None]] = {}
-        missing = []
-        for index, window in enumerate(popularity.WINDOWS):
-            if replies[2 * index]:
-                scores[window.name] = replies[2 * index + 1]
-            else:
-                missing.append(window)
-        if missing:
-            pipe = self._client.pipeline(transaction=True)
-            for window in missing:
-                self._rebuild(pipe, window, now_ms)
-                pipe.zmscore(keys.window_aggregate(window), ids)
-            rebuilt = await pipe.execute()
-            for index, window in enumerate(missing):
-                scores[window.name] = rebuilt[3 * index + 2]
-        clicks = replies[2 * len(popularity.WINDOWS) :]
+            found = scores.setdefault(window.name, {})
+            for members in by_shard.values():
+                found.update((m, float(s)) for m, s in zip(members, next(replies), strict=True) if s is not None)
+        clicks = list(replies)
         return [
             ItemSignal(
                 article_id=article_id,
-                popularity_1h=scores[popularity.HOUR.name][i] or 0.0,
-                popularity_24h=scores[popularity.DAY.name][i] or 0.0,
-                popularity_7d=scores[popularity.WEEK.name][i] or 0.0,
+                popularity_1h=scores[popularity.HOUR.name].get(article_id, 0.0),
+                popularity_24h=scores[popularity.DAY.name].get(article_id, 0.0),
+                popularity_7d=scores[popularity.WEEK.name].get(article_id, 0.0),
                 click_score=_click_score(clicks[i], now_ms),
             )
             for i, article_id in enumerate(ids)
         ]
 
     async def popular(self, window: str | None, k: int, now_ms: int) -> tuple[list[tuple[str, float]], str]:
-        """The top `k` (article_id, score) of the first non-empty tier from `window` on, and that tier."""
+        """The top `k` (article_id, score) of the first non-empty tier from `window` on, and that tier: each
+        tier's top k is the merge of every article shard's."""
         if k < 1:
             raise ValueError("k must be at least 1")
         tiers = fallback_tiers(window)
-        pipe = self._client.pipeline(transaction=True)
+        now_s = now_ms / 1000
+
+        def build(pipe: Any) -> None:
+            for tier in tiers:
+                for shard in range(keys.ARTICLE_SHARDS):
+                    if tier == GLOBAL_TIER:
+                        pipe.zrevrange(keys.global_popularity(shard), 0, k - 1, withscores=True)
+                    else:
+                        self._aggregate(pipe, _WINDOWS[tier], shard, now_s, ["top", k])
+
+        replies = iter(await run_pipeline(self._client, build))
         for tier in tiers:
-            if tier == GLOBAL_TIER:
-                pipe.zrevrange(popularity.GLOBAL_KEY, 0, k - 1, withscores=True)
-            else:
-                pipe.exists(keys.window_aggregate(_WINDOWS[tier]))
-                pipe.zrevrange(keys.window_aggregate(_WINDOWS[tier]), 0, k - 1, withscores=True)
-        replies = iter(await pipe.execute())
-        found: dict[str, list[tuple[str, float]] | None] = {}
-        for tier in tiers:
-            if tier == GLOBAL_TIER:
-                found[tier] = next(replies)
-            else:
-                exists, top = next(replies), next(replies)
-                found[tier] = top if exists else None
-        # Rebuild the expired aggregates of the tiers that come before the first non-empty one.
-        stale = []
-        for tier in tiers:
-            if found[tier]:
-                break
-            if found[tier] is None:
-                stale.append(_WINDOWS[tier])
-        if stale:
-            pipe = self._client.pipeline(transaction=True)
-            for stale_window in stale:
-                self._rebuild(pipe, stale_window, now_ms)
-                pipe.zrevrange(keys.window_aggregate(stale_window), 0, k - 1, withscores=True)
-            rebuilt = await pipe.execute()
-            for index, stale_window in enumerate(stale):
-                found[stale_window.name] = rebuilt[3 * index + 2]
-        for tier in tiers:
-            top = found[tier]
-            if top:
+            merged: list[tuple[str, float]] = []
+            for _ in range(keys.ARTICLE_SHARDS):
+                reply = next(replies)
+                pairs = reply if tier == GLOBAL_TIER else zip(reply[::2], reply[1::2], strict=True)
+                merged += [(_text(member), float(score)) for member, score in pairs]
+            if merged:
+                top = sorted(merged, key=lambda pair: (-pair[1], pair[0]))[:k]
                 if tier == GLOBAL_TIER:
-                    now_s = now_ms / 1000
-                    return [(_text(m), popularity.global_score_at(s, now_s)) for m, s in top], tier
-                return [(_text(m), float(s)) for m, s in top], tier
+                    return [(member, popularity.global_score_at(score, now_s)) for member, score in top], tier
+                return top, tier
         return [], tiers[-1]
 
     async def items(self, article_ids: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -181,11 +166,12 @@ class FeatureReader:
             if fields
         }
 
-    def _rebuild(self, pipe: Pipeline, window: popularity.Window, now_ms: int) -> None:
-        """Queues 2 commands (in the caller's MULTI, so the aggregate never lives without its TTL)."""
-        aggregate = keys.window_aggregate(window)
-        pipe.zunionstore(aggregate, window.active_keys(now_ms / 1000))
-        pipe.pexpire(aggregate, self._aggregate_ttl_ms)
+    def _aggregate(
+        self, pipe: Any, window: popularity.Window, shard: int, now_s: float, request: list[str | int]
+    ) -> None:
+        """Queues one window_aggregate.lua call for the shard's window ending at `now_s`."""
+        script_keys = [keys.window_aggregate(window, shard), *keys.window_buckets(window, shard, now_s)]
+        WINDOW_AGGREGATE.queue(pipe, script_keys, [self._aggregate_ttl_ms, *request])
 
 
 def _affinities(fields: dict[str, str], now_ms: int) -> dict[str, float]:
