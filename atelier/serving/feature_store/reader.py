@@ -17,7 +17,7 @@ from pydantic_settings import SettingsConfigDict
 
 from atelier.serving import popularity
 from atelier.serving.feature_store import keys
-from atelier.serving.feature_store.scripts import WINDOW_AGGREGATE, run_pipeline
+from atelier.serving.feature_store.scripts import READ_WINDOWS, run_pipeline, slot_of
 from atelier.serving.ids import is_valid_id
 from atelier.serving.redis_clients import AsyncRedis
 from atelier.serving.settings import Settings
@@ -85,41 +85,26 @@ class FeatureReader:
         )
 
     async def item_signals(self, article_ids: Sequence[str], now_ms: int) -> list[ItemSignal]:
-        """Signals in the order of `article_ids`; zeros for an article nobody clicked. One pipeline: per
-        window and article shard, window_aggregate.lua (rebuilding an expired aggregate), and each article's
-        click score."""
+        """Signals in the order of `article_ids`; zeros for an article nobody clicked. One read_windows.lua
+        call (one per slot on a cluster) answers every window and click score."""
         ids = list(article_ids)
         if not ids:
             return []
         by_shard: dict[int, list[str]] = {}
         for article_id in dict.fromkeys(ids):
             by_shard.setdefault(keys.article_shard(article_id), []).append(article_id)
-        now_s = now_ms / 1000
-
-        def build(pipe: Any) -> None:
-            for window in popularity.WINDOWS:
-                for shard, members in by_shard.items():
-                    self._aggregate(pipe, window, shard, now_s, ["scores", *members])
-            for article_id in ids:
-                pipe.hmget(keys.item_clicks(article_id), keys.SCORE_FIELD, keys.TIME_FIELD)
-
-        replies = iter(await run_pipeline(self._client, build))
-        scores: dict[str, dict[str, float]] = {}
-        for window in popularity.WINDOWS:
-            found = scores.setdefault(window.name, {})
-            for members in by_shard.values():
-                found.update((m, float(s)) for m, s in zip(members, next(replies), strict=True) if s is not None)
-        clicks = list(replies)
-        return [
-            ItemSignal(
-                article_id=article_id,
-                popularity_1h=scores[popularity.HOUR.name].get(article_id, 0.0),
-                popularity_24h=scores[popularity.DAY.name].get(article_id, 0.0),
-                popularity_7d=scores[popularity.WEEK.name].get(article_id, 0.0),
-                click_score=_click_score(clicks[i], now_ms),
-            )
-            for i, article_id in enumerate(ids)
-        ]
+        calls = []
+        for shards in self._by_slot(by_shard).values():
+            clicks = [keys.item_clicks(article_id) for shard in shards for article_id in by_shard[shard]]
+            args: list[str | int] = [k for shard in shards for k in (len(by_shard[shard]), *by_shard[shard])]
+            calls.append(_WindowsCall(shards, popularity.WINDOWS, "scores", clicks, args))
+        found: dict[str, list[str]] = {}
+        stride = len(popularity.WINDOWS) + 2
+        for call, reply in zip(calls, await self._read_windows(calls, now_ms / 1000), strict=True):
+            articles = [article_id for shard in call.shards for article_id in by_shard[shard]]
+            for index, article_id in enumerate(articles):
+                found[article_id] = [_text(value) for value in reply[index * stride : (index + 1) * stride]]
+        return [_signal(article_id, found[article_id], now_ms) for article_id in ids]
 
     async def popular(self, window: str | None, k: int, now_ms: int) -> tuple[list[tuple[str, float]], str]:
         """The top `k` (article_id, score) of the first non-empty tier from `window` on, and that tier: each
@@ -127,27 +112,19 @@ class FeatureReader:
         if k < 1:
             raise ValueError("k must be at least 1")
         tiers = fallback_tiers(window)
-        now_s = now_ms / 1000
-
-        def build(pipe: Any) -> None:
-            for tier in tiers:
-                for shard in range(keys.ARTICLE_SHARDS):
-                    if tier == GLOBAL_TIER:
-                        pipe.zrevrange(keys.global_popularity(shard), 0, k - 1, withscores=True)
-                    else:
-                        self._aggregate(pipe, _WINDOWS[tier], shard, now_s, ["top", k])
-
-        replies = iter(await run_pipeline(self._client, build))
-        for tier in tiers:
-            merged: list[tuple[str, float]] = []
-            for _ in range(keys.ARTICLE_SHARDS):
-                reply = next(replies)
-                pairs = reply if tier == GLOBAL_TIER else zip(reply[::2], reply[1::2], strict=True)
-                merged += [(_text(member), float(score)) for member, score in pairs]
-            if merged:
-                top = sorted(merged, key=lambda pair: (-pair[1], pair[0]))[:k]
+        windows = tuple(_WINDOWS.get(tier) for tier in tiers)  # None: the global set
+        groups = self._by_slot({shard: [] for shard in range(keys.ARTICLE_SHARDS)}).values()
+        calls = [_WindowsCall(shards, windows, "top", [], [k]) for shards in groups]
+        merged: list[list[tuple[str, float]]] = [[] for _ in tiers]
+        for reply in await self._read_windows(calls, now_ms / 1000):
+            for per_tier in reply:
+                for index, flat in enumerate(per_tier):
+                    merged[index] += [(_text(m), float(score)) for m, score in zip(flat[::2], flat[1::2], strict=True)]
+        for tier, candidates in zip(tiers, merged, strict=True):
+            if candidates:
+                top = sorted(candidates, key=lambda pair: (-pair[1], pair[0]))[:k]
                 if tier == GLOBAL_TIER:
-                    return [(member, popularity.global_score_at(score, now_s)) for member, score in top], tier
+                    return [(member, popularity.global_score_at(score, now_ms / 1000)) for member, score in top], tier
                 return top, tier
         return [], tiers[-1]
 
@@ -166,12 +143,70 @@ class FeatureReader:
             if fields
         }
 
-    def _aggregate(
-        self, pipe: Any, window: popularity.Window, shard: int, now_s: float, request: list[str | int]
-    ) -> None:
-        """Queues one window_aggregate.lua call for the shard's window ending at `now_s`."""
-        script_keys = [keys.window_aggregate(window, shard), *keys.window_buckets(window, shard, now_s)]
-        WINDOW_AGGREGATE.queue(pipe, script_keys, [self._aggregate_ttl_ms, *request])
+    def _by_slot(self, by_shard: dict[int, list[str]]) -> dict[int, list[int]]:
+        """The shards grouped by their cluster slot (all in one group on a single server)."""
+        groups: dict[int, list[int]] = {}
+        for shard in by_shard:
+            groups.setdefault(slot_of(self._client, keys.global_popularity(shard)), []).append(shard)
+        return groups
+
+    async def _read_windows(self, calls: list[_WindowsCall], now_s: float) -> list[Any]:
+        """Runs the calls in one pipeline, first without the windows' bucket keys (the aggregates usually
+        live); those answered 'rebuild' run again with them."""
+
+        def build(pipe: Any, chosen: list[_WindowsCall], buckets: bool) -> None:
+            for call in chosen:
+                script_keys, header = call.keys_and_header(now_s, buckets, self._aggregate_ttl_ms)
+                READ_WINDOWS.queue(pipe, script_keys, [*header, *call.args])
+
+        replies = await run_pipeline(self._client, lambda pipe: build(pipe, calls, buckets=False))
+        again = [index for index, reply in enumerate(replies) if reply in (b"rebuild", "rebuild")]
+        if again:
+            rebuilt = await run_pipeline(
+                self._client, lambda pipe: build(pipe, [calls[i] for i in again], buckets=True)
+            )
+            for index, reply in zip(again, rebuilt, strict=True):
+                replies[index] = reply
+        return replies
+
+
+@dataclass(frozen=True)
+class _WindowsCall:
+    """One read_windows.lua call: shards of one slot, the windows to read (None: the global set)."""
+
+    shards: Sequence[int]
+    windows: Sequence[popularity.Window | None]
+    mode: str
+    extra_keys: list[str]
+    args: list[str | int]
+
+    def keys_and_header(self, now_s: float, buckets: bool, ttl_ms: int) -> tuple[list[str], list[str | int]]:
+        script_keys: list[str] = []
+        for shard in self.shards:
+            for window in self.windows:
+                if window is None:
+                    script_keys.append(keys.global_popularity(shard))
+                else:
+                    script_keys.append(keys.window_aggregate(window, shard))
+                    if buckets:
+                        script_keys += keys.window_buckets(window, shard, now_s)
+        sizes = [-1 if window is None else window.buckets if buckets else 0 for window in self.windows]
+        return [*script_keys, *self.extra_keys], [ttl_ms, self.mode, len(self.windows), *sizes, len(self.shards)]
+
+
+def _signal(article_id: str, values: list[str], now_ms: int) -> ItemSignal:
+    """An ItemSignal from read_windows.lua's answer: a score per window, then the clicks hash's s and t."""
+    hour, day, week, score, time_ms = (float(value) if value else None for value in values)
+    click_score = 0.0
+    if score is not None and time_ms is not None:
+        click_score = score * popularity.decay_factor((now_ms - time_ms) / 1000)
+    return ItemSignal(
+        article_id=article_id,
+        popularity_1h=hour or 0.0,
+        popularity_24h=day or 0.0,
+        popularity_7d=week or 0.0,
+        click_score=click_score,
+    )
 
 
 def _affinities(fields: dict[str, str], now_ms: int) -> dict[str, float]:
@@ -185,13 +220,6 @@ def _affinities(fields: dict[str, str], now_ms: int) -> dict[str, float]:
             continue
         found[category] = float(score) * popularity.decay_factor((now_ms - float(time_ms)) / 1000)
     return dict(sorted(found.items(), key=lambda kv: -kv[1]))
-
-
-def _click_score(fields: list[bytes | str | None], now_ms: int) -> float:
-    score, time_ms = fields
-    if score is None or time_ms is None:
-        return 0.0
-    return float(score) * popularity.decay_factor((now_ms - float(time_ms)) / 1000)
 
 
 def _text(value: bytes | str) -> str:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 from atelier.serving.redis_clients import AsyncRedis
@@ -45,8 +47,14 @@ class Script:
 
 APPLY_ARTICLE_CLICKS = Script.writer("apply_article_clicks.lua")
 APPLY_USER_CLICKS = Script.writer("apply_user_clicks.lua")
-WINDOW_AGGREGATE = Script.reader("window_aggregate.lua")
-ALL = (APPLY_ARTICLE_CLICKS, APPLY_USER_CLICKS, WINDOW_AGGREGATE)
+READ_WINDOWS = Script.reader("read_windows.lua")
+ALL = (APPLY_ARTICLE_CLICKS, APPLY_USER_CLICKS, READ_WINDOWS)
+
+
+def slot_of(client: AsyncRedis, key: str) -> int:
+    """The key's cluster slot, which groups keys into one script call; 0 for every key on a single server,
+    where one call may hold them all."""
+    return key_slot(key.encode()) if isinstance(client, RedisCluster) else 0
 
 
 async def run_pipeline(client: AsyncRedis, build: Callable[[Any], None], raise_on_error: bool = True) -> list[Any]:

@@ -25,13 +25,12 @@ from typing import Any
 from pydantic import Field, NonNegativeInt, PositiveInt
 from pydantic_settings import SettingsConfigDict
 from redis.asyncio.cluster import RedisCluster
-from redis.crc import key_slot
 from redis.exceptions import RedisError, ResponseError
 
 from atelier.serving import popularity
 from atelier.serving.click_event import ClickRecord, InvalidClick
 from atelier.serving.feature_store import keys
-from atelier.serving.feature_store.scripts import APPLY_ARTICLE_CLICKS, APPLY_USER_CLICKS, Script, run_pipeline
+from atelier.serving.feature_store.scripts import APPLY_ARTICLE_CLICKS, APPLY_USER_CLICKS, Script, run_pipeline, slot_of
 from atelier.serving.redis_clients import AsyncRedis
 from atelier.serving.settings import Settings
 
@@ -169,7 +168,7 @@ class ClickWriter:
             return []
         check_events(events)
         settings = self._settings
-        by_slot = _grouped(range(len(events)), lambda i: self._slot(keys.item_metadata(events[i].item_id)))
+        by_slot = _grouped(range(len(events)), lambda i: slot_of(self._client, keys.item_metadata(events[i].item_id)))
         calls = [
             (indices, article_call([events[i] for i in indices], now_ms or 0, settings)) for indices in by_slot.values()
         ]
@@ -181,7 +180,7 @@ class ClickWriter:
                 status[index], category[index] = int(answer[2 * n]), _text(answer[2 * n + 1])
 
         known = [i for i in range(len(events)) if status[i] != UNKNOWN_ARTICLE]
-        by_slot = _grouped(known, lambda i: self._slot(keys.user_recent(events[i].user_id)))
+        by_slot = _grouped(known, lambda i: slot_of(self._client, keys.user_recent(events[i].user_id)))
         calls = [
             (indices, user_call([(events[i], category[i]) for i in indices], settings)) for indices in by_slot.values()
         ]
@@ -223,10 +222,6 @@ class ClickWriter:
                     f"within {self._settings.replica_ack_timeout_s}s"
                 )
         return [(indices, reply) for (indices, _), reply in zip(calls, replies, strict=False)]
-
-    def _slot(self, key: str) -> int:
-        """The key's cluster slot, which groups a round's calls; 0 for everything on a single server."""
-        return key_slot(key.encode()) if isinstance(self._client, RedisCluster) else 0
 
     async def _wait_targets(self, first_keys: list[str]) -> list[dict[str, Any]]:
         """WAIT's routing, one per node written to: on a cluster the node of each slot (the pipeline sends a
