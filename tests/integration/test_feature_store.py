@@ -7,6 +7,7 @@ import random
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from atelier.serving.feature_store import (
     ClickWriter,
     FeatureReader,
     ReaderSettings,
+    ReplicaAckError,
     StoredDataError,
     WriterSettings,
     keys,
@@ -26,15 +28,41 @@ from atelier.serving.feature_store import (
 from atelier.stack.components import redis_server_binary
 from atelier.stack.readiness import port_in_use
 from tests import feature_store_reference as reference
+from tests.integration.support import valkey_cluster
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 
 
-@pytest.fixture(scope="module")
-def server_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    port = next(p for p in range(27700, 27800) if not port_in_use("127.0.0.1", p))
+@dataclass(frozen=True)
+class Server:
+    """A single Valkey server or a Valkey cluster (3 primaries, a replica each), reached at `port`."""
+
+    port: int
+    cluster: bool
+
+    def sync(self, **options: object) -> redis.Redis:
+        kind = redis.RedisCluster if self.cluster else redis.Redis
+        return kind(host="127.0.0.1", port=self.port, **options)
+
+    def asynchronous(self) -> aioredis.Redis:
+        kind = aioredis.RedisCluster if self.cluster else aioredis.Redis
+        return kind(host="127.0.0.1", port=self.port)
+
+
+def free_ports(count: int) -> list[int]:
+    return [p for p in range(27700, 27800) if not port_in_use("127.0.0.1", p)][:count]
+
+
+@pytest.fixture(scope="module", params=["single", "cluster"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Every test runs on a single server and on a cluster: the same code, only the client differs."""
     data_dir: Path = tmp_path_factory.mktemp("valkey")
+    if request.param == "cluster":
+        with valkey_cluster.running(data_dir, free_ports(6), primaries=3) as cluster:
+            yield Server(cluster.ports[0], cluster=True)
+        return
+    (port,) = free_ports(1)
     process = subprocess.Popen(
         [
             str(redis_server_binary()),
@@ -53,24 +81,36 @@ def server_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             assert time.monotonic() < deadline, "valkey-server did not start"
             time.sleep(0.05)
     probe.close()
-    yield port
+    yield Server(port, cluster=False)
     process.terminate()
     process.wait(timeout=10)
 
 
 @pytest.fixture
-def sync_client(server_port: int) -> Iterator[redis.Redis]:
-    client = redis.Redis(port=server_port, decode_responses=True)
-    client.flushall()
+def sync_client(server: Server) -> Iterator[redis.Redis]:
+    client = server.sync(decode_responses=True)
+    client.flushall(**everywhere(client))
     yield client
     client.close()
 
 
 @pytest.fixture
-async def client(server_port: int, sync_client: redis.Redis) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(port=server_port)
+async def client(server: Server, sync_client: redis.Redis) -> AsyncIterator[aioredis.Redis]:
+    client = server.asynchronous()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def raw_client(server: Server) -> Iterator[redis.Redis]:
+    client = server.sync()
+    yield client
+    client.close()
+
+
+def everywhere(client: redis.Redis) -> dict[str, object]:
+    """A keyless command's routing to every primary of a cluster (redis-py sends it to one node by default)."""
+    return {"target_nodes": redis.RedisCluster.PRIMARIES} if isinstance(client, redis.RedisCluster) else {}
 
 
 def now_ms() -> int:
@@ -88,17 +128,24 @@ def add_items(client: redis.Redis, categories: dict[str, str]) -> None:
 
 def snapshot(client: redis.Redis) -> dict[str, tuple[bytes, int]]:
     """Every key's serialized value and absolute expiry (ms)."""
-    raw = redis.Redis(port=client.connection_pool.connection_kwargs["port"])
-    try:
-        return {key: (raw.dump(key), client.pexpiretime(key)) for key in client.keys("*")}
-    finally:
-        raw.close()
+    raw = _RAW[0]
+    return {key: (raw.dump(key), client.pexpiretime(key)) for key in client.keys("*", **everywhere(client))}
+
+
+_RAW: list[redis.Redis] = []  # the undecoded client of the running test (DUMP answers bytes)
+
+
+@pytest.fixture(autouse=True)
+def _raw_for_snapshots(raw_client: redis.Redis) -> Iterator[None]:
+    _RAW[:] = [raw_client]
+    yield
+    _RAW.clear()
 
 
 def fake_from(client: redis.Redis) -> reference.FakeStore:
     """A reference store holding the catalogue hashes the server holds."""
     store = reference.FakeStore()
-    for key in client.keys("item:*"):
+    for key in client.keys("item:*", **everywhere(client)):
         store.hashes[key] = dict(client.hgetall(key))
     return store
 
@@ -106,7 +153,7 @@ def fake_from(client: redis.Redis) -> reference.FakeStore:
 def assert_matches_reference(client: redis.Redis, store: reference.FakeStore) -> None:
     """Every key the script wrote equals the reference's state (scores to 1e-9 relative)."""
     expected = {*store.strings, *store.lists, *store.hashes, *store.zsets}
-    assert set(client.keys("*")) == expected
+    assert set(client.keys("*", **everywhere(client))) == expected
     for key, value in store.strings.items():
         assert client.get(key) == value
     for key, entries in store.lists.items():
@@ -251,11 +298,28 @@ def _reference_keys(store: reference.FakeStore) -> set[str]:
     return {*store.strings, *store.lists, *store.hashes, *store.zsets}
 
 
+async def test_replica_acknowledgements(server: Server, client: aioredis.Redis, sync_client: redis.Redis) -> None:
+    """With replica_acks, a batch counts as applied once a replica of each node written to holds it (WAIT on the
+    connection that wrote): the cluster's replicas do; a single server has none, so the batch is to be retried
+    (its second run finds every click applied)."""
+    add_items(sync_client, {f"a{i}": "Dress" for i in range(20)})
+    writer = ClickWriter(client, WriterSettings(replica_acks=1, replica_ack_timeout_s=0.5))
+    batch = [click(f"w{i}", now_ms(), user=f"u{i}", item=f"a{i}") for i in range(20)]
+    if server.cluster:
+        assert await writer.apply(batch) == [True] * 20
+    else:
+        with pytest.raises(ReplicaAckError, match="0 of 1 replicas"):
+            await writer.apply(batch)  # the articles' round was written, not acknowledged
+        assert await ClickWriter(client).apply(batch) == [True] * 20  # the users' part was still to do
+    assert await ClickWriter(client).apply(batch) == [False] * 20
+    assert all(sync_client.llen(keys.user_recent(f"u{i}")) == 1 for i in range(20))
+
+
 async def test_script_is_reloaded_after_script_flush(client: aioredis.Redis, sync_client: redis.Redis) -> None:
     add_items(sync_client, {"a1": "Trousers"})
     writer = ClickWriter(client)
     assert await writer.apply([click("e1", now_ms())]) == [True]
-    sync_client.script_flush()
+    sync_client.script_flush()  # on a cluster, redis-py sends it to every primary
     assert await writer.apply([click("e2", now_ms())]) == [True]
 
 
@@ -316,7 +380,8 @@ async def test_bucket_keys_and_expiry(client: aioredis.Redis, sync_client: redis
     assert sync_client.zscore(reference.bucket_key(popularity.DAY, "older", two_hours), "older") == 1
     assert sync_client.zscore(reference.bucket_key(popularity.WEEK, "older", two_hours), "older") == 1
     # Nine days ago: no bucket at all, but the global set counts it (decayed).
-    assert not [k for k in sync_client.keys("pop:*") if sync_client.zscore(k, "old") and k != global_key("old")]
+    buckets = [k for k in sync_client.keys("pop:*", **everywhere(sync_client)) if k != global_key("old")]
+    assert not [k for k in buckets if sync_client.zscore(k, "old")]
     assert sync_client.zscore(global_key("old"), "old") == pytest.approx(
         popularity.global_increment(nine_days / 1000), rel=1e-12
     )

@@ -230,6 +230,7 @@ class ClickWriter:
             return []
         if not isinstance(self._client, RedisCluster):
             return [{}]
+        await self._client.initialize()  # the slots' map (a no-op once the client has it)
         nodes = {}
         for key in first_keys:
             node = self._client.get_node_from_key(key)
