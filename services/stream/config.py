@@ -100,6 +100,15 @@ class StreamSettings(Settings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _replica_wait_within_socket_timeout(self) -> Self:
+        if self.writer.replica_acks and self.writer.replica_ack_timeout_s >= self.redis_timeout_s:
+            raise ValueError(
+                f"STREAM_REPLICA_ACK_TIMEOUT_S ({self.writer.replica_ack_timeout_s}) must be below "
+                f"STREAM_REDIS_TIMEOUT_S ({self.redis_timeout_s}): WAIT blocks the connection that long"
+            )
+        return self
+
     @property
     def app_id(self) -> str:
         """The primary worker's Faust app id (STREAM_APP_ID)."""

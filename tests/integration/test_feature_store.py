@@ -59,7 +59,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     """Every test runs on a single server and on a cluster: the same code, only the client differs."""
     data_dir: Path = tmp_path_factory.mktemp("valkey")
     if request.param == "cluster":
-        with valkey_cluster.running(data_dir, free_ports(6), primaries=3) as cluster:
+        with valkey_cluster.running(data_dir, valkey_cluster.free_ports(6), primaries=3) as cluster:
             yield Server(cluster.ports[0], cluster=True)
         return
     (port,) = free_ports(1)

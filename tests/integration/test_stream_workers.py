@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +95,28 @@ def start(name: str, command: list[str], env: dict[str, str], logs: Path) -> tup
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     state = tmp_path_factory.mktemp("stream-workers")
-    broker_port, redis_port, web_port, retry_web_port = free_ports(4)
+    (redis_port,) = free_ports(1)
+    redis_command = [
+        str(redis_server_binary()),
+        *("--bind", HOST, "--port", str(redis_port), "--dir", str(state)),
+        *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+    ]
+    client = redis.Redis(host=HOST, port=redis_port, socket_timeout=5, decode_responses=True)
+    with stream_group(state, redis_port, client, {"redis": redis_command}) as group:
+        yield group
+
+
+@contextmanager
+def stream_group(
+    state: Path,
+    redis_port: int,
+    client: redis.Redis,
+    redis_servers: dict[str, list[str]],
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Cluster]:
+    """A broker, `redis_servers` (none: Redis runs elsewhere) and both stream workers, as the launcher runs
+    them, Redis reached at `redis_port` through `client`; the catalogue's articles written first."""
+    broker_port, web_port, retry_web_port = [port for port in free_ports(4) if port != redis_port][:3]
     bootstrap = f"{HOST}:{broker_port}"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ATELIER_", "STREAM_"))}
     env |= {
@@ -110,6 +132,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "PYTHONUNBUFFERED": "1",
     }
     env |= LOCAL_BROKER_GROUP_TIMING  # as `atelier up` runs them on its broker (Tansu)
+    env |= extra_env or {}
     topics = Topics.from_env(env)
     processes: dict[str, subprocess.Popen] = {}
     logs: dict[str, Path] = {}
@@ -128,20 +151,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "--storage-engine",
             "memory://tansu/",
         ],
-        "redis": [
-            str(redis_server_binary()),
-            *("--bind", HOST, "--port", str(redis_port), "--dir", str(state)),
-            *("--save", "", "--appendonly", "no", "--daemonize", "no"),
-        ],
+        **redis_servers,
     }
-    client = redis.Redis(host=HOST, port=redis_port, socket_timeout=5, decode_responses=True)
     web = {"stream": f"http://{HOST}:{web_port}", "stream-retry": f"http://{HOST}:{retry_web_port}"}
     cluster = Cluster(bootstrap, topics, client, processes, logs, dict(servers), env, state, web)
     try:
         for name, command in servers.items():
             processes[name], logs[name] = start(name, command, env, state)
         wait_for(lambda: readiness.broker_topics(bootstrap, tuple(topics.partitions_by_name())) or True, 20, "topics")
-        wait_for(lambda: readiness.redis_ping(HOST, redis_port) or True, 20, "redis ready", cluster)
+        wait_for(lambda: client.ping(), 20, "redis ready", cluster)
         item_store.write_items(client, [{"article_id": article, "category": "Trousers"} for article in CATALOGUE])
         for name, module in (("stream", "services.stream"), ("stream-retry", "services.stream.retry")):
             command = [sys.executable, "-m", module, "worker", "--loglevel", "info"]

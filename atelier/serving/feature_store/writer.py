@@ -66,8 +66,10 @@ class WriterSettings(Settings):
     """Replicas that must hold a batch's writes (Redis WAIT) before its clicks count as applied: 0 for a
     single Redis without replicas; 1 on a cluster with a replica per primary (`atelier up` sets it with
     ATELIER_REDIS_CLUSTER_PRIMARIES), so that a failover loses no acknowledged click."""
-    replica_ack_timeout_s: float = Field(1.0, gt=0)
-    """How long a batch waits for its replica acknowledgements before it is retried."""
+    replica_ack_timeout_s: float = Field(0.25, gt=0)
+    """How long a batch waits for its replica acknowledgements before it is retried (below
+    STREAM_REDIS_TIMEOUT_S). A primary without a replica in sync (its replica just promoted, the old primary
+    not yet back as its replica) takes no acknowledged write: its clicks wait in the retry tiers."""
 
 
 class StoredDataError(ResponseError):

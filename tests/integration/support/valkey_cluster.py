@@ -14,9 +14,21 @@ import redis
 from redis.crc import key_slot
 
 from atelier.stack.components import redis_server_binary
+from atelier.stack.readiness import port_in_use
 
 HOST = "127.0.0.1"
 SLOTS = 16384
+BUS_OFFSET = 10000  # each node's cluster bus listens on its port + 10000
+# Node ports whose bus ports stay below the ephemeral range (32768-60999), where a client connection may hold them.
+PORTS = range(21700, 21900)
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` node ports free on HOST, their bus ports too."""
+    free = [p for p in PORTS if not port_in_use(HOST, p) and not port_in_use(HOST, p + BUS_OFFSET)]
+    if len(free) < count:
+        raise RuntimeError(f"fewer than {count} free ports for a valkey cluster in {PORTS}")
+    return free[:count]
 
 
 @dataclass
