@@ -46,6 +46,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     load.set_defaults(run=run_load)
 
 
+def _items_in_redis(endpoints: Endpoints) -> bool:
+    from atelier.serving import item_store, redis_clients
+
+    async def any_article() -> str | None:
+        client = redis_clients.async_client(endpoints)
+        try:
+            return await item_store.any_article_id(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(any_article()) is not None
+
+
 def _loaded_articles(endpoints: Endpoints, collection: str) -> int:
     from pymilvus import MilvusClient
 
@@ -138,7 +151,9 @@ def run_load(args: argparse.Namespace) -> int:
 
     endpoints = Endpoints.from_env()
     vision = vision_on(endpoints)
-    if args.if_empty and (loaded := _loaded_articles(endpoints, TEXT_COLLECTION)):
+    # Loaded means both in Milvus and in Redis' current key schema (after an upgrade that moved the keys, a
+    # load again writes Redis' part; the embeddings, unchanged, are not computed again).
+    if args.if_empty and (loaded := _loaded_articles(endpoints, TEXT_COLLECTION)) and _items_in_redis(endpoints):
         if not vision or _loaded_articles(endpoints, IMAGE_COLLECTION):
             print(f"catalogue already loaded ({loaded} articles); skipping")
             # A catalogue loaded before its files were recorded: recorded now, for re-indexes and the first run.
