@@ -273,7 +273,8 @@ class Endpoints(Settings):
     redis_port: int = 6379
     """Redis (Valkey); with ATELIER_REDIS_CLUSTER, one of the cluster's nodes (the client finds the others)."""
     redis_cluster: bool = False
-    """Redis is a cluster (Redis Cluster / Valkey cluster mode): every client uses redis-py's cluster client."""
+    """Redis is a cluster (Redis Cluster / Valkey cluster mode): every client uses redis-py's cluster client.
+    Default: on when ATELIER_REDIS_CLUSTER_PRIMARIES is above 0 (the local stack's cluster)."""
     broker_port: int = 9092
     """The Kafka-protocol broker."""
     milvus_port: int = 19530
@@ -307,6 +308,16 @@ class Endpoints(Settings):
         for name, field in cls.model_fields.items():
             if name.endswith("_port") and name not in values:
                 values[name] = field.default + offset
+        return values
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_cluster(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """The local stack's cluster (ATELIER_REDIS_CLUSTER_PRIMARIES, atelier.stack.settings) is a cluster to
+        every client in its environment: its services, and the CLI and tests in the shell that started it."""
+        primaries = _environment().get("ATELIER_REDIS_CLUSTER_PRIMARIES", "").strip()
+        if "redis_cluster" not in values and primaries.isdigit() and int(primaries) > 0:
+            values["redis_cluster"] = True
         return values
 
     def address(self, port: int) -> str:

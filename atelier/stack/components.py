@@ -6,14 +6,14 @@ import importlib.util
 import secrets
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from atelier.files import write_private
 from atelier.serving.settings import REDIS_PASSWORD_FILE, Endpoints
 from atelier.serving.topics import Topics
-from atelier.stack import StackError, prometheus, readiness
+from atelier.stack import StackError, prometheus, readiness, redis_cluster
 from atelier.stack.envoy import envoy_command
 from atelier.stack.milvus_runner import derive_ports
 from atelier.stack.models import model_repository, triton_models
@@ -79,12 +79,37 @@ def redis_password(endpoints: Endpoints, state: Path) -> str:
     return path.read_text().strip()
 
 
-def redis_config(password: str, state: Path) -> Path:
-    """The local Redis' config file (0600), holding its password: kept out of its command line."""
+def redis_config(password: str, state: Path, replicated: bool = False) -> Path:
+    """The local Redis' config file (0600), holding its password: kept out of its command line. A
+    cluster's nodes (`replicated`) use it as their replication password too."""
     quoted = password.replace("\\", "\\\\").replace('"', '\\"')
     path = state / "redis.conf"
-    write_private(path, f'requirepass "{quoted}"\n')
+    write_private(path, f'requirepass "{quoted}"\n' + (f'masterauth "{quoted}"\n' if replicated else ""))
     return path
+
+
+def redis_server_command(config: Path, host: str, port: int, data_dir: Path) -> list[str]:
+    """valkey-server on `port`, its data (append-only file) in `data_dir`."""
+    return [
+        str(redis_server_binary()),
+        str(config),  # the config file comes first
+        "--bind",
+        host,
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+    ]
 
 
 def _switch(chosen: bool | None) -> str:
@@ -103,6 +128,28 @@ def _stream_group_timing() -> dict[str, str]:
     return {} if chosen else dict(LOCAL_BROKER_GROUP_TIMING)
 
 
+def _stream_replica_acks(cluster_primaries: int) -> dict[str, str]:
+    """On the local cluster every primary has a replica: a batch of clicks counts as applied once one holds
+    it (STREAM_REPLICA_ACKS=1), so that a failover loses none, unless the user set the variable."""
+    if not cluster_primaries or "replica_acks" in StreamSettings.from_env().writer.model_fields_set:
+        return {}
+    return {"STREAM_REPLICA_ACKS": "1"}
+
+
+def _cluster_formation(endpoints: Endpoints, primaries: int, password: str) -> Component:
+    """The one-shot job forming the local cluster (atelier.stack.redis_cluster), done once it is whole."""
+    command = ["-m", "atelier.stack.redis_cluster", "--host", endpoints.host, "--port", str(endpoints.redis_port)]
+    return Component(
+        name="redis-cluster",
+        tier=1,
+        command=[sys.executable, *command, "--primaries", str(primaries)],
+        ports=(),
+        check=redis_cluster.local_cluster(endpoints, primaries, password).check_ready,
+        one_shot=True,
+        ready_timeout_s=redis_cluster.FORM_TIMEOUT_S + 15,
+    )
+
+
 def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
     host = endpoints.host
     python = sys.executable
@@ -113,8 +160,8 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
     search = SearchSettings.from_env()
     topic_settings = Topics.from_env()
     topics = tuple(topic_settings.partitions_by_name())
-    (state / "redis").mkdir(parents=True, exist_ok=True)
     password = redis_password(endpoints, state)
+    state.mkdir(parents=True, exist_ok=True)
 
     group_timing = _stream_group_timing()
 
@@ -126,7 +173,7 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             command=[python, "-m", module, "worker", "--loglevel", "info"],
             ports=(web_port,),
             check=lambda: readiness.stream_worker_ready(f"http://{endpoints.address(web_port)}"),
-            environment=group_timing | (environment or {}),
+            environment=group_timing | replica_acks | (environment or {}),
             lag=lambda: readiness.stream_lag(f"http://{endpoints.address(web_port)}"),
         )
 
@@ -154,6 +201,45 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
         )
     stream_data_dir = StreamSettings.from_env().data_dir or state / "stream"
     primaries = primary_workers(endpoints, stream_data_dir, launcher.stream_workers)
+    cluster_primaries = launcher.redis_cluster_primaries
+    if bool(cluster_primaries) != endpoints.redis_cluster:
+        raise StackError(
+            "ATELIER_REDIS_CLUSTER=1 needs ATELIER_REDIS_CLUSTER_PRIMARIES (3 to 8): the local stack runs a "
+            "single Redis without it"
+            if endpoints.redis_cluster
+            else "ATELIER_REDIS_CLUSTER=0 contradicts ATELIER_REDIS_CLUSTER_PRIMARIES: unset one of them"
+        )
+    config = redis_config(password, state, replicated=bool(cluster_primaries))
+    replica_acks = _stream_replica_acks(cluster_primaries)
+
+    def redis_server(name: str, port: int, data_dir: Path, options: list[str], ports: tuple[int, ...]) -> Component:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return Component(
+            name=name,
+            tier=0,
+            command=[*redis_server_command(config, host, port, data_dir), *options],
+            ports=ports,
+            check=lambda: readiness.redis_ping(host, port, password),
+            ready_timeout_s=20,
+        )
+
+    # ATELIER_REDIS_CLUSTER_PRIMARIES: a cluster's nodes (atelier.stack.redis_cluster), the first on
+    # ATELIER_REDIS_PORT, each with its own data folder (one per cluster size: another size is a new cluster).
+    cluster_dir = state / f"redis-cluster-{cluster_primaries}"
+    redis_servers = (
+        [
+            redis_server(
+                node.name,
+                node.port,
+                cluster_dir / node.name,
+                redis_cluster.server_options(node, host, cluster_dir / node.name),
+                (node.port, node.bus_port),
+            )
+            for node in redis_cluster.cluster_nodes(endpoints.redis_port, cluster_primaries)
+        ]
+        if cluster_primaries
+        else [redis_server("redis", endpoints.redis_port, state / "redis", [], (endpoints.redis_port,))]
+    )
 
     def http_server(name: str, tier: int, command: list[str], port: int, ready_path: str, **options: Any) -> Component:
         """A server on one port, ready once `ready_path` there answers 200."""
@@ -191,7 +277,8 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             one_shot=True,
         )
     ]
-    return [
+    formation = [_cluster_formation(endpoints, cluster_primaries, password)] if cluster_primaries else []
+    stack = [
         # Every process exports its spans here (atelier.stack.trace_receiver); `atelier trace` reads them.
         Component(
             name="traces",
@@ -211,33 +298,8 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
             check=lambda: readiness.grpc_serving(endpoints.address(endpoints.trace_receiver_port), TRACE_SERVICE),
             ready_timeout_s=20,
         ),
-        Component(
-            name="redis",
-            tier=0,
-            command=[
-                str(redis_server_binary()),
-                str(redis_config(password, state)),  # the config file comes first
-                "--bind",
-                host,
-                "--port",
-                str(endpoints.redis_port),
-                "--dir",
-                str(state / "redis"),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--daemonize",
-                "no",
-                "--protected-mode",
-                "yes",
-            ],
-            ports=(endpoints.redis_port,),
-            check=lambda: readiness.redis_ping(host, endpoints.redis_port, password),
-            ready_timeout_s=20,
-        ),
+        *redis_servers,
+        *formation,
         Component(
             name="broker",
             tier=0,
@@ -342,3 +404,7 @@ def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
         *(monitoring if launcher.prometheus_enabled else []),
         *(first_run if launcher.first_run_training else []),
     ]
+    if not formation:
+        return stack
+    # The cluster is formed in a tier of its own, after its nodes (tier 0), before everything using Redis.
+    return [replace(c, tier=c.tier + 1) if c.tier > 0 and c not in formation else c for c in stack]

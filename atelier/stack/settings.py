@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from atelier.serving.settings import Settings, state_dir
 from atelier.stack.replicas import MAX_REPLICAS, REPLICATED
+
+# The local stack's Redis cluster: primaries it may have (atelier.stack.redis_cluster).
+MIN_PRIMARIES, MAX_PRIMARIES = 3, 8
 
 
 class LauncherSettings(Settings):
@@ -49,9 +52,24 @@ class LauncherSettings(Settings):
     """Ranker services the local stack runs (ranker, ranker-2, ...); search balances its calls over them."""
     features_replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
     """Features services the local stack runs (features, features-2, ...); Envoy and search balance over them."""
+    redis_cluster_primaries: int = 0
+    """0: one Redis (Valkey) server. 3 to 8: a Valkey cluster of that many primaries, each with a replica
+    (programs redis, redis-2, ... on ATELIER_REDIS_PORT and the ports above it: atelier/stack/redis_cluster.py),
+    formed by the one-shot redis-cluster; every client then uses the cluster client (ATELIER_REDIS_CLUSTER
+    defaults to on)."""
     models_switch_grace_s: float = 6.0
     """How long `atelier models publish` and `rollback` keep the version an index switch leaves behind
     loaded: longer than search takes to notice the switch (SEARCH_INDEX_REFRESH_S)."""
+
+    @field_validator("redis_cluster_primaries")
+    @classmethod
+    def _cluster_size(cls, primaries: int) -> int:
+        if primaries != 0 and not MIN_PRIMARIES <= primaries <= MAX_PRIMARIES:
+            raise ValueError(
+                f"0 (a single Redis) or {MIN_PRIMARIES} to {MAX_PRIMARIES} primaries "
+                f"(a cluster needs at least {MIN_PRIMARIES} to elect a replica in a primary's place)"
+            )
+        return primaries
 
     def replicas(self, service: str) -> int:
         """How many replicas of `service` (search, ranker or features) the local stack runs."""
