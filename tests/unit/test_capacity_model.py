@@ -73,6 +73,7 @@ def test_replicas_walls_and_bottlenecks_of_a_tiny_figure_file(tmp_path: Path) ->
     assert [n.part.name for n in big.new_walls] == ["index"] and big.bottleneck.part.name == "index"
     gpu = plans["search", "gpu", 100]
     assert replicas(gpu) == {"edge": 2, "index": 2, "model on a GPU": 1}
+    assert "| model on a GPU | 300/s per gpu (not measured here) |" in capacity.render(figures)
     assert gpu.bottleneck.part.name == "index"  # 25/s a core: less than the edge's 60
     # Clicks: the store's single replica serves 400/s, so 500/s passes its wall.
     clicks = plans["click", "cpu", 500]
@@ -97,7 +98,10 @@ def test_the_script_prints_every_step_of_the_real_figures() -> None:
     assert result.stdout.count("First bottleneck:") == len(capacity.plans(figures))
     # The figures not measured on this project's machines say so.
     assert all(part.machine and part.source for part in figures.parts)
-    assert "(not measured here)" in result.stdout
+    for part in figures.parts:
+        assert (f"| {part.name} | {part.rate:g}/s per {part.unit} (not measured here) |" in result.stdout) is (
+            not part.measured
+        )
 
 
 def test_docs_capacity_shows_the_current_output() -> None:
