@@ -21,38 +21,23 @@ local n_windows = tonumber(ARGV[7])
 local ARGS_PER_EVENT = 3 + n_windows
 local KEYS_PER_EVENT = 4 + n_windows
 
-local n_events = (#ARGV - 7) / ARGS_PER_EVENT
-if n_events ~= math.floor(n_events) or #KEYS ~= n_events * KEYS_PER_EVENT then
-    return redis.error_reply(ERROR_CODE .. ' KEYS and ARGV do not hold whole events')
+local events, problem = read_events(7, ARGS_PER_EVENT, KEYS_PER_EVENT)
+if not events then
+    return problem
 end
 
 -- Phase 1: read and validate, no writes.
-local events = {}
-local seen = {}
-for index = 1, n_events do
-    local a = 7 + (index - 1) * ARGS_PER_EVENT
-    local k = (index - 1) * KEYS_PER_EVENT
-    local event = {
-        id = ARGV[a + 1],
-        item = ARGV[a + 2],
-        ms = tonumber(ARGV[a + 3]),
-        global = KEYS[k + 1],
-        metadata = KEYS[k + 2],
-        clicks = KEYS[k + 3],
-        marker = KEYS[k + 4],
-        buckets = {},
-    }
-    if event.ms == nil or event.ms <= 0 then
-        return fail(index, event.id, 'event time is not a positive number')
-    end
+for index, event in ipairs(events) do
+    local a, k = event.a, event.k
+    event.global, event.metadata, event.clicks, event.marker = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+    event.buckets = {}
     -- The catalogue's hash is only read: a click on an article without one is not applied (the
     -- features service refuses those, but accepts clicks unchecked while Redis is down).
     local known = redis.call('TYPE', event.metadata).ok == 'hash'
     event.category = known and (redis.call('HGET', event.metadata, 'category') or '') or ''
-    event.duplicate = seen[event.marker] or redis.call('EXISTS', event.marker) == 1
-    event.unknown = not event.duplicate and not known
+    event.duplicate = known and applied_before(event.marker)
+    event.unknown = not known
     if not event.duplicate and not event.unknown then
-        seen[event.marker] = true
         for w = 1, n_windows do
             local expires_at_s = tonumber(ARGV[a + 3 + w])
             if expires_at_s * 1000 > now_ms then
@@ -69,7 +54,6 @@ for index = 1, n_events do
             return fail(index, event.id, problem)
         end
     end
-    events[index] = event
 end
 
 -- Phase 2: write. Only commands that cannot fail on keys of the checked types.

@@ -16,36 +16,21 @@ local session_cap = tonumber(ARGV[5])
 local decay_rate = tonumber(ARGV[6])
 local HEADER, ARGS_PER_EVENT, KEYS_PER_EVENT = 6, 5, 5
 
-local n_events = (#ARGV - HEADER) / ARGS_PER_EVENT
-if n_events ~= math.floor(n_events) or #KEYS ~= n_events * KEYS_PER_EVENT then
-    return redis.error_reply(ERROR_CODE .. ' KEYS and ARGV do not hold whole events')
+local events, problem = read_events(HEADER, ARGS_PER_EVENT, KEYS_PER_EVENT)
+if not events then
+    return problem
 end
 
 -- Phase 1: read and validate, no writes.
-local events = {}
-local seen = {}
-for index = 1, n_events do
-    local a = HEADER + (index - 1) * ARGS_PER_EVENT
-    local k = (index - 1) * KEYS_PER_EVENT
-    local event = {
-        id = ARGV[a + 1],
-        item = ARGV[a + 2],
-        ms = tonumber(ARGV[a + 3]),
-        category = ARGV[a + 4],
-        recent = KEYS[k + 1],
-        profile = KEYS[k + 2],
-        affinity = KEYS[k + 3],
-        marker = KEYS[k + 4],
-    }
+for index, event in ipairs(events) do
+    local a, k = event.a, event.k
+    event.category = ARGV[a + 4]
+    event.recent, event.profile, event.affinity, event.marker = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
     if ARGV[a + 5] == '1' then
         event.session = KEYS[k + 5]
     end
-    if event.ms == nil or event.ms <= 0 then
-        return fail(index, event.id, 'event time is not a positive number')
-    end
-    event.duplicate = seen[event.marker] or redis.call('EXISTS', event.marker) == 1
+    event.duplicate = applied_before(event.marker)
     if not event.duplicate then
-        seen[event.marker] = true
         if event.category ~= '' then
             event.score_field = 's:' .. event.category
             event.time_field = 't:' .. event.category
@@ -60,7 +45,6 @@ for index = 1, n_events do
             return fail(index, event.id, problem)
         end
     end
-    events[index] = event
 end
 
 -- Phase 2: write. Only commands that cannot fail on keys of the checked types.

@@ -112,3 +112,32 @@ local function apply_expiries()
         redis.call(expiry_commands[name], name, expiry_values[name])
     end
 end
+
+-- The events of a call: after `header` values, ARGV holds `args_per_event` values per event (its id, article
+-- id and time first) and KEYS `keys_per_event` keys. Each event is a table with id, item, ms and a, k: the
+-- offsets of its values in ARGV and KEYS. Returns nil and an error reply when they do not add up.
+local function read_events(header, args_per_event, keys_per_event)
+    local n_events = (#ARGV - header) / args_per_event
+    if n_events ~= math.floor(n_events) or #KEYS ~= n_events * keys_per_event then
+        return nil, redis.error_reply(ERROR_CODE .. ' KEYS and ARGV do not hold whole events')
+    end
+    local events = {}
+    for index = 1, n_events do
+        local a = header + (index - 1) * args_per_event
+        local event = { id = ARGV[a + 1], item = ARGV[a + 2], ms = tonumber(ARGV[a + 3]), a = a }
+        event.k = (index - 1) * keys_per_event
+        if event.ms == nil or event.ms <= 0 then
+            return nil, fail(index, event.id, 'event time is not a positive number')
+        end
+        events[index] = event
+    end
+    return events
+end
+
+-- Whether the click its marker names was applied before (by an earlier call or earlier in this one).
+local marked = {}
+local function applied_before(marker)
+    local before = marked[marker] or redis.call('EXISTS', marker) == 1
+    marked[marker] = true
+    return before
+end
