@@ -5,6 +5,7 @@ over: tests/integration/test_redis_cluster_stack.py.)"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,8 +27,9 @@ def build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Build:
     monkeypatch.setattr(components, "tansu_binary", lambda: Path("tansu"))
     monkeypatch.setattr(components, "envoy_command", lambda config: ["envoy", "--config-path", str(config)])
 
-    for name in ("ATELIER_REDIS_CLUSTER_PRIMARIES", "ATELIER_REDIS_CLUSTER", "STREAM_REPLICA_ACKS"):
-        monkeypatch.delenv(name, raising=False)
+    # The launcher's defaults, whatever the session around the test sets (the test stack's sets many).
+    for name in [name for name in os.environ if name.startswith(("ATELIER_", "STREAM_", "SEARCH_", "FEATURES_"))]:
+        monkeypatch.delenv(name)
 
     def built(environment: dict[str, str], endpoints: dict[str, str] | None = None) -> list[Component]:
         for name, value in environment.items():
