@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from atelier.serving.articles import FIELDS, FILTER_FIELDS
 from atelier.serving.feature_store import keys
 from atelier.serving.ids import is_valid_id
-from atelier.serving.redis_clients import AsyncRedis, SyncRedis
+from atelier.serving.redis_clients import AsyncRedis, SyncRedis, as_text
 
 # Every article field, and the category personalisation counts (atelier.serving.articles.category).
 ITEM_FIELDS = (*FIELDS, "category")
@@ -32,8 +32,8 @@ async def item_exists(client: AsyncRedis, article_id: str) -> bool:
 async def any_article_id(client: AsyncRedis) -> str | None:
     """One article of the catalogue (what benchmarks click on), or None when none is loaded."""
     async for key in client.scan_iter(match="item:*", count=1000):
-        article_id = _text(key).rpartition(":")[2]
-        if is_valid_id(article_id) and item_key(article_id) == _text(key):  # not item:...:clicks
+        article_id = as_text(key).rpartition(":")[2]
+        if is_valid_id(article_id) and item_key(article_id) == as_text(key):  # not item:...:clicks
             return article_id
     return None
 
@@ -63,10 +63,6 @@ async def read_filter_values(client: AsyncRedis) -> dict[str, dict[str, str]]:
         pipe.smembers(values_key(attribute))
     members = await pipe.execute()
     return {
-        attribute: {_text(value).lower(): _text(value) for value in values}
+        attribute: {as_text(value).lower(): as_text(value) for value in values}
         for attribute, values in zip(FILTER_FIELDS, members, strict=True)
     }
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

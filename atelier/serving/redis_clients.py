@@ -29,3 +29,8 @@ def sync_client(endpoints: Endpoints, **options: Any) -> SyncRedis:
     if endpoints.redis_cluster:
         return redis.RedisCluster.from_url(endpoints.redis_url, **options)
     return redis.Redis.from_url(endpoints.redis_url, **options)
+
+
+def as_text(value: bytes | str) -> str:
+    """A reply's bytes as text (clients made without decode_responses answer bytes)."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -15,7 +15,7 @@ Redis Cluster slot, and the same code runs on a single Redis and on a cluster:
     item:{a7}:{article_id}              HASH    catalogue metadata, field `category` (atelier.serving.item_store)
     item:{a7}:{article_id}:clicks       HASH    s decayed click score, t its time (ms)
     pop:{a7}:{window}:{bucket_start}    ZSET    article -> clicks in the bucket (atelier.serving.popularity)
-    pop:{a7}:{window}:agg               ZSET    short-lived union of the window's active buckets (window_aggregate.lua)
+    pop:{a7}:{window}:agg               ZSET    short-lived union of the window's active buckets (read_windows.lua)
     pop:{a7}:global                     ZSET    epoch-relative decayed score, capped per shard
     dedupe:article:{a7}:{user_id}:{event_id}
                                         STRING  marker of a click applied to the shard's keys (TTL)

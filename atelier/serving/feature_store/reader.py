@@ -2,7 +2,7 @@
 
 Scores are decayed to the caller's `now_ms`. Window popularity reads, per article shard, a short-lived
 materialised union of the window's active buckets (keys.window_aggregate), rebuilt by whichever reader
-finds it missing (window_aggregate.lua), so a request costs one pipelined round trip (one per node on a
+finds it missing (read_windows.lua), so a request costs one pipelined round trip (one per node on a
 cluster) whatever the number of buckets. The same calls run on a single Redis and on a cluster.
 """
 
@@ -17,9 +17,9 @@ from pydantic_settings import SettingsConfigDict
 
 from atelier.serving import popularity
 from atelier.serving.feature_store import keys
-from atelier.serving.feature_store.scripts import READ_WINDOWS, run_pipeline, slot_of
+from atelier.serving.feature_store.scripts import READ_WINDOWS, by_slot, run_pipeline
 from atelier.serving.ids import is_valid_id
-from atelier.serving.redis_clients import AsyncRedis
+from atelier.serving.redis_clients import AsyncRedis, as_text
 from atelier.serving.settings import Settings
 
 GLOBAL_TIER = "global"
@@ -75,13 +75,13 @@ class FeatureReader:
         pipe.hgetall(keys.user_affinity(user_id))
         pipe.hget(keys.user_profile(user_id), keys.LAST_ACTIVE_FIELD)
         entries, affinity_fields, last_active = await pipe.execute()
-        recent = [keys.parse_list_entry(_text(entry)) for entry in entries]
+        recent = [keys.parse_list_entry(as_text(entry)) for entry in entries]
         recent.sort(key=lambda click: -click[1])  # already ordered by the writer; cheap insurance
         return UserFeatures(
             user_id=user_id,
             recent_clicks=recent,
-            category_affinities=_affinities({_text(k): _text(v) for k, v in affinity_fields.items()}, now_ms),
-            last_active_ms=None if last_active is None else int(float(_text(last_active))),
+            category_affinities=_affinities({as_text(k): as_text(v) for k, v in affinity_fields.items()}, now_ms),
+            last_active_ms=None if last_active is None else int(float(as_text(last_active))),
         )
 
     async def item_signals(self, article_ids: Sequence[str], now_ms: int) -> list[ItemSignal]:
@@ -94,7 +94,7 @@ class FeatureReader:
         for article_id in dict.fromkeys(ids):
             by_shard.setdefault(keys.article_shard(article_id), []).append(article_id)
         calls = []
-        for shards in self._by_slot(by_shard).values():
+        for shards in by_slot(self._client, by_shard, keys.global_popularity):
             clicks = [keys.item_clicks(article_id) for shard in shards for article_id in by_shard[shard]]
             args: list[str | int] = [k for shard in shards for k in (len(by_shard[shard]), *by_shard[shard])]
             calls.append(_WindowsCall(shards, popularity.WINDOWS, "scores", clicks, args))
@@ -103,7 +103,7 @@ class FeatureReader:
         for call, reply in zip(calls, await self._read_windows(calls, now_ms / 1000), strict=True):
             articles = [article_id for shard in call.shards for article_id in by_shard[shard]]
             for index, article_id in enumerate(articles):
-                found[article_id] = [_text(value) for value in reply[index * stride : (index + 1) * stride]]
+                found[article_id] = [as_text(value) for value in reply[index * stride : (index + 1) * stride]]
         return [_signal(article_id, found[article_id], now_ms) for article_id in ids]
 
     async def popular(self, window: str | None, k: int, now_ms: int) -> tuple[list[tuple[str, float]], str]:
@@ -113,13 +113,15 @@ class FeatureReader:
             raise ValueError("k must be at least 1")
         tiers = fallback_tiers(window)
         windows = tuple(_WINDOWS.get(tier) for tier in tiers)  # None: the global set
-        groups = self._by_slot({shard: [] for shard in range(keys.ARTICLE_SHARDS)}).values()
+        groups = by_slot(self._client, range(keys.ARTICLE_SHARDS), keys.global_popularity)
         calls = [_WindowsCall(shards, windows, "top", [], [k]) for shards in groups]
         merged: list[list[tuple[str, float]]] = [[] for _ in tiers]
         for reply in await self._read_windows(calls, now_ms / 1000):
             for per_tier in reply:
                 for index, flat in enumerate(per_tier):
-                    merged[index] += [(_text(m), float(score)) for m, score in zip(flat[::2], flat[1::2], strict=True)]
+                    merged[index] += [
+                        (as_text(m), float(score)) for m, score in zip(flat[::2], flat[1::2], strict=True)
+                    ]
         for tier, candidates in zip(tiers, merged, strict=True):
             if candidates:
                 top = sorted(candidates, key=lambda pair: (-pair[1], pair[0]))[:k]
@@ -138,17 +140,10 @@ class FeatureReader:
             pipe.hgetall(keys.item_metadata(article_id))
         replies = await pipe.execute()
         return {
-            article_id: {_text(k): _text(v) for k, v in fields.items()}
+            article_id: {as_text(k): as_text(v) for k, v in fields.items()}
             for article_id, fields in zip(ids, replies, strict=True)
             if fields
         }
-
-    def _by_slot(self, by_shard: dict[int, list[str]]) -> dict[int, list[int]]:
-        """The shards grouped by their cluster slot (all in one group on a single server)."""
-        groups: dict[int, list[int]] = {}
-        for shard in by_shard:
-            groups.setdefault(slot_of(self._client, keys.global_popularity(shard)), []).append(shard)
-        return groups
 
     async def _read_windows(self, calls: list[_WindowsCall], now_s: float) -> list[Any]:
         """Runs the calls in one pipeline, first without the windows' bucket keys (the aggregates usually
@@ -220,7 +215,3 @@ def _affinities(fields: dict[str, str], now_ms: int) -> dict[str, float]:
             continue
         found[category] = float(score) * popularity.decay_factor((now_ms - float(time_ms)) / 1000)
     return dict(sorted(found.items(), key=lambda kv: -kv[1]))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -8,10 +8,11 @@ a cluster's primaries) and the pipeline runs once more. Every script declares it
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
@@ -37,7 +38,7 @@ class Script:
     def reader(cls, name: str) -> Script:
         return cls(_source(name))
 
-    @property
+    @cached_property
     def sha(self) -> str:
         return hashlib.sha1(self.text.encode()).hexdigest()  # noqa: S324 (the server names scripts by SHA-1)
 
@@ -53,10 +54,19 @@ READ_WINDOWS = Script.reader("read_windows.lua")
 ALL = (APPLY_ARTICLE_CLICKS, APPLY_USER_CLICKS, READ_WINDOWS)
 
 
-def slot_of(client: AsyncRedis, key: str) -> int:
-    """The key's cluster slot, which groups keys into one script call; 0 for every key on a single server,
-    where one call may hold them all."""
-    return key_slot(key.encode()) if isinstance(client, RedisCluster) else 0
+Item = TypeVar("Item", bound=Hashable)
+
+
+def by_slot(client: AsyncRedis, items: Iterable[Item], key_of: Callable[[Item], str]) -> list[list[Item]]:
+    """`items` grouped into script calls by the cluster slot of `key_of(item)`, in order; on a single server
+    one group holds them all."""
+    if not isinstance(client, RedisCluster):
+        everything = list(items)
+        return [everything] if everything else []
+    groups: dict[int, list[Item]] = {}
+    for item in items:
+        groups.setdefault(key_slot(key_of(item).encode()), []).append(item)
+    return list(groups.values())
 
 
 async def run_pipeline(client: AsyncRedis, build: Callable[[Any], None], raise_on_error: bool = True) -> list[Any]:

@@ -30,8 +30,8 @@ from redis.exceptions import RedisError, ResponseError
 from atelier.serving import popularity
 from atelier.serving.click_event import ClickRecord, InvalidClick
 from atelier.serving.feature_store import keys
-from atelier.serving.feature_store.scripts import APPLY_ARTICLE_CLICKS, APPLY_USER_CLICKS, Script, run_pipeline, slot_of
-from atelier.serving.redis_clients import AsyncRedis
+from atelier.serving.feature_store.scripts import APPLY_ARTICLE_CLICKS, APPLY_USER_CLICKS, Script, by_slot, run_pipeline
+from atelier.serving.redis_clients import AsyncRedis, as_text
 from atelier.serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -149,13 +149,6 @@ def check_events(events: Sequence[ClickRecord]) -> None:
             raise InvalidClick(f"event {event.event_id!r}: " + "; ".join(f"{f}: {r}" for f, r in problems))
 
 
-def _grouped(indices: Sequence[int], key: Any) -> dict[Any, list[int]]:
-    groups: dict[Any, list[int]] = {}
-    for index in indices:
-        groups.setdefault(key(index), []).append(index)
-    return groups
-
-
 class ClickWriter:
     """Applies batches of clicks (see the module's docstring)."""
 
@@ -170,22 +163,18 @@ class ClickWriter:
             return []
         check_events(events)
         settings = self._settings
-        by_slot = _grouped(range(len(events)), lambda i: slot_of(self._client, keys.item_metadata(events[i].item_id)))
-        calls = [
-            (indices, article_call([events[i] for i in indices], now_ms or 0, settings)) for indices in by_slot.values()
-        ]
+        groups = by_slot(self._client, range(len(events)), lambda i: keys.item_metadata(events[i].item_id))
+        calls = [(indices, article_call([events[i] for i in indices], now_ms or 0, settings)) for indices in groups]
         answers = await self._round(APPLY_ARTICLE_CLICKS, calls)
         status: dict[int, int] = {}
         category: dict[int, str] = {}
         for indices, answer in answers:
             for n, index in enumerate(indices):
-                status[index], category[index] = int(answer[2 * n]), _text(answer[2 * n + 1])
+                status[index], category[index] = int(answer[2 * n]), as_text(answer[2 * n + 1])
 
         known = [i for i in range(len(events)) if status[i] != UNKNOWN_ARTICLE]
-        by_slot = _grouped(known, lambda i: slot_of(self._client, keys.user_recent(events[i].user_id)))
-        calls = [
-            (indices, user_call([(events[i], category[i]) for i in indices], settings)) for indices in by_slot.values()
-        ]
+        groups = by_slot(self._client, known, lambda i: keys.user_recent(events[i].user_id))
+        calls = [(indices, user_call([(events[i], category[i]) for i in indices], settings)) for indices in groups]
         user_applied: dict[int, int] = {}
         for indices, answer in await self._round(APPLY_USER_CLICKS, calls):
             user_applied.update(zip(indices, (int(flag) for flag in answer), strict=True))
@@ -199,12 +188,12 @@ class ClickWriter:
         if not calls:
             return []
         waits = await self._wait_targets([call_keys[0] for _, (call_keys, _) in calls])
+        timeout_ms = _ms(self._settings.replica_ack_timeout_s)
 
         def build(pipe: Any) -> None:
             for _, (call_keys, args) in calls:
                 script.queue(pipe, call_keys, args)
             for target in waits:
-                timeout_ms = _ms(self._settings.replica_ack_timeout_s)
                 pipe.execute_command("WAIT", self._settings.replica_acks, timeout_ms, **target)
 
         replies = await run_pipeline(self._client, build, raise_on_error=False)
@@ -246,7 +235,3 @@ def _log_unknown(unknown: Sequence[ClickRecord]) -> None:
             "clicks on articles not in the catalogue dropped",
             extra={"count": len(unknown), "articles": sorted({event.item_id for event in unknown})[:10]},
         )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
