@@ -110,8 +110,11 @@ def test_one_click_is_one_trace_from_envoy_through_kafka_to_the_redis_write(
 
     def complete(spans: list[Span]) -> bool:
         process = _one(spans, "atelier-stream", "consumer", lambda n: n.startswith("process "))
+        # each service exports on its own schedule: wait for every span the test reads
         return (
             _one(spans, "atelier-envoy", "server", lambda _: True) is not None
+            and _one(spans, "atelier-features", "server", lambda n: n.endswith("/RecordClick")) is not None
+            and _one(spans, "atelier-features", "producer", lambda n: n.startswith("send ")) is not None
             and process is not None
             and any(span["parent_span_id"] == process["span_id"] for span in spans)
         )
