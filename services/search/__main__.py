@@ -111,7 +111,8 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
             Dependency("reranker", breaker, settings.rerank.budget_s, ready=lambda: readiness.ready(RERANKER.model)),
             settings.rerank.candidates,
             settings.rerank.cache_size,
-            settings.rerank.max_in_flight,
+            settings.rerank.min_depth,
+            settings.rerank.planned_share,
             version=lambda: readiness.version(RERANKER.model),
         )
     personaliser = Personaliser(features_stub, features, ranker_grpc.RankerServiceStub(ranker_channel), ranker)

@@ -33,6 +33,7 @@ class Answer:
     results: list[search_service_pb2.SearchResult]
     degradations: list[degradation_pb2.Degradation] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    rerank_depth: int = 0
 
 
 def result_message(candidate: Candidate, rank: int) -> search_service_pb2.SearchResult:

@@ -47,13 +47,17 @@ class RerankSettings(Settings, env_prefix="SEARCH_RERANK_"):
     enabled: bool = True
     """Cross-encoder reranking (while Triton has no reranker ready, answers keep retrieval order and say so)."""
     candidates: PositiveInt = 100
-    """Retrieved candidates the cross-encoder reorders."""
+    """Full depth: the retrieved candidates the cross-encoder reorders when it has room."""
+    min_depth: PositiveInt = 20
+    """Fewest candidates worth reranking: when the load leaves room for fewer, the answer keeps retrieval
+    order at once (shed; never counted against the reranker's breaker)."""
     budget_s: PositiveFloat = 0.3
     """Deadline of the rerank call; past it, the answer keeps retrieval order and says so."""
+    planned_share: float = Field(0.8, gt=0, le=1)
+    """Share of the budget a search plans its rerank depth to fit in, given the pairs in flight and the
+    measured cost of a pair (the rest absorbs the estimate's error)."""
     cache_size: NonNegativeInt = 100_000
     """(query, article) rerank scores kept in memory (0: none)."""
-    max_in_flight: NonNegativeInt = 2
-    """Rerank calls in flight at once per instance (0: no limit); beyond it, retrieval order at once."""
 
 
 class HybridWeights(Settings, env_prefix="SEARCH_HYBRID_"):

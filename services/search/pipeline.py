@@ -56,11 +56,13 @@ class SearchPipeline:
                     return Answer(popular.results, popular.degradations, stages)
                 candidates, degradations = retrieval_order(recalled.hits), list(recalled.degradations)
 
+                rerank_depth = 0
                 if self.rerank is not None and rerank_by and candidates:
                     with stage("rerank"):
-                        candidates, lost = await self.rerank.rerank(rerank_by, recalled.hits, query.k)
-                    if lost is not None:
-                        degradations.append(lost)
+                        reranked = await self.rerank.rerank(rerank_by, recalled.hits)
+                    candidates, rerank_depth = reranked.candidates, reranked.depth
+                    if reranked.degradation is not None:
+                        degradations.append(reranked.degradation)
                 results = [result_message(candidate, rank) for rank, candidate in enumerate(candidates[: query.k], 1)]
 
                 if user_features is not None and candidates:
@@ -70,7 +72,7 @@ class SearchPipeline:
                     if personalised.order is not None:
                         by_id = {candidate.hit.article_id: candidate for candidate in candidates}
                         results = [personalised_result(by_id[item.article_id], item) for item in personalised.order]
-                return Answer(results, degradations, stages)
+                return Answer(results, degradations, stages, rerank_depth)
             finally:
                 if user_features is not None and not user_features.done():
                     user_features.cancel()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import grpc
+from opentelemetry import trace
 from prometheus_client import Counter
 
 from atelier.serving.dependency import DependencyError
@@ -15,12 +16,13 @@ from atelier.serving.rpc import FieldViolation, InvalidArgument, abort_invalid_a
 from fashion.v1 import search_service_pb2 as pb
 from fashion.v1 import search_service_pb2_grpc as pb_grpc
 from services.search import timings
-from services.search.answers import reason_label
+from services.search.answers import Answer, reason_label
 from services.search.config import RequestLimits
 from services.search.filter_values import FilterValues
 from services.search.image_validation import CheckedImage, check_image
 from services.search.pipeline import NoAnswer, SearchPipeline
 from services.search.recall import Recall, Recalls
+from services.search.single_flight import SingleFlight
 from services.search.validation import SearchRequest, validate_request
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,9 @@ VISION_OFF = (
 # Searches answered with a degradation, by reason: over the calls (grpc_server_handling_seconds_count), the
 # degraded share that deploy/prometheus/rules.yml records and alerts on.
 DEGRADED = Counter("search_degraded", "Searches answered with a degradation, by reason (each reason once).", ["reason"])
+SHARED = Counter(
+    "search_single_flight_shared", "Searches answered by an identical search's run already in flight.", ["method"]
+)
 Response = TypeVar("Response", pb.SearchTextResponse, pb.SearchImageResponse, pb.SearchHybridResponse)
 
 
@@ -41,6 +46,8 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
     recalls: Recalls
     limits: RequestLimits
     filter_values: FilterValues
+    # Identical requests in flight at once share one run of the pipeline.
+    flights: SingleFlight[tuple[str, bytes], Answer] = field(default_factory=SingleFlight)
 
     async def SearchText(
         self, request: pb.SearchTextRequest, context: grpc.aio.ServicerContext
@@ -76,7 +83,13 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             await abort_invalid_argument(context, error)
         try:
             # Image search has no text to rerank by: its candidates keep CLIP's order.
-            answer = await self.pipeline.run(recall, query, rerank_by=query.query)
+            key = (response.__name__, request.SerializeToString(deterministic=True))
+            answer, shared = await self.flights.run(
+                key, lambda: self.pipeline.run(recall, query, rerank_by=query.query)
+            )
+            if shared:
+                SHARED.labels(response.__name__.removesuffix("Response")).inc()
+                trace.get_current_span().set_attribute("search.single_flight", "shared")
         except NoAnswer as error:
             log.warning("search failed", extra={"component": error.failed.component, "error": str(error)})
             code = grpc.StatusCode.DEADLINE_EXCEEDED if error.failed.timed_out else grpc.StatusCode.UNAVAILABLE
@@ -86,7 +99,10 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         for reason in {degradation.reason for degradation in answer.degradations}:
             DEGRADED.labels(reason_label(reason)).inc()
         return response(
-            results=answer.results, degradations=answer.degradations, timings=timings.as_proto(answer.timings)
+            results=answer.results,
+            degradations=answer.degradations,
+            timings=timings.as_proto(answer.timings),
+            rerank_depth=answer.rerank_depth,
         )
 
     async def _check_image(self, data: bytes) -> CheckedImage | FieldViolation:

@@ -60,7 +60,6 @@ def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def reranking_search(stack: Stack, catalog: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     settings = {
         "SEARCH_RERANK_ENABLED": "1",
-        "SEARCH_RERANK_MAX_IN_FLIGHT": "0",
         "SEARCH_MODEL_READINESS_INTERVAL_S": "0.5",
         # Behaviour, not speed: a model loading on a 2-core machine slows everything beside it.
         "SEARCH_EMBED_TIMEOUT_S": "5",

@@ -26,6 +26,7 @@ from services.search.recall import (
     Side,
     TextRecall,
 )
+from services.search.rerank import Reranked
 from services.search.validation import SearchQuery
 
 Reason = degradation_pb2.DegradationReason
@@ -118,9 +119,9 @@ class FakeRerank:
     def __init__(self) -> None:
         self.rerank_query: str | None = None
 
-    async def rerank(self, query: str, found: list[Hit], k: int) -> tuple[list, None]:
+    async def rerank(self, query: str, found: list[Hit]) -> Reranked:
         self.rerank_query = query
-        return retrieval_order(found), None
+        return Reranked(retrieval_order(found), 0)
 
 
 class Anonymous:

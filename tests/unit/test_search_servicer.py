@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 import grpc
@@ -63,3 +64,25 @@ async def test_a_degraded_answer_counts_once_per_reason() -> None:
     response = await servicer.SearchText(pb.SearchTextRequest(query="red dress"), FakeContext())  # type: ignore[arg-type]
     assert len(response.degradations) == 2
     assert count() == before + 1
+
+
+async def test_identical_searches_in_flight_share_one_run_and_report_its_rerank_depth() -> None:
+    class SlowPipeline:
+        runs = 0
+
+        async def run(self, *_: object, **__: object) -> Answer:
+            SlowPipeline.runs += 1
+            await asyncio.sleep(0.05)
+            return Answer([], rerank_depth=40)
+
+    recalls = Recalls(text=object())  # type: ignore[arg-type]
+    servicer = SearchServicer(SlowPipeline(), recalls, RequestLimits(), SimpleNamespace(values=None))  # type: ignore[arg-type]
+    same = pb.SearchTextRequest(query="red dress", user_id="u1")
+    other = pb.SearchTextRequest(query="red dress", user_id="u2")  # another user: not the same search
+    responses = await asyncio.gather(
+        *(servicer.SearchText(request, FakeContext()) for request in (same, same, other))  # type: ignore[arg-type]
+    )
+    assert SlowPipeline.runs == 2
+    assert [response.rerank_depth for response in responses] == [40, 40, 40]
+    await servicer.SearchText(same, FakeContext())  # type: ignore[arg-type]
+    assert SlowPipeline.runs == 3  # nothing kept once the run is over

@@ -1,0 +1,63 @@
+"""What a rerank call costs now, from what this search instance sent and how long it took.
+
+One Triton instance scores the pairs of one call after those queued ahead of it, so a call of n pairs
+sent while q pairs are in flight takes about (q + n) x the cost of a pair. Each finished call updates
+that cost (an exponentially weighted mean of its time over q + n), so a busier or slower reranker
+(other search replicas, a model swap, another process on the cores) shows up as a dearer pair within
+a few calls, and a calmer one as a cheaper pair.
+
+A call that timed out counts with the budget it used up (a lower bound of its cost); a call that
+failed otherwise, or was cancelled, says nothing about the cost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from atelier.serving.dependency import DependencyError
+
+
+@dataclass
+class RerankLoad:
+    smoothing: float = 0.3
+    """Weight of the newest call in the cost per pair."""
+    clock: Callable[[], float] = time.monotonic
+    seconds_per_pair: float | None = None
+    """None until a call has finished: until then, nothing is known to be unaffordable."""
+    pairs_in_flight: int = field(default=0)
+
+    def affordable_pairs(self, budget_s: float) -> int | None:
+        """How many new pairs one call can send now and still be answered within `budget_s`, after
+        the pairs already in flight (negative: the queue alone is over it); None while the cost is
+        unknown."""
+        if self.seconds_per_pair is None:
+            return None
+        return int(budget_s / self.seconds_per_pair) - self.pairs_in_flight
+
+    @contextmanager
+    def call(self, pairs: int) -> Iterator[None]:
+        """Counts `pairs` in flight while the call runs, and records its cost when it was answered or
+        timed out (a DependencyError that did not time out, or a cancellation, records nothing)."""
+        ahead = self.pairs_in_flight
+        self.pairs_in_flight += pairs
+        started = self.clock()
+        measured = False
+        try:
+            yield
+            measured = True
+        except DependencyError as error:
+            measured = error.timed_out
+            raise
+        finally:
+            self.pairs_in_flight -= pairs
+            if measured:
+                self._record((self.clock() - started) / max(ahead + pairs, 1))
+
+    def _record(self, seconds_per_pair: float) -> None:
+        if self.seconds_per_pair is None:
+            self.seconds_per_pair = seconds_per_pair
+        else:
+            self.seconds_per_pair += self.smoothing * (seconds_per_pair - self.seconds_per_pair)
