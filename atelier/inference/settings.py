@@ -359,6 +359,7 @@ class TextEmbeddingSettings(ModelSettings):
 # --- reranker ------------------------------------------------------------------------------
 
 QUANTIZE_MODES = ("int8", "none")
+RUNTIMES = ("auto", "onnx", "torch")
 
 
 class RerankerSettings(ModelSettings):
@@ -373,8 +374,11 @@ class RerankerSettings(ModelSettings):
     num_threads: Count = 2
     """Torch intra-op threads per model instance."""
     quantize: Annotated[str, _one_of(*QUANTIZE_MODES)] = "int8"
-    """int8: dynamic int8 quantisation of the encoder's Linear layers at load (~2x faster on CPU; applied to
-    a CPU instance in fp32 only, skipped on a GPU); none: the precision's own weights."""
+    """int8: dynamic int8 quantisation of the encoder's matrix products (~2x faster on CPU; applied to a CPU
+    instance in fp32 only, skipped on a GPU); none: the precision's own weights."""
+    runtime: Annotated[str, _one_of(*RUNTIMES)] = "auto"
+    """onnx: ONNX Runtime on the version's exported model (made when the version was published; CPU in fp32
+    only); torch: the transformers model; auto: onnx where it can run, torch otherwise."""
     precision: Precision = "auto"
     """Weights and activations: fp16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU); the score's
     sigmoid is computed in fp32."""

@@ -7,8 +7,10 @@ Layout (one folder per model of triton_models/, which stays code and config in g
     <repository>/<model>/history.json      the versions served, oldest first; the last one serves
     <repository>/<model>/<N>/model.py      triton_models/<model>/1/model.py (code is code, refreshed)
     <repository>/<model>/<N>/checkpoint/   the version's weights (a transformers checkpoint folder)
+    <repository>/<model>/<N>/onnx/         the reranker's weights exported for ONNX Runtime when published
+                                          (atelier/inference/onnx_runtime.py)
     <repository>/<model>/<N>/version.json  its record: source, sha256 of every file, training record,
-                                          when it was published
+                                          the export, when it was published
 
 A version without ``checkpoint/`` names its weights in its record (the packaged MiniLM of
 ``text_embedding``). Triton runs in explicit model control mode and loads exactly the version the
@@ -21,7 +23,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,17 +68,26 @@ class Family:
     # The Milvus alias of the collection its vectors fill (None: it fills none): a new version
     # re-embeds the catalogue into a collection of its own, and the alias moves with the version.
     collection: str | None = None
+    # Writes what a version serves from beside its checkpoint (checkpoint dir, version dir) -> the files
+    # written and why there are none (None: written); run once, when the version is published.
+    export: Callable[[Path, Path], tuple[list[Path], str | None]] | None = None
 
     @property
     def embeds(self) -> bool:
         return self.collection is not None
 
 
+def _export_reranker(checkpoint: Path, version_dir: Path) -> tuple[list[Path], str | None]:
+    from atelier.inference.onnx_runtime import export_version
+
+    return export_version(checkpoint, version_dir)
+
+
 FAMILIES = {
     family.name: family
     for family in (
         Family("text_embedding", ("text_embedding",), collection=TEXT_COLLECTION),
-        Family("reranker", ("reranker",)),
+        Family("reranker", ("reranker",), export=_export_reranker),
         Family("clip", ("clip_image", "clip_text"), files=("preprocessor_config.json",), collection=IMAGE_COLLECTION),
     )
 }
@@ -278,6 +289,14 @@ class ModelRepository:
                 files = checkpoint_files(staging / CHECKPOINT)
                 if (staging / CHECKPOINT / TRAINING_RECORD).is_file():
                     training = json.loads((staging / CHECKPOINT / TRAINING_RECORD).read_text())
+            export = None
+            family = FAMILIES.get(name) or next((f for f in FAMILIES.values() if name in f.models), None)
+            if source is not None and family is not None and family.export is not None:
+                exported, not_exported = family.export(staging / CHECKPOINT, staging)
+                files |= {path.relative_to(staging).as_posix(): sha256_file(path) for path in exported}
+                export = {"files": [path.relative_to(staging).as_posix() for path in exported]}
+                if not_exported is not None:
+                    export["skipped"] = not_exported
             if settings:
                 (staging / "settings.json").write_text(json.dumps(dict(settings), indent=2) + "\n")
             record = {
@@ -288,6 +307,7 @@ class ModelRepository:
                 "files": files,
                 "settings": dict(settings or {}),
                 "training": training,
+                "export": export,
             }
             (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n")
             self._write_code(name, staging)

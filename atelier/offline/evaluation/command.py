@@ -32,6 +32,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--photos-per-class", type=int, default=20, help="held-out query photos per garment class (vision on)"
     )
+    parser.add_argument(
+        "--depth-mix",
+        action="append",
+        default=[],
+        metavar="LABEL=FILE",
+        help="NDCG@10 at the rerank depths a load run saw (`benchmarks.mixed_load --out FILE`); repeatable",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "eval", help="report directory")
     parser.set_defaults(run=run_eval)
 
@@ -45,9 +52,18 @@ def run_eval(args: argparse.Namespace) -> int:
     from atelier.offline.evaluation.purchases import last_week_purchases, purchase_queries
     from atelier.offline.evaluation.queries import graded_queries
     from atelier.offline.evaluation.relevance import ALL, evaluate_queries
+    from atelier.offline.evaluation.rerank_depth import DepthCurve, load_mix
+    from atelier.offline.evaluation.rerank_depth import summary as depth_summary
     from atelier.offline.machine import machine
     from atelier.serving.settings import Endpoints
 
+    mixes = {}
+    for given in args.depth_mix:
+        label, _, path = given.partition("=")
+        if not path:
+            raise SystemExit(f"--depth-mix takes LABEL=FILE, got {given!r}")
+        mixes[label] = load_mix(Path(path))
+    curve = DepthCurve()
     dataset = choose_dataset(args)
     articles = list(iter_articles(dataset.articles))
     endpoints = Endpoints.from_env()
@@ -59,7 +75,7 @@ def run_eval(args: argparse.Namespace) -> int:
             print(f"vision off: {vision_off}", flush=True)
         print(f"{args.queries} held-out attribute queries ...", flush=True)
         queries = graded_queries(articles, args.queries, args.eval_seed, held_out=True)
-        relevance, counts = evaluate_queries(client, queries, hybrid=vision_off is None)
+        relevance, counts = evaluate_queries(client, queries, hybrid=vision_off is None, depths=curve)
         purchases = None
         if dataset.transactions is not None:
             print(f"{args.queries} purchase queries (last week's purchases) ...", flush=True)
@@ -97,6 +113,7 @@ def run_eval(args: argparse.Namespace) -> int:
             "by_wording": {name: table.means() for name, table in relevance.items() if name != ALL},
             "counts": counts,
         },
+        "rerank_depth": depth_summary(curve, mixes) if curve.ndcg else None,
         "purchases": purchases,
         "personalisation": {
             "means": personalised.means(),

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from atelier.offline.evaluation import rerank_depth
 from atelier.offline.evaluation.stages import ANN, HYBRID, METRICS, PERSONALISED, RERANK, lift
 
 TARGET_LIFT = 0.10
@@ -117,6 +118,7 @@ def render(report: Mapping[str, Any]) -> str:
         ),
         *_hybrid_lines(relevance),
         "",
+        *(rerank_depth.section(report["rerank_depth"]) if report.get("rerank_depth") else []),
         *_purchase_section(report.get("purchases")),
         f"## Simulated users ({users['users']} with history, {users['cold_users']} without)",
         "",

@@ -1,0 +1,140 @@
+"""ONNX Runtime for the reranker on CPU: the export a published version carries, and its session.
+
+`atelier models publish` exports a reranker version's checkpoint once (``export_version``) into the
+version folder, so the exported files are part of the version (hashed in its record like its
+weights)::
+
+    <version>/onnx/model.onnx        the transformers graph, fp32 (torch.onnx.export)
+    <version>/onnx/model.int8.onnx   the same after ONNX Runtime's transformer fusions (attention,
+                                     LayerNorm, GELU) and dynamic int8 quantisation of its matrix
+                                     products, weights per output channel, the pooler and
+                                     classifier head kept in full precision (as quantize_int8 does)
+
+A Triton instance on CPU runs the file of its ``quantize`` setting with ONNX Runtime when the runtime
+setting allows (``runtime``: auto, onnx or torch); a GPU instance, a checkpoint that could not be
+exported and ``runtime=torch`` run the transformers model (atelier/inference/reranker.py).
+docs/performance.md has the measurements that chose this runtime over torch int8 and OpenVINO.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EXPORT_DIR = "onnx"
+FILES = {"none": "model.onnx", "int8": "model.int8.onnx"}
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT = "logits"
+HEAD_MODULES = ("pooler", "classifier")
+OPSET = 17
+
+
+class ExportError(RuntimeError):
+    """The checkpoint cannot be exported (its version is served by the transformers model)."""
+
+
+def exported_file(checkpoint_dir: Path | None, quantize: str) -> Path | None:
+    """The exported file of a version's checkpoint (``<version>/checkpoint``) for ``quantize``, when the
+    version carries one."""
+    if checkpoint_dir is None or quantize not in FILES:
+        return None
+    path = Path(checkpoint_dir).parent / EXPORT_DIR / FILES[quantize]
+    return path if path.is_file() else None
+
+
+def export_cross_encoder(checkpoint_dir: Path, out_dir: Path) -> list[Path]:
+    """Exports the sequence-classification checkpoint into ``out_dir`` (the FILES); ExportError when
+    it cannot be."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(checkpoint_dir, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(checkpoint_dir, local_files_only=True).eval()
+    except Exception as error:  # whatever the weights' format raises: publishing checked them already
+        raise ExportError(f"cannot load {checkpoint_dir}: {error}") from error
+    sample = tokenizer(["black dress"] * 2, ["Slim dress. Colour: Black"] * 2, padding=True, return_tensors="pt")
+    names = [name for name in INPUTS if name in sample]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fp32 = out_dir / FILES["none"]
+    axes = {name: {0: "pairs", 1: "tokens"} for name in names} | {OUTPUT: {0: "pairs"}}
+    try:
+        with torch.inference_mode():
+            torch.onnx.export(
+                model,
+                (),
+                str(fp32),
+                kwargs={name: sample[name] for name in names},
+                input_names=names,
+                output_names=[OUTPUT],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+    except Exception as error:  # an architecture the exporter does not handle
+        raise ExportError(f"torch.onnx.export failed: {error}") from error
+    int8 = out_dir / FILES["int8"]
+    _fuse_and_quantize(fp32, int8, config)
+    return [fp32, int8]
+
+
+def _fuse_and_quantize(fp32: Path, int8: Path, config: Any) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fused = Path(tmp) / "fused.onnx"
+        # "bert" fusions cover BERT's and (XLM-)RoBERTa's encoder layers alike
+        optimize_model(
+            str(fp32), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
+        ).save_model_to_file(str(fused))
+        head = [
+            node.name
+            for node in onnx.load(str(fused)).graph.node
+            if node.op_type in ("MatMul", "Gemm") and any(f"/{module}/" in node.name for module in HEAD_MODULES)
+        ]
+        quantize_dynamic(
+            fused,
+            int8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=head,
+            # the fused nodes are of ONNX Runtime's own domain, whose output types shape inference leaves open
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+
+
+def export_version(checkpoint_dir: Path, version_dir: Path) -> tuple[list[Path], str | None]:
+    """Exports a version's checkpoint into ``<version_dir>/onnx``: the files written, and why there are
+    none (the version is then served by the transformers model) or None."""
+    out_dir = version_dir / EXPORT_DIR
+    try:
+        return export_cross_encoder(checkpoint_dir, out_dir), None
+    except ExportError as error:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return [], str(error)
+
+
+class OnnxSession:
+    """An ONNX Runtime CPU session of an exported encoder: tokenised inputs in, its one output out."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.path = path
+        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._inputs = [item.name for item in self._session.get_inputs()]
+
+    def __call__(self, batch: Mapping[str, Any]) -> np.ndarray:
+        feed = {name: np.asarray(batch[name], dtype=np.int64) for name in self._inputs}
+        return self._session.run(None, feed)[0]

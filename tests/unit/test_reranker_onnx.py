@@ -1,0 +1,78 @@
+"""The reranker on ONNX Runtime: a published version carries its export, and a CPU instance serves it.
+
+The checkpoint is a 2-layer stand-in (packaged MiniLM weights, a seeded random head): right for the
+plumbing and the numerics, meaningless as scores.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from atelier.inference import reranker as rr
+from atelier.inference.onnx_runtime import FILES, exported_file
+from atelier.inference.settings import SettingsError
+from atelier.model_repository.repository import ModelRepository, sha256_file
+from atelier.offline.training.stand_in import build_stand_in_checkpoint
+from atelier.serving.settings import ROOT
+
+QUERIES = ["black slim fit jeans"] * 3 + ["floral summer dress"]
+PASSAGES = [
+    "Skinny jeans in black denim",
+    "Oversized wool coat in camel. Colour: Beige",
+    "Slim fit jeans. Colour: Black. Garment: Trousers",
+    "Floral summer dress in viscose",
+]
+
+
+@pytest.fixture(scope="module")
+def version(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("onnx")
+    source = build_stand_in_checkpoint(folder / "weights", num_hidden_layers=2)
+    repository = ModelRepository(folder / "repository", ROOT / "triton_models")
+    return repository.write_version("reranker", 1, source, str(source))
+
+
+def _encoder(version: Path, **settings: str) -> rr.CrossEncoder:
+    return rr.CrossEncoder(rr.RerankerSettings(model_dir=version / "checkpoint", **settings))
+
+
+def test_a_published_version_carries_its_export_in_its_record(version: Path) -> None:
+    record = json.loads((version / "version.json").read_text())
+    assert record["export"] == {"files": [f"onnx/{FILES['none']}", f"onnx/{FILES['int8']}"]}
+    for name in record["export"]["files"]:
+        assert record["files"][name] == sha256_file(version / name)
+    assert exported_file(version / "checkpoint", "int8") == version / "onnx" / FILES["int8"]
+
+
+def test_onnx_runtime_scores_as_the_transformers_model_does(version: Path) -> None:
+    torch_fp32 = _encoder(version, quantize="none", runtime="torch")
+    onnx_fp32 = _encoder(version, quantize="none", runtime="onnx")
+    onnx_int8 = _encoder(version, quantize="int8")  # runtime auto
+    assert torch_fp32.runtime.startswith("torch") and onnx_fp32.runtime.startswith("onnxruntime")
+    assert onnx_int8.runtime == f"onnxruntime (onnx/{FILES['int8']})" and onnx_int8.model is None
+    reference, odds = torch_fp32.predict(QUERIES, PASSAGES)
+    np.testing.assert_allclose(onnx_fp32.predict(QUERIES, PASSAGES)[0], reference, atol=1e-4)
+    scores, int8_odds = onnx_int8.predict(QUERIES, PASSAGES)
+    assert scores.dtype == np.float32 and scores.shape == (4,)
+    np.testing.assert_allclose(scores, torch.sigmoid(torch.from_numpy(int8_odds)).numpy(), atol=1e-6)
+    assert np.abs(int8_odds - odds).max() < 0.5  # int8 noise, not another model
+
+
+def test_without_an_export_auto_runs_torch_and_onnx_refuses_to_load(tmp_path: Path) -> None:
+    bare = build_stand_in_checkpoint(tmp_path / "checkpoint", num_hidden_layers=1)
+    encoder = rr.CrossEncoder(rr.RerankerSettings(model_dir=bare))
+    assert encoder.runtime == "torch (the version carries no exported model (`atelier models publish` exports one))"
+    with pytest.raises(SettingsError, match="ATELIER_RERANK_RUNTIME=onnx: the version carries no exported model"):
+        rr.CrossEncoder(rr.RerankerSettings(model_dir=bare, runtime="onnx"))
+
+
+def test_a_gpu_or_fp16_instance_runs_torch(version: Path) -> None:
+    assert rr.onnx_unavailable("auto", torch.device("cuda", 0), torch.float16, Path("x")) is not None
+    assert rr.onnx_unavailable("auto", torch.device("cpu"), torch.float32, Path("x")) is None
+    with pytest.raises(SettingsError, match="CPU instances in fp32"):
+        rr.onnx_unavailable("onnx", torch.device("cpu"), torch.float16, Path("x"))
