@@ -129,8 +129,13 @@ class RerankStage:
         """How deep to rerank now: the longest prefix whose unscored pairs fit the planned budget after
         those in flight; and the load that decided it, in words."""
         affordable = self.load.affordable_pairs(self._planned_s)
-        if affordable is None:
-            return len(scores), "cost not measured yet"
+        idle = self.load.pairs_in_flight == 0
+        if affordable is None:  # nothing measured yet: one call at a time measures it
+            return (len(scores), "cost not measured yet") if idle else (0, "cost not measured yet, a call in flight")
+        if idle:
+            # An idle reranker always takes a call at the floor, whatever the cost says: a cost learnt in a
+            # burst would otherwise shed every search and never be measured again.
+            affordable = max(affordable, self._min_depth)
         depth, unscored = 0, 0
         for score in scores:
             if score is None:
@@ -138,7 +143,7 @@ class RerankStage:
                     break
                 unscored += 1
             depth += 1
-        cost_ms = (self.load.seconds_per_pair or 0.0) * 1000
+        cost_ms = (self.load.planned_seconds_per_pair or 0.0) * 1000
         return depth, (
             f"{self.load.pairs_in_flight} pairs in flight at {cost_ms:.2f} ms a pair leave room for "
             f"{max(affordable, 0)} new pairs in {self._planned_s * 1000:.0f} ms"

@@ -1,10 +1,11 @@
 """What a rerank call costs now, from what this search instance sent and how long it took.
 
 One Triton instance scores the pairs of one call after those queued ahead of it, so a call of n pairs
-sent while q pairs are in flight takes about (q + n) x the cost of a pair. Each finished call updates
-that cost (an exponentially weighted mean of its time over q + n), so a busier or slower reranker
-(other search replicas, a model swap, another process on the cores) shows up as a dearer pair within
-a few calls, and a calmer one as a cheaper pair.
+sent while q pairs are in flight takes about (q + n) x the cost of a pair. The cost of a pair is learnt
+from the calls sent to an empty queue (an exponentially weighted mean of their time over their pairs):
+a queued call's time depends on how far the calls ahead of it had got, so it would bias the cost. A
+busier or slower reranker (other search replicas, a model swap, other work on the same cores) shows up
+as a dearer pair within a few calls, and a calmer one as a cheaper pair.
 
 A call that timed out counts with the budget it used up (a lower bound of its cost); a call that
 failed otherwise, or was cancelled, says nothing about the cost.
@@ -19,23 +20,35 @@ from dataclasses import dataclass, field
 
 from atelier.serving.dependency import DependencyError
 
+# Plans count a pair at its mean cost plus this many mean deviations (as TCP's retransmission timer
+# does with round-trip times): on cores shared with other work the cost of a call varies by half.
+DEVIATIONS = 2.0
+
 
 @dataclass
 class RerankLoad:
     smoothing: float = 0.3
-    """Weight of the newest call in the cost per pair."""
+    """Weight of the newest call in the cost per pair and in its deviation."""
     clock: Callable[[], float] = time.monotonic
     seconds_per_pair: float | None = None
-    """None until a call has finished: until then, nothing is known to be unaffordable."""
+    """Mean cost of a pair; None until a call has finished: until then, nothing is known to be unaffordable."""
+    deviation: float = 0.0
+    """Mean absolute deviation of a call's cost per pair from the mean."""
     pairs_in_flight: int = field(default=0)
+
+    @property
+    def planned_seconds_per_pair(self) -> float | None:
+        """What a plan counts a pair at: its mean cost plus DEVIATIONS mean deviations."""
+        return None if self.seconds_per_pair is None else self.seconds_per_pair + DEVIATIONS * self.deviation
 
     def affordable_pairs(self, budget_s: float) -> int | None:
         """How many new pairs one call can send now and still be answered within `budget_s`, after
         the pairs already in flight (negative: the queue alone is over it); None while the cost is
         unknown."""
-        if self.seconds_per_pair is None:
+        cost = self.planned_seconds_per_pair
+        if cost is None:
             return None
-        return int(budget_s / self.seconds_per_pair) - self.pairs_in_flight
+        return int(budget_s / cost) - self.pairs_in_flight
 
     @contextmanager
     def call(self, pairs: int) -> Iterator[None]:
@@ -53,11 +66,13 @@ class RerankLoad:
             raise
         finally:
             self.pairs_in_flight -= pairs
-            if measured:
-                self._record((self.clock() - started) / max(ahead + pairs, 1))
+            if measured and ahead == 0:
+                self._record((self.clock() - started) / max(pairs, 1))
 
     def _record(self, seconds_per_pair: float) -> None:
         if self.seconds_per_pair is None:
             self.seconds_per_pair = seconds_per_pair
-        else:
-            self.seconds_per_pair += self.smoothing * (seconds_per_pair - self.seconds_per_pair)
+            return
+        error = seconds_per_pair - self.seconds_per_pair
+        self.deviation += self.smoothing * (abs(error) - self.deviation)
+        self.seconds_per_pair += self.smoothing * error

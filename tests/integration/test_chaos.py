@@ -164,11 +164,11 @@ def _load_driven(degradation: dict) -> bool:
     # miss its deadline now and then, and its breaker may open on those timeouts (the reranker's
     # 250 ms budget most often). An outright failure of another component must not happen.
     # A popular list kept from earlier (STALE_DATA_ALLOWED) is search's answer to a features service
-    # that did not answer in time while it fell back from the faulted component.
+    # that did not answer in time while it fell back from the faulted component. A rerank shallower
+    # than full depth, or shed under its floor, is the reranker bending under that load.
     reason = degradation.get("reason", "")
-    return reason.endswith(("_TIMEOUT", "_CIRCUIT_OPEN", "_STALE_DATA_ALLOWED")) or degradation.get(
-        "detail", ""
-    ).startswith("timed out")
+    load_shaped = ("_TIMEOUT", "_CIRCUIT_OPEN", "_STALE_DATA_ALLOWED", "_RERANK_DEPTH_REDUCED", "_CAPACITY_REJECTED")
+    return reason.endswith(load_shaped) or degradation.get("detail", "").startswith("timed out")
 
 
 def _recovered(answer: Answer, faulted: set[str]) -> bool:

@@ -197,3 +197,23 @@ async def test_a_new_reranker_version_scores_afresh() -> None:
     reranker.scores = {"Item 0": 0.9, "Item 1": 0.1}
     candidates = (await stage.rerank("black trousers", _hits(2))).candidates
     assert len(reranker.calls) == 2 and [c.hit.article_id for c in candidates] == ["a0", "a1"]
+
+
+async def test_an_idle_reranker_always_takes_a_call_at_the_floor_so_a_stale_cost_comes_down() -> None:
+    load = RerankLoad(seconds_per_pair=0.05)  # learnt in a burst: 20 pairs would take 1 s
+    reranker = FakeReranker()
+    dependency = Dependency("reranker", BreakerSettings(), 0.2)
+    stage = RerankStage(reranker, dependency, 100, 100, min_depth=20, load=load)  # type: ignore[arg-type]
+    reranked = await stage.rerank("q", _hits(100))
+    assert reranked.depth == 20 and len(reranker.calls[0][1]) == 20
+    assert load.seconds_per_pair < 0.05  # measured again, cheaper
+
+
+async def test_until_the_cost_is_measured_one_call_at_a_time_measures_it() -> None:
+    reranker = FakeReranker(delay_s=0.02)
+    dependency = Dependency("reranker", BreakerSettings(), 0.2)
+    stage = RerankStage(reranker, dependency, 100, 100, min_depth=20)  # type: ignore[arg-type]
+    first, second = await asyncio.gather(stage.rerank("q1", _hits(100)), stage.rerank("q2", _hits(100)))
+    assert (first.depth, second.depth) == (100, 0)
+    assert "cost not measured yet" in second.degradation.detail
+    assert stage.load.seconds_per_pair is not None
