@@ -322,7 +322,7 @@ def main() -> None:
     report(tally, seconds, before, process_trees(stack), stand_ins)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        figures = {kind: summary(values) for kind, values in tally.latencies_ms.items()}
+        figures = {kind: summary(values) for kind, values in tally.latencies_ms.items() if values}
         written = {"machine": machine(), "load": load, "seconds": seconds, "latency_ms": figures}
         written["rerank_depths"] = {str(depth): n for depth, n in sorted(tally.rerank_depths.items())}
         args.out.write_text(json.dumps(written, indent=2) + "\n")

@@ -113,12 +113,15 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--eval-seed", type=int, default=1, help="seed of the held-out queries")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads, as the Triton instance has")
+    parser.add_argument("--max-length", type=int, default=48, help="tokens per pair (ATELIER_RERANK_MAX_LENGTH)")
+    parser.add_argument("--runtimes", help="only these, comma-separated (default: all)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     print(machine())
     found = candidates(args)
-    fp32 = CrossEncoder(RerankerSettings(model_dir=args.checkpoint, quantize="none", runtime="torch"))
+    common = {"model_dir": args.checkpoint, "max_length": args.max_length, "runtime": "torch"}
+    fp32 = CrossEncoder(RerankerSettings(quantize="none", **common))
     batches = [dict(tokenize_pairs(fp32.tokenizer, [q] * len(p), p, fp32.settings.max_length)) for q, _, p, _ in found]
     ann = statistics.fmean(ndcg_at_k(ids, grades, 10) for _, ids, _, grades in found)
     tokens = statistics.fmean(int(batch["attention_mask"].sum()) / len(batch["attention_mask"]) for batch in batches)
@@ -135,7 +138,7 @@ def main() -> None:
         if skipped:
             raise SystemExit(f"export failed: {skipped}")
         print(f"export + fusions + int8: {time.perf_counter() - started:.1f} s")
-        int8 = CrossEncoder(RerankerSettings(model_dir=args.checkpoint, quantize="int8", runtime="torch"))
+        int8 = CrossEncoder(RerankerSettings(quantize="int8", **common))
         runtimes: dict[str, Scorer | None] = {
             "torch fp32": torch_scorer(fp32),
             "torch int8": torch_scorer(int8),
@@ -146,7 +149,10 @@ def main() -> None:
         print("| runtime | p50 ms | p95 ms | min ms | vs torch int8 (p50) | NDCG@10 | vs fp32 |")
         print("|---|---|---|---|---|---|---|")
         reference_ndcg, baseline_p50 = None, None
+        chosen = args.runtimes.split(",") if args.runtimes else list(runtimes)
         for name, score in runtimes.items():
+            if name not in chosen:
+                continue
             if score is None:
                 print(f"| {name} | not installed | | | | | |")
                 continue

@@ -11,9 +11,10 @@ weights)::
                                      classifier head kept in full precision (as quantize_int8 does)
 
 A Triton instance on CPU runs the file of its ``quantize`` setting with ONNX Runtime when the runtime
-setting allows (``runtime``: auto, onnx or torch); a GPU instance, a checkpoint that could not be
-exported and ``runtime=torch`` run the transformers model (atelier/inference/reranker.py).
-docs/performance.md has the measurements that chose this runtime over torch int8 and OpenVINO.
+setting says so (``runtime``: onnx, or auto); a GPU instance, a checkpoint that could not be exported
+and ``runtime=torch`` (the default) run the transformers model (atelier/inference/reranker.py).
+docs/performance.md has the measurements (benchmarks/reranker_runtimes.py) that kept torch int8 the
+default on CPUs without VNNI: int8 matrix products gain little there whatever the runtime.
 """
 
 from __future__ import annotations

@@ -30,10 +30,10 @@ environment variable wins, then the config.pbtxt parameter (the variable's name 
                                                   ``none``: the precision's own weights (default int8)
   ATELIER_RERANK_PRECISION    rerank_precision    fp16 | fp32 | auto (default auto: fp16 on a GPU
                                                   instance, fp32 on CPU)
-  ATELIER_RERANK_RUNTIME      rerank_runtime      onnx | torch | auto (default auto: ONNX Runtime on the
-                                                  version's exported model of the quantize mode on a
-                                                  CPU instance in fp32, see onnx_runtime.py; the
-                                                  transformers model otherwise)
+  ATELIER_RERANK_RUNTIME      rerank_runtime      torch | onnx | auto (default torch; onnx: ONNX Runtime
+                                                  on the version's exported model of the quantize mode,
+                                                  CPU instances in fp32 only, see onnx_runtime.py;
+                                                  auto: onnx where it can run, torch otherwise)
 
 A version folder's settings.json and checkpoint/ win over all of these (settings.py). The model
 runs on the device of its instance group (KIND_GPU: CUDA) in its precision; the log-odds and the

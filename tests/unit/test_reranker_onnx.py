@@ -52,7 +52,7 @@ def test_a_published_version_carries_its_export_in_its_record(version: Path) -> 
 def test_onnx_runtime_scores_as_the_transformers_model_does(version: Path) -> None:
     torch_fp32 = _encoder(version, quantize="none", runtime="torch")
     onnx_fp32 = _encoder(version, quantize="none", runtime="onnx")
-    onnx_int8 = _encoder(version, quantize="int8")  # runtime auto
+    onnx_int8 = _encoder(version, quantize="int8", runtime="auto")
     assert torch_fp32.runtime.startswith("torch") and onnx_fp32.runtime.startswith("onnxruntime")
     assert onnx_int8.runtime == f"onnxruntime (onnx/{FILES['int8']})" and onnx_int8.model is None
     reference, odds = torch_fp32.predict(QUERIES, PASSAGES)
@@ -65,7 +65,7 @@ def test_onnx_runtime_scores_as_the_transformers_model_does(version: Path) -> No
 
 def test_without_an_export_auto_runs_torch_and_onnx_refuses_to_load(tmp_path: Path) -> None:
     bare = build_stand_in_checkpoint(tmp_path / "checkpoint", num_hidden_layers=1)
-    encoder = rr.CrossEncoder(rr.RerankerSettings(model_dir=bare))
+    encoder = rr.CrossEncoder(rr.RerankerSettings(model_dir=bare, runtime="auto"))
     assert encoder.runtime == "torch (the version carries no exported model (`atelier models publish` exports one))"
     with pytest.raises(SettingsError, match="ATELIER_RERANK_RUNTIME=onnx: the version carries no exported model"):
         rr.CrossEncoder(rr.RerankerSettings(model_dir=bare, runtime="onnx"))
