@@ -42,7 +42,7 @@ def evaluate_queries(
     for query, grades in queries:
         every = undegraded(partial(client.search, query.text, ALL_CANDIDATES))
         answer = every.top(K)
-        if depths is not None and not every.degradations:
+        if depths is not None and every.reranked and not every.degradations:
             depths.add(every, grades)
         counts["queries"] += 1
         counts["reranked"] += answer.reranked
