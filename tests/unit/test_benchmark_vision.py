@@ -115,3 +115,19 @@ async def test_mixed_load_stands_in_with_text_search_when_vision_is_off(edge: tu
     fake.vision = False
     await _mixed_requests(base, mixed_load.STAND_INS, n=10)
     assert {path for path, _ in fake.requests} == {"/v1/search"}
+
+
+async def test_the_open_loop_sends_at_its_poisson_arrivals_and_tallies_the_rerank_depth(
+    edge: tuple[str, FakeEdge],
+) -> None:
+    base, fake = edge
+    workload = mixed_load.Workload(base, 3, 5, [], {}, mix={"text": 1}, repeated_share=0.0)
+    tally, seconds = await mixed_load.run_open(workload, rate=40, seconds=0.5, seed=8)
+    arrivals, due = mixed_load.random.Random(9), 0.0
+    expected = 0
+    while (due := due + arrivals.expovariate(40)) < 0.5:
+        expected += 1
+    assert tally.searches == expected == len(fake.requests) and 5 < expected < 40
+    assert {path for path, _ in fake.requests} == {"/v1/search"}
+    assert tally.rerank_depths == {0: expected}  # the fake answers without rerankDepth: 0
+    assert seconds >= 0.4
