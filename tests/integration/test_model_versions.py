@@ -104,9 +104,10 @@ def test_reranking_comes_on_without_restart_once_a_reranker_is_published(
     assert published.returncode == 0, published.stdout + published.stderr
 
     deadline = time.monotonic() + 15
-    while not _reranked(_search(reranking_search, f"black jeans {uuid.uuid4().hex[:6]}")):
+    while not _reranked(answer := _search(reranking_search, f"black jeans {uuid.uuid4().hex[:6]}")):
         assert time.monotonic() < deadline, "search did not start reranking"
         time.sleep(0.25)
+    assert answer.rerank_depth == 100  # every candidate, within the generous budget
 
     listed = atelier("models", "list")
     assert listed.returncode == 0, listed.stderr
@@ -116,6 +117,9 @@ def test_reranking_comes_on_without_restart_once_a_reranker_is_published(
     assert row[1:5] == [",".join(map(str, folder.versions())), str(folder.serving()), "ready", "cpu"]
     record = folder.record(folder.serving())
     assert record["source"] == str(stand_ins[0]) and "checkpoint/model.safetensors" in record["files"]
+    # exported for ONNX Runtime when published, the export hashed with the weights
+    assert record["export"] == {"files": ["onnx/model.onnx", "onnx/model.int8.onnx"]}
+    assert {"onnx/model.onnx", "onnx/model.int8.onnx"} <= set(record["files"])
     assert repository.verify("reranker", folder.serving()) == []
 
 
