@@ -48,6 +48,14 @@ def exported_file(checkpoint_dir: Path | None, quantize: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def forward_inputs(model: Any, sample: Mapping[str, Any]) -> list[str]:
+    """The sample's inputs in the order of the model's forward(): the exporter names its inputs by
+    position, so any other order would name one tensor after another."""
+    import inspect
+
+    return [name for name in inspect.signature(model.forward).parameters if name in sample and name in INPUTS]
+
+
 def export_cross_encoder(checkpoint_dir: Path, out_dir: Path) -> list[Path]:
     """Exports the sequence-classification checkpoint into ``out_dir`` (the FILES); ExportError when
     it cannot be."""
@@ -61,7 +69,7 @@ def export_cross_encoder(checkpoint_dir: Path, out_dir: Path) -> list[Path]:
     except Exception as error:  # whatever the weights' format raises: publishing checked them already
         raise ExportError(f"cannot load {checkpoint_dir}: {error}") from error
     sample = tokenizer(["black dress"] * 2, ["Slim dress. Colour: Black"] * 2, padding=True, return_tensors="pt")
-    names = [name for name in INPUTS if name in sample]
+    names = forward_inputs(model, sample)
     out_dir.mkdir(parents=True, exist_ok=True)
     fp32 = out_dir / FILES["none"]
     axes = {name: {0: "pairs", 1: "tokens"} for name in names} | {OUTPUT: {0: "pairs"}}

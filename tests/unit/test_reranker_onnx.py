@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from atelier.inference import reranker as rr
-from atelier.inference.onnx_runtime import FILES, exported_file
+from atelier.inference.onnx_runtime import FILES, exported_file, forward_inputs
 from atelier.inference.settings import SettingsError
 from atelier.model_repository.repository import ModelRepository, sha256_file
 from atelier.offline.training.stand_in import build_stand_in_checkpoint
@@ -76,3 +76,13 @@ def test_a_gpu_or_fp16_instance_runs_torch(version: Path) -> None:
     assert rr.onnx_unavailable("auto", torch.device("cpu"), torch.float32, Path("x")) is None
     with pytest.raises(SettingsError, match="CPU instances in fp32"):
         rr.onnx_unavailable("onnx", torch.device("cpu"), torch.float16, Path("x"))
+
+
+def test_the_export_names_its_inputs_in_the_models_forward_order() -> None:
+    class Model:
+        def forward(self, input_ids: object, attention_mask: object = None, token_type_ids: object = None) -> None:
+            pass
+
+    # a tokenizer's order (BERT's puts token_type_ids second): exported by position, it would swap two inputs
+    sample = {"input_ids": 1, "token_type_ids": 2, "attention_mask": 3}
+    assert forward_inputs(Model(), sample) == ["input_ids", "attention_mask", "token_type_ids"]
