@@ -31,6 +31,7 @@ EXPORT_DIR = "onnx"
 FILES = {"none": "model.onnx", "int8": "model.int8.onnx"}
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "logits"
+HIDDEN = "last_hidden_state"
 HEAD_MODULES = ("pooler", "classifier")
 OPSET = 17
 
@@ -129,6 +130,68 @@ def export_version(checkpoint_dir: Path, version_dir: Path) -> tuple[list[Path],
     except ExportError as error:
         shutil.rmtree(out_dir, ignore_errors=True)
         return [], str(error)
+
+
+def export_embedding(model_dir: Path, out_dir: Path) -> list[Path]:
+    """Exports a sentence encoder (transformers' AutoModel, its last hidden state out) into
+    ``out_dir``/model.onnx, fp32: int8 changed a query's nearest passages (docs/performance.md)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        model = AutoModel.from_pretrained(model_dir, local_files_only=True).eval()
+    except Exception as error:  # whatever the weights' format raises: publishing checked them already
+        raise ExportError(f"cannot load {model_dir}: {error}") from error
+    sample = tokenizer(["black dress", "a slim fit dress"], padding=True, return_tensors="pt")
+    names = forward_inputs(model, sample)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / FILES["none"]
+    axes = {name: {0: "texts", 1: "tokens"} for name in [*names, HIDDEN]}
+    try:
+        with torch.inference_mode():
+            torch.onnx.export(
+                model,
+                (),
+                str(path),
+                kwargs={name: sample[name] for name in names},
+                input_names=names,
+                output_names=[HIDDEN],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+    except Exception as error:
+        raise ExportError(f"torch.onnx.export failed: {error}") from error
+    return [path]
+
+
+def export_embedding_version(model_dir: Path, version_dir: Path) -> tuple[list[Path], str | None]:
+    """``export_embedding`` into ``<version_dir>/onnx``: the files written, and why there are none or None."""
+    out_dir = version_dir / EXPORT_DIR
+    try:
+        return export_embedding(model_dir, out_dir), None
+    except ExportError as error:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return [], str(error)
+
+
+def onnx_unavailable(variable: str, runtime: str, on_cpu_in_fp32: str | None, exported: Path | None) -> str | None:
+    """Why ONNX Runtime cannot serve a model (the transformers model does), or None when it can; a
+    SettingsError naming ``variable`` when ``runtime`` is onnx and it cannot. ``on_cpu_in_fp32``: None
+    on a CPU instance in fp32, else its device and precision in words."""
+    from atelier.inference.settings import SettingsError
+
+    if runtime == "torch":
+        return "runtime torch"
+    why = None
+    if on_cpu_in_fp32 is not None:
+        why = f"ONNX Runtime serves CPU instances in fp32, this one is {on_cpu_in_fp32}"
+    elif exported is None:
+        why = "the version carries no exported model (`atelier models publish` exports one)"
+    if why is not None and runtime == "onnx":
+        raise SettingsError(f"{variable}=onnx: {why}")
+    return why
 
 
 class OnnxSession:

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from atelier.inference import onnx_runtime
 from atelier.inference.onnx_runtime import OnnxSession, exported_file
 from atelier.inference.request_batch import decode_rows
 from atelier.inference.settings import RerankerSettings, SettingsError, required_checkpoint_dir
@@ -140,16 +141,8 @@ def quantization(quantize: str, device: torch.device, dtype: torch.dtype) -> str
 def onnx_unavailable(runtime: str, device: torch.device, dtype: torch.dtype, exported: Path | None) -> str | None:
     """Why the ONNX Runtime path cannot serve (the transformers model does), or None when it can; a
     SettingsError when ``runtime`` is onnx and it cannot."""
-    if runtime == "torch":
-        return "runtime torch"
-    why = None
-    if device.type != "cpu" or dtype != torch.float32:
-        why = f"ONNX Runtime serves CPU instances in fp32, this one is {device} in {precision_name(dtype)}"
-    elif exported is None:
-        why = "the version carries no exported model (`atelier models publish` exports one)"
-    if why is not None and runtime == "onnx":
-        raise SettingsError(f"ATELIER_RERANK_RUNTIME=onnx: {why}")
-    return why
+    where = None if device.type == "cpu" and dtype == torch.float32 else f"{device} in {precision_name(dtype)}"
+    return onnx_runtime.onnx_unavailable("ATELIER_RERANK_RUNTIME", runtime, where, exported)
 
 
 class CrossEncoder:

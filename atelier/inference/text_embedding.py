@@ -18,6 +18,9 @@ environment variable wins, then the config.pbtxt parameter (the variable's name 
   ATELIER_TEXT_NUM_THREADS   text_num_threads   torch intra-op threads per instance (default 2)
   ATELIER_TEXT_PRECISION     text_precision     fp16 | fp32 | auto (default auto: fp16 on a GPU
                                                 instance, fp32 on CPU)
+  ATELIER_TEXT_RUNTIME       text_runtime       auto | onnx | torch (default auto: ONNX Runtime on the
+                                                version's export, onnx/model.onnx, on a CPU instance in
+                                                fp32; the transformers model otherwise)
 
 A version folder's settings.json and checkpoint/ win over all of these (settings.py). The model
 runs on the device of its instance group (KIND_GPU: CUDA) in its precision; pooling and
@@ -36,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from atelier.inference.onnx_runtime import FILES, OnnxSession, onnx_unavailable
 from atelier.inference.request_batch import decode_rows
 from atelier.inference.settings import PRESETS, SettingsError, TextEmbeddingSettings, check_checkpoint_dir
 from atelier.inference.settings import config_parameters as config_parameters  # re-exported: tests read it here
@@ -113,11 +117,22 @@ class TextEncoder:
             model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise SettingsError(f"cannot load the checkpoint in {self.model_dir}: {exc}") from exc
-        self.model = place(model, self.device, self.dtype)
-        self.dimension: int = self.model.config.hidden_size
-        limit = getattr(self.model.config, "max_position_embeddings", None)
+        self.dimension: int = model.config.hidden_size
+        limit = getattr(model.config, "max_position_embeddings", None)
         if limit is not None and settings.max_length > limit:
             raise SettingsError(f"ATELIER_TEXT_MAX_LENGTH={settings.max_length} exceeds this checkpoint's {limit}")
+        exported = settings.export_dir / FILES["none"] if settings.export_dir is not None else None
+        exported = exported if exported is not None and exported.is_file() else None
+        on_cpu_in_fp32 = None if self.device.type == "cpu" and self.dtype == torch.float32 else f"{self.device}"
+        torch_because = onnx_unavailable("ATELIER_TEXT_RUNTIME", settings.runtime, on_cpu_in_fp32, exported)
+        self.session: OnnxSession | None = None
+        self.model: Any = None
+        if torch_because is None and exported is not None:
+            self.session = OnnxSession(exported, settings.num_threads)
+            self.runtime = f"onnxruntime ({exported.parent.name}/{exported.name})"
+        else:
+            self.model = place(model, self.device, self.dtype)
+            self.runtime = f"torch ({torch_because})"
 
     def encode(self, texts: Sequence[str], modes: Sequence[str]) -> np.ndarray:
         """[len(texts), dimension] float32, L2-normalised; one forward pass, padded to the longest."""
@@ -129,9 +144,13 @@ class TextEncoder:
             truncation=True,
             max_length=self.settings.max_length,
             return_tensors="pt",
-        ).to(self.device)
+        )
         with torch.inference_mode():
-            hidden = self.model(**batch).last_hidden_state.float()
+            if self.session is not None:
+                hidden = torch.from_numpy(self.session(batch)).float()
+            else:
+                batch = batch.to(self.device)
+                hidden = self.model(**batch).last_hidden_state.float()
             vectors = l2_normalise(pool(hidden, batch["attention_mask"], self.settings.pooling))
         return vectors.cpu().numpy()
 
@@ -145,7 +164,7 @@ class TritonPythonModel(TritonModel):
         return (
             f"{settings.model}, dim {self.encoder.dimension}, "
             f"pooling {settings.pooling}, query prefix {settings.query_prefix!r}, "
-            f"max_length {settings.max_length}, {settings.num_threads} thread(s)"
+            f"max_length {settings.max_length}, {settings.num_threads} thread(s), runtime {self.encoder.runtime}"
         )
 
     @staticmethod

@@ -68,25 +68,43 @@ class Family:
     # The Milvus alias of the collection its vectors fill (None: it fills none): a new version
     # re-embeds the catalogue into a collection of its own, and the alias moves with the version.
     collection: str | None = None
-    # Writes what a version serves from beside its checkpoint (checkpoint dir, version dir) -> the files
-    # written and why there are none (None: written); run once, when the version is published.
-    export: Callable[[Path, Path], tuple[list[Path], str | None]] | None = None
+    # Writes what a version serves from beside its weights (its checkpoint dir or None, version dir, its
+    # settings) -> the files written and why there are none (None: written); run once, when published.
+    export: Callable[[Path | None, Path, Mapping[str, Any]], tuple[list[Path], str | None]] | None = None
 
     @property
     def embeds(self) -> bool:
         return self.collection is not None
 
 
-def _export_reranker(checkpoint: Path, version_dir: Path) -> tuple[list[Path], str | None]:
+def _export_reranker(
+    checkpoint: Path | None, version_dir: Path, settings: Mapping[str, Any]
+) -> tuple[list[Path], str | None]:
     from atelier.inference.onnx_runtime import export_version
 
-    return export_version(checkpoint, version_dir)
+    return export_version(checkpoint, version_dir) if checkpoint is not None else ([], "no checkpoint")
+
+
+def _export_text_embedding(
+    checkpoint: Path | None, version_dir: Path, settings: Mapping[str, Any]
+) -> tuple[list[Path], str | None]:
+    """The version's own checkpoint, or the weights its settings name (the packaged MiniLM of version 1)."""
+    from atelier.inference.onnx_runtime import export_embedding_version
+    from atelier.inference.settings import SettingsError, TextEmbeddingSettings
+    from atelier.inference.text_embedding import resolve_model_dir
+
+    if checkpoint is None:
+        try:
+            checkpoint = resolve_model_dir(TextEmbeddingSettings.from_env(version=dict(settings)))
+        except SettingsError as error:
+            return [], str(error)
+    return export_embedding_version(checkpoint, version_dir)
 
 
 FAMILIES = {
     family.name: family
     for family in (
-        Family("text_embedding", ("text_embedding",), collection=TEXT_COLLECTION),
+        Family("text_embedding", ("text_embedding",), collection=TEXT_COLLECTION, export=_export_text_embedding),
         Family("reranker", ("reranker",), export=_export_reranker),
         Family("clip", ("clip_image", "clip_text"), files=("preprocessor_config.json",), collection=IMAGE_COLLECTION),
     )
@@ -291,8 +309,9 @@ class ModelRepository:
                     training = json.loads((staging / CHECKPOINT / TRAINING_RECORD).read_text())
             export = None
             family = FAMILIES.get(name) or next((f for f in FAMILIES.values() if name in f.models), None)
-            if source is not None and family is not None and family.export is not None:
-                exported, not_exported = family.export(staging / CHECKPOINT, staging)
+            if family is not None and family.export is not None:
+                checkpoint = staging / CHECKPOINT if source is not None else None
+                exported, not_exported = family.export(checkpoint, staging, settings or {})
                 files |= {path.relative_to(staging).as_posix(): sha256_file(path) for path in exported}
                 export = {"files": [path.relative_to(staging).as_posix() for path in exported]}
                 if not_exported is not None:

@@ -91,7 +91,7 @@ def test_without_weights_only_the_text_model_is_served_and_search_waits_for_the_
     loaded, triton_env, search_env = _launch_settings(stack)
     assert loaded == ["text_embedding"]
     record = models.model_repository(stack.state).model("text_embedding").record(1)
-    assert record["source"] == models.PACKAGED_TEXT_WEIGHTS and record["files"] == {}
+    assert record["source"] == models.PACKAGED_TEXT_WEIGHTS and list(record["files"]) == ["onnx/model.onnx"]
     assert not any(name.endswith("_MODEL_DIR") for name in triton_env)  # weights live in the repository
     # Search builds every stage and watches Triton for its model (services/search/__main__.py).
     assert search_env["SEARCH_RERANK_ENABLED"] == "1" and search_env["VISION_ENABLED"] == "1"
