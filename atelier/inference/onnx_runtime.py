@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,40 +57,52 @@ def forward_inputs(model: Any, sample: Mapping[str, Any]) -> list[str]:
     return [name for name in inspect.signature(model.forward).parameters if name in sample and name in INPUTS]
 
 
-def export_cross_encoder(checkpoint_dir: Path, out_dir: Path) -> list[Path]:
-    """Exports the sequence-classification checkpoint into ``out_dir`` (the FILES); ExportError when
-    it cannot be."""
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+def _load(auto_class: Any, model_dir: Path) -> tuple[Any, Any]:
+    """(model in eval mode, tokenizer) of a checkpoint; ExportError when it does not load."""
+    from transformers import AutoTokenizer
 
     try:
-        config = AutoConfig.from_pretrained(checkpoint_dir, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(checkpoint_dir, local_files_only=True).eval()
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        return auto_class.from_pretrained(model_dir, local_files_only=True).eval(), tokenizer
     except Exception as error:  # whatever the weights' format raises: publishing checked them already
-        raise ExportError(f"cannot load {checkpoint_dir}: {error}") from error
-    sample = tokenizer(["black dress"] * 2, ["Slim dress. Colour: Black"] * 2, padding=True, return_tensors="pt")
+        raise ExportError(f"cannot load {model_dir}: {error}") from error
+
+
+def _export(model: Any, sample: Mapping[str, Any], path: Path, output: str, output_axes: dict[int, str]) -> None:
+    """``model`` traced on ``sample`` into ``path``, its rows and tokens left dynamic; ExportError when the
+    exporter cannot handle it."""
+    import torch
+
     names = forward_inputs(model, sample)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fp32 = out_dir / FILES["none"]
-    axes = {name: {0: "pairs", 1: "tokens"} for name in names} | {OUTPUT: {0: "pairs"}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    axes = {name: {0: "rows", 1: "tokens"} for name in names} | {output: output_axes}
     try:
         with torch.inference_mode():
             torch.onnx.export(
                 model,
                 (),
-                str(fp32),
+                str(path),
                 kwargs={name: sample[name] for name in names},
                 input_names=names,
-                output_names=[OUTPUT],
+                output_names=[output],
                 dynamic_axes=axes,
                 opset_version=OPSET,
                 dynamo=False,
             )
     except Exception as error:  # an architecture the exporter does not handle
         raise ExportError(f"torch.onnx.export failed: {error}") from error
-    int8 = out_dir / FILES["int8"]
-    _fuse_and_quantize(fp32, int8, config)
+
+
+def export_cross_encoder(checkpoint_dir: Path, out_dir: Path) -> list[Path]:
+    """Exports the sequence-classification checkpoint into ``out_dir`` (the FILES); ExportError when
+    it cannot be."""
+    from transformers import AutoModelForSequenceClassification
+
+    model, tokenizer = _load(AutoModelForSequenceClassification, checkpoint_dir)
+    sample = tokenizer(["black dress"] * 2, ["Slim dress. Colour: Black"] * 2, padding=True, return_tensors="pt")
+    fp32, int8 = out_dir / FILES["none"], out_dir / FILES["int8"]
+    _export(model, sample, fp32, OUTPUT, {0: "rows"})
+    _fuse_and_quantize(fp32, int8, model.config)
     return [fp32, int8]
 
 
@@ -121,12 +133,15 @@ def _fuse_and_quantize(fp32: Path, int8: Path, config: Any) -> None:
         )
 
 
-def export_version(checkpoint_dir: Path, version_dir: Path) -> tuple[list[Path], str | None]:
-    """Exports a version's checkpoint into ``<version_dir>/onnx``: the files written, and why there are
-    none (the version is then served by the transformers model) or None."""
+def export_version(
+    checkpoint_dir: Path, version_dir: Path, export: Callable[[Path, Path], list[Path]] | None = None
+) -> tuple[list[Path], str | None]:
+    """Exports a version's weights into ``<version_dir>/onnx`` with ``export`` (default: the reranker's
+    ``export_cross_encoder``): the files written, and why there are none (the version is then served by
+    the transformers model) or None."""
     out_dir = version_dir / EXPORT_DIR
     try:
-        return export_cross_encoder(checkpoint_dir, out_dir), None
+        return (export or export_cross_encoder)(checkpoint_dir, out_dir), None
     except ExportError as error:
         shutil.rmtree(out_dir, ignore_errors=True)
         return [], str(error)
@@ -135,45 +150,13 @@ def export_version(checkpoint_dir: Path, version_dir: Path) -> tuple[list[Path],
 def export_embedding(model_dir: Path, out_dir: Path) -> list[Path]:
     """Exports a sentence encoder (transformers' AutoModel, its last hidden state out) into
     ``out_dir``/model.onnx, fp32: int8 changed a query's nearest passages (docs/performance.md)."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        model = AutoModel.from_pretrained(model_dir, local_files_only=True).eval()
-    except Exception as error:  # whatever the weights' format raises: publishing checked them already
-        raise ExportError(f"cannot load {model_dir}: {error}") from error
+    model, tokenizer = _load(AutoModel, model_dir)
     sample = tokenizer(["black dress", "a slim fit dress"], padding=True, return_tensors="pt")
-    names = forward_inputs(model, sample)
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / FILES["none"]
-    axes = {name: {0: "texts", 1: "tokens"} for name in [*names, HIDDEN]}
-    try:
-        with torch.inference_mode():
-            torch.onnx.export(
-                model,
-                (),
-                str(path),
-                kwargs={name: sample[name] for name in names},
-                input_names=names,
-                output_names=[HIDDEN],
-                dynamic_axes=axes,
-                opset_version=OPSET,
-                dynamo=False,
-            )
-    except Exception as error:
-        raise ExportError(f"torch.onnx.export failed: {error}") from error
+    _export(model, sample, path, HIDDEN, {0: "rows", 1: "tokens"})
     return [path]
-
-
-def export_embedding_version(model_dir: Path, version_dir: Path) -> tuple[list[Path], str | None]:
-    """``export_embedding`` into ``<version_dir>/onnx``: the files written, and why there are none or None."""
-    out_dir = version_dir / EXPORT_DIR
-    try:
-        return export_embedding(model_dir, out_dir), None
-    except ExportError as error:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        return [], str(error)
 
 
 def onnx_unavailable(variable: str, runtime: str, on_cpu_in_fp32: str | None, exported: Path | None) -> str | None:

@@ -89,7 +89,7 @@ def _export_text_embedding(
     checkpoint: Path | None, version_dir: Path, settings: Mapping[str, Any]
 ) -> tuple[list[Path], str | None]:
     """The version's own checkpoint, or the weights its settings name (the packaged MiniLM of version 1)."""
-    from atelier.inference.onnx_runtime import export_embedding_version
+    from atelier.inference.onnx_runtime import export_embedding, export_version
     from atelier.inference.settings import SettingsError, TextEmbeddingSettings
     from atelier.inference.text_embedding import resolve_model_dir
 
@@ -98,7 +98,7 @@ def _export_text_embedding(
             checkpoint = resolve_model_dir(TextEmbeddingSettings.from_env(version=dict(settings)))
         except SettingsError as error:
             return [], str(error)
-    return export_embedding_version(checkpoint, version_dir)
+    return export_version(checkpoint, version_dir, export_embedding)
 
 
 FAMILIES = {
