@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from atelier.inference.onnx_runtime import export_version
+from atelier.inference.onnx_runtime import EXPORT_DIR, export_version
 from atelier.inference.reranker import CrossEncoder, RerankerSettings
 from atelier.offline.training.stand_in import build_stand_in_checkpoint
 from benchmarks.common import machine, summary
@@ -81,6 +81,7 @@ def main() -> None:
                     "ATELIER_RERANK_MAX_LENGTH": str(args.max_length),
                     "ATELIER_RERANK_QUANTIZE": quantize,
                     "ATELIER_RERANK_RUNTIME": runtime,
+                    "ATELIER_RERANK_EXPORT_DIR": str(model_dir.parent / EXPORT_DIR),
                 }
                 encoder = CrossEncoder(RerankerSettings.from_env(settings))
                 for n_pairs in map(int, args.pairs.split(",")):

@@ -40,12 +40,12 @@ class ExportError(RuntimeError):
     """The checkpoint cannot be exported (its version is served by the transformers model)."""
 
 
-def exported_file(checkpoint_dir: Path | None, quantize: str) -> Path | None:
-    """The exported file of a version's checkpoint (``<version>/checkpoint``) for ``quantize``, when the
-    version carries one."""
-    if checkpoint_dir is None or quantize not in FILES:
+def exported_file(export_dir: Path | None, quantize: str) -> Path | None:
+    """The file of a version's export (its ``onnx/`` folder, settings' ``export_dir``) for ``quantize``
+    (none: fp32), when the version carries one."""
+    if export_dir is None or quantize not in FILES:
         return None
-    path = Path(checkpoint_dir).parent / EXPORT_DIR / FILES[quantize]
+    path = Path(export_dir) / FILES[quantize]
     return path if path.is_file() else None
 
 

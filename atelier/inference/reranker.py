@@ -188,7 +188,7 @@ class CrossEncoder:
         skipped = quantization(settings.quantize, self.device, self.dtype)
         # What the load log line says: int8, none, or int8 skipped and why.
         self.quantization = settings.quantize if skipped is None else f"{settings.quantize} {skipped}"
-        exported = exported_file(self.model_dir, settings.quantize)
+        exported = exported_file(settings.export_dir, settings.quantize)
         torch_because = onnx_unavailable(settings.runtime, self.device, self.dtype, exported)
         self.session: OnnxSession | None = None
         if torch_because is None and exported is not None:

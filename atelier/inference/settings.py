@@ -391,6 +391,8 @@ class RerankerSettings(ModelSettings):
     """torch: the transformers model; onnx: ONNX Runtime on the version's exported model (made when the version
     was published; CPU in fp32 only); auto: onnx where it can run, torch otherwise. torch by default: on
     CPUs without VNNI, ONNX Runtime int8 was 1.05x torch int8's speed and 0.004 NDCG@10 below it."""
+    export_dir: Path | None = None
+    """The version's export (its onnx/ folder, set from the version, never by hand)."""
     precision: Precision = "auto"
     """Weights and activations: fp16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU); the score's
     sigmoid is computed in fp32."""

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from atelier.inference.onnx_runtime import FILES, OnnxSession, onnx_unavailable
+from atelier.inference.onnx_runtime import OnnxSession, exported_file, onnx_unavailable
 from atelier.inference.request_batch import decode_rows
 from atelier.inference.settings import PRESETS, SettingsError, TextEmbeddingSettings, check_checkpoint_dir
 from atelier.inference.settings import config_parameters as config_parameters  # re-exported: tests read it here
@@ -121,8 +121,7 @@ class TextEncoder:
         limit = getattr(model.config, "max_position_embeddings", None)
         if limit is not None and settings.max_length > limit:
             raise SettingsError(f"ATELIER_TEXT_MAX_LENGTH={settings.max_length} exceeds this checkpoint's {limit}")
-        exported = settings.export_dir / FILES["none"] if settings.export_dir is not None else None
-        exported = exported if exported is not None and exported.is_file() else None
+        exported = exported_file(settings.export_dir, "none")
         on_cpu_in_fp32 = None if self.device.type == "cpu" and self.dtype == torch.float32 else f"{self.device}"
         torch_because = onnx_unavailable("ATELIER_TEXT_RUNTIME", settings.runtime, on_cpu_in_fp32, exported)
         self.session: OnnxSession | None = None

@@ -15,7 +15,7 @@ import torch
 
 from atelier.inference import reranker as rr
 from atelier.inference.onnx_runtime import FILES, exported_file, forward_inputs
-from atelier.inference.settings import SettingsError
+from atelier.inference.settings import SettingsError, version_settings
 from atelier.model_repository.repository import ModelRepository, sha256_file
 from atelier.offline.training.stand_in import build_stand_in_checkpoint
 from atelier.serving.settings import ROOT
@@ -38,7 +38,10 @@ def version(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _encoder(version: Path, **settings: str) -> rr.CrossEncoder:
-    return rr.CrossEncoder(rr.RerankerSettings(model_dir=version / "checkpoint", **settings))
+    """The version's encoder with its settings found as Triton's model finds them (version_settings)."""
+    args = {"model_repository": str(version.parent), "model_version": version.name}
+    env = {f"ATELIER_RERANK_{name.upper()}": value for name, value in settings.items()}
+    return rr.CrossEncoder(version_settings(rr.RerankerSettings, args, env=env))
 
 
 def test_a_published_version_carries_its_export_in_its_record(version: Path) -> None:
@@ -46,7 +49,8 @@ def test_a_published_version_carries_its_export_in_its_record(version: Path) -> 
     assert record["export"] == {"files": [f"onnx/{FILES['none']}", f"onnx/{FILES['int8']}"]}
     for name in record["export"]["files"]:
         assert record["files"][name] == sha256_file(version / name)
-    assert exported_file(version / "checkpoint", "int8") == version / "onnx" / FILES["int8"]
+    assert _encoder(version).settings.export_dir == version / "onnx"
+    assert exported_file(version / "onnx", "int8") == version / "onnx" / FILES["int8"]
 
 
 def test_onnx_runtime_scores_as_the_transformers_model_does(version: Path) -> None:
