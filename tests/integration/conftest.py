@@ -28,11 +28,20 @@ from atelier.stack.launcher import Stack
 
 # Beside a developer's running stack (default ports), never on top of it. Two test runs side
 # by side (parallel work on one machine) each set ATELIER_TEST_PORT_OFFSET and ATELIER_TEST_STATE_DIR.
-TEST_PORT_OFFSET = int(os.environ.get("ATELIER_TEST_PORT_OFFSET", "1000"))
+DEFAULT_TEST_PORT_OFFSET = 1000
+TEST_PORT_OFFSET = int(os.environ.get("ATELIER_TEST_PORT_OFFSET", str(DEFAULT_TEST_PORT_OFFSET)))
 # The gRPC services' conventional ports (5005x) sit in Linux's ephemeral range (32768-60999),
 # where any outgoing connection may already hold one when a service (re)starts; the test stack
 # moves them down to 2xxxx. Test-only servers use 27xxx for the same reason.
 BELOW_EPHEMERAL = 30_000
+
+
+def offset_ports(*ports: int) -> tuple[int, ...]:
+    """A test's own servers' ports (27xxx at the default offset), moved with ATELIER_TEST_PORT_OFFSET as the
+    test stack's are, so that two test runs side by side do not share them."""
+    return tuple(port + TEST_PORT_OFFSET - DEFAULT_TEST_PORT_OFFSET for port in ports)
+
+
 TEST_STACK_ENV = {
     "ATELIER_PORT_OFFSET": str(TEST_PORT_OFFSET),
     **{

@@ -16,10 +16,11 @@ from tritonclient.utils import InferenceServerException
 from atelier.inference import clip_image as ci
 from atelier.inference import clip_text as ct
 from tests.clip_support import build_tiny_checkpoint, photo
+from tests.integration.conftest import offset_ports
 from tests.integration.support.triton_server import serving, start_triton, stop_triton
 
-PORTS = (27021, 27022, 27023)  # grpc, http, metrics: apart from every stack's ports
-FAILING_PORTS = (27024, 27025, 27026)
+PORTS = offset_ports(27021, 27022, 27023)  # grpc, http, metrics: apart from every stack's ports
+FAILING_PORTS = offset_ports(27024, 27025, 27026)
 MODELS = ("clip_image", "clip_text")
 SETTINGS_PREFIX = "ATELIER_CLIP_"
 DIMENSION = 24  # the tiny checkpoint's projection_dim

@@ -22,8 +22,9 @@ from atelier.serving.settings import ROOT
 from atelier.stack.readiness import port_in_use
 from fashion.v1 import ranker_service_pb2 as pb
 from fashion.v1 import ranker_service_pb2_grpc as pb_grpc
+from tests.integration.conftest import offset_ports
 
-PORT, METRICS_PORT = 27601, 27602
+PORT, METRICS_PORT = offset_ports(27601, 27602)
 
 
 @pytest.fixture

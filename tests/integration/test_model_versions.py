@@ -33,10 +33,11 @@ from atelier.stack.launcher import Stack
 from atelier.stack.models import model_repository
 from fashion.v1 import degradation_pb2
 from fashion.v1 import search_service_pb2 as pb
+from tests.integration.conftest import offset_ports
 from tests.integration.support import edge
 from tests.integration.support.search_process import search_service
 
-SEARCH_PORTS = (27031, 27032)
+SEARCH_PORTS = offset_ports(27031, 27032)
 NOT_READY = degradation_pb2.DEGRADATION_REASON_MODEL_NOT_READY
 
 

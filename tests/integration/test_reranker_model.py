@@ -14,10 +14,11 @@ from tritonclient.utils import InferenceServerException
 
 from atelier.inference import reranker as rr
 from atelier.offline.training.stand_in import build_stand_in_checkpoint
+from tests.integration.conftest import offset_ports
 from tests.integration.support.triton_server import serving, start_triton, stop_triton
 
-PORTS = (27011, 27012, 27013)  # grpc, http, metrics: apart from every stack's ports
-FAILING_PORTS = (27014, 27015, 27016)
+PORTS = offset_ports(27011, 27012, 27013)  # grpc, http, metrics: apart from every stack's ports
+FAILING_PORTS = offset_ports(27014, 27015, 27016)
 MODEL = "reranker"
 QUERY = "black slim fit jeans"
 PASSAGES = [

@@ -13,10 +13,11 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from atelier.serving.embedding import TextEmbedder
+from tests.integration.conftest import offset_ports
 from tests.integration.support.triton_server import serving, start_triton, stop_triton
 
-PORTS = (27001, 27002, 27003)  # grpc, http, metrics: apart from every stack's ports
-FAILING_PORTS = (27004, 27005, 27006)
+PORTS = offset_ports(27001, 27002, 27003)  # grpc, http, metrics: apart from every stack's ports
+FAILING_PORTS = offset_ports(27004, 27005, 27006)
 MODEL = "text_embedding"
 TEXTS = [
     "black slim fit jeans",
