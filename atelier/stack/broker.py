@@ -5,6 +5,10 @@ compiled in; s3 needs an S3 server), so a broker that restarts has no topics and
 committed offsets. supervisord restarts this program after a crash; it forks a short-lived
 helper that creates the topics (atelier.serving.topics) as soon as the broker answers,
 then becomes Tansu itself (exec), so that supervisord watches and signals Tansu directly.
+Tansu auto-creates a topic that a client asks about, with 4 partitions, and has no setting
+against it: the clients never ask it to (the features service's producer sets
+allow.auto.create.topics=false; the stream workers' aiokafka clients are patched in
+services.stream.internals), so the topics always come back with the launcher's counts.
 
 `python -m atelier.stack.broker TANSU_ARGV...`
 """

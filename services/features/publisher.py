@@ -79,6 +79,10 @@ class ClickPublisher:
             "linger.ms": linger_ms,
             # The Java client's partitioner (Faust too), so a user maps to the same partition everywhere.
             "partitioner": "murmur2_random",
+            # Topics are the launcher's to create with their partition counts (atelier.serving.topics): a
+            # producer asking first after a broker restart would get the broker's default count. A
+            # record for a topic not there yet waits for it, within message.timeout.ms.
+            "allow.auto.create.topics": False,
             # librdkafka gives up (and reports it) before the caller's deadline.
             "message.timeout.ms": int(timeout_s * 1000),
             "request.timeout.ms": max(1000, int(timeout_s * 1000) // 2),

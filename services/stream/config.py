@@ -51,6 +51,10 @@ class StreamSettings(Settings):
     fetch_max_wait_s: float = Field(0.05, ge=0, le=60)
     """Longest one fetch waits on the broker for new records (Faust hard-codes 1.5; on Tansu a fetch
     waits that long even when records arrive, so it is most of the click-to-Redis latency)."""
+    metadata_max_age_s: float = Field(5.0, gt=0)
+    """Longest a worker's consumer goes without refreshing the topics' metadata (Faust's default: 300).
+    Workers never auto-create topics, so a click topic recreated after a broker restart (the local
+    broker keeps them in memory) is found within this time."""
     batch_size: PositiveInt = 500
     """Primary worker: most click records applied in one Redis round trip."""
     batch_window_s: float = Field(0.02, gt=0)

@@ -35,6 +35,19 @@ The one patch: the consumer's fetch wait.
   A missing attribute fails the worker at start-up instead of silently keeping 1.5 s.
   Tests build such a consumer through `worker_consumer`, which also reads faust's
   `ThreadDelegateConsumer._thread` (faust/transport/consumer.py:1398).
+
+The other patch: no topic is ever created by asking for its metadata.
+  aiokafka's client asks for the metadata of the topics it uses with
+  `MetadataRequest(list(topics))` (aiokafka/client.py:286, imported at :22), which sets
+  `allow_auto_topic_creation` to True from version 4 on (aiokafka/protocol/metadata.py:
+  284-288); no consumer or producer argument turns it off. The local broker (Tansu) keeps
+  topics in memory and auto-creates with 4 partitions: after it restarts, a worker asking
+  first would recreate the click topics with 4 partitions instead of 12 before the
+  launcher's topic step (atelier.stack.broker) could (seen in CI). The patch replaces the
+  name `MetadataRequest` in aiokafka.client with a subclass whose default is False, so
+  every aiokafka client of the process (the worker's consumer and producer) leaves
+  topics to whoever creates them; a topic that does not exist yet is seen at the next
+  metadata refresh (STREAM_METADATA_MAX_AGE_S).
 """
 
 from __future__ import annotations
@@ -42,7 +55,9 @@ from __future__ import annotations
 from typing import Any
 
 import aiokafka
+import aiokafka.client
 import faust
+from aiokafka.protocol.metadata import MetadataRequest
 from faust.transport.drivers import aiokafka as driver
 
 # The versions whose source the references above were checked against.
@@ -54,6 +69,8 @@ FETCH_MAX_WAIT_ATTRIBUTE = "_fetch_max_wait_ms"
 # faust/transport/drivers/aiokafka.py: the methods the patch overrides.
 CREATE_WORKER_CONSUMER = "_create_worker_consumer"
 NEW_CONSUMER_THREAD = "_new_consumer_thread"
+# aiokafka/client.py: the module-level name `_metadata_update` builds its requests with.
+METADATA_REQUEST = "MetadataRequest"
 
 
 def set_fetch_max_wait(consumer: aiokafka.AIOKafkaConsumer, fetch_max_wait_ms: int) -> None:
@@ -101,3 +118,23 @@ def install_fetch_wait(app: faust.App, fetch_max_wait_ms: int) -> None:
 def worker_consumer(app: faust.App) -> aiokafka.AIOKafkaConsumer:
     """A new, unstarted aiokafka consumer, built as the app's worker builds its own (tests)."""
     return getattr(app.consumer._thread, CREATE_WORKER_CONSUMER)(app.transport)
+
+
+class MetadataRequestWithoutAutoCreation(MetadataRequest):
+    """aiokafka's metadata request, never asking the broker to create the topics it names."""
+
+    def __init__(self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = False) -> None:
+        super().__init__(topics, allow_auto_topic_creation)
+
+
+def forbid_topic_auto_creation() -> None:
+    """Makes every aiokafka client of this process ask for metadata without creating topics (idempotent)."""
+    current = getattr(aiokafka.client, METADATA_REQUEST, None)
+    if current is MetadataRequestWithoutAutoCreation:
+        return
+    if current is not MetadataRequest:
+        raise RuntimeError(
+            f"aiokafka {aiokafka.__version__} no longer builds its metadata requests with "
+            f"aiokafka.client.{METADATA_REQUEST}: update services/stream/internals.py for this version"
+        )
+    setattr(aiokafka.client, METADATA_REQUEST, MetadataRequestWithoutAutoCreation)

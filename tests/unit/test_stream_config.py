@@ -100,6 +100,7 @@ def test_every_default_is_unchanged() -> None:
         "session_timeout_s": 45.0,
         "heartbeat_interval_s": 3.0,
         "fetch_max_wait_s": 0.05,
+        "metadata_max_age_s": 5.0,
         "batch_size": 500,
         "batch_window_s": 0.02,
         "retry_delays_s": (1.0, 10.0, 60.0),

@@ -122,3 +122,47 @@ def test_a_consumer_without_the_attribute_fails_start_up_loudly() -> None:
 
     with pytest.raises(RuntimeError, match=re.escape("AIOKafkaConsumer._fetch_max_wait_ms: update services/stream")):
         internals.set_fetch_max_wait(Elsewhere(), 50)  # type: ignore[arg-type]
+
+
+def test_aiokafka_builds_its_topic_metadata_requests_with_the_patched_name() -> None:
+    """The patch replaces `aiokafka.client.MetadataRequest`: the client must still build requests by that name."""
+    from aiokafka import client as aiokafka_client
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    source = inspect.getsource(aiokafka_client.AIOKafkaClient._metadata_update)
+    assert f"{internals.METADATA_REQUEST}(list(topics) if topics else None)" in source
+    assert getattr(aiokafka_client, internals.METADATA_REQUEST) in (
+        MetadataRequest,
+        internals.MetadataRequestWithoutAutoCreation,
+    )
+
+
+def test_aiokafka_asks_the_broker_to_auto_create_unless_patched() -> None:
+    """When aiokafka gains a way to turn auto-creation off (or stops asking for it), the patch may go."""
+    from aiokafka.protocol.metadata import MetadataRequest, MetadataRequest_v5
+
+    assert MetadataRequest(["clicks"]).build(MetadataRequest_v5).allow_auto_topic_creation is True
+    assert "allow_auto_create" not in inspect.signature(aiokafka.AIOKafkaConsumer).parameters
+    assert "allow_auto_create" not in inspect.signature(aiokafka.AIOKafkaProducer).parameters
+
+
+def test_forbidding_auto_creation_makes_every_metadata_request_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiokafka import client as aiokafka_client
+    from aiokafka.protocol.metadata import MetadataRequest, MetadataRequest_v5
+
+    monkeypatch.setattr(aiokafka_client, internals.METADATA_REQUEST, MetadataRequest)
+    internals.forbid_topic_auto_creation()
+    internals.forbid_topic_auto_creation()  # idempotent
+    request_class = getattr(aiokafka_client, internals.METADATA_REQUEST)
+    assert request_class is internals.MetadataRequestWithoutAutoCreation
+    built = request_class(["clicks"]).build(MetadataRequest_v5)
+    assert built.allow_auto_topic_creation is False
+    assert built.topics == ["clicks"]
+
+
+def test_forbidding_auto_creation_refuses_an_aiokafka_it_does_not_know(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiokafka import client as aiokafka_client
+
+    monkeypatch.setattr(aiokafka_client, internals.METADATA_REQUEST, object)
+    with pytest.raises(RuntimeError, match=r"update services/stream/internals\.py"):
+        internals.forbid_topic_auto_creation()
