@@ -71,6 +71,9 @@ class Family:
     # Writes what a version serves from beside its weights (its checkpoint dir or None, version dir, its
     # settings) -> the files written and why there are none (None: written); run once, when published.
     export: Callable[[Path | None, Path, Mapping[str, Any]], tuple[list[Path], str | None]] | None = None
+    # Settings a version takes from its checkpoint's training record (training.json) unless published
+    # with its own: what the weights were trained with, such as the reranker's tokens per pair.
+    trained_settings: tuple[str, ...] = ()
 
     @property
     def embeds(self) -> bool:
@@ -105,7 +108,7 @@ FAMILIES = {
     family.name: family
     for family in (
         Family("text_embedding", ("text_embedding",), collection=TEXT_COLLECTION, export=_export_text_embedding),
-        Family("reranker", ("reranker",), export=_export_reranker),
+        Family("reranker", ("reranker",), export=_export_reranker, trained_settings=("max_length",)),
         Family("clip", ("clip_image", "clip_text"), files=("preprocessor_config.json",), collection=IMAGE_COLLECTION),
     )
 }
@@ -309,6 +312,9 @@ class ModelRepository:
                     training = json.loads((staging / CHECKPOINT / TRAINING_RECORD).read_text())
             export = None
             family = FAMILIES.get(name) or next((f for f in FAMILIES.values() if name in f.models), None)
+            if family is not None and training:
+                trained = {key: training[key] for key in family.trained_settings if key in training}
+                settings = trained | dict(settings or {})
             if family is not None and family.export is not None:
                 checkpoint = staging / CHECKPOINT if source is not None else None
                 exported, not_exported = family.export(checkpoint, staging, settings or {})

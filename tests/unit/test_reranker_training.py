@@ -192,13 +192,13 @@ def test_a_tiny_run_writes_a_loadable_checkpoint_with_its_record(catalogue: list
     from transformers import AutoModelForSequenceClassification
 
     out = tmp_path / "reranker"
-    settings = reranker.TrainSettings(layers=1, seed=2, queries_per_batch=2)
+    settings = reranker.TrainSettings(layers=1, seed=2, queries_per_batch=2, max_length=32)
     summary = train_reranker(catalogue, "generated", out, Size(queries=4, sample=40, eval_queries=3), settings)
 
     assert sorted(path.name for path in tmp_path.iterdir()) == ["reranker"]  # no staging folder left behind
     record = json.loads((out / "training.json").read_text())
     assert record == summary
-    assert (record["seed"], record["layers"], record["queries"], record["max_length"]) == (2, 1, 4, 48)
+    assert (record["seed"], record["layers"], record["queries"], record["max_length"]) == (2, 1, 4, 32)
     assert record["catalogue"] == {"source": "generated", "articles": len(catalogue)}
     assert record["steps"] == 2 and record["pairs"] == record["pairs_seen"] > 0
     held_out = record["held_out"]
@@ -206,6 +206,14 @@ def test_a_tiny_run_writes_a_loadable_checkpoint_with_its_record(catalogue: list
 
     model, loading = AutoModelForSequenceClassification.from_pretrained(out, output_loading_info=True)
     assert not loading["missing_keys"] and model.config.num_labels == 1 and model.config.num_hidden_layers == 1
+
+
+def test_pairs_are_trained_at_the_rerankers_default_length_unless_told() -> None:
+    from atelier.inference.settings import RerankerSettings
+
+    assert reranker.TrainSettings(layers=2, seed=1).max_length == RerankerSettings.model_fields["max_length"].default
+    args = build_parser().parse_args(["models", "train-reranker", "--max-length", "32", "--layers", "2"])
+    assert (args.max_length, args.layers) == (32, 2)
 
 
 def test_an_existing_checkpoint_is_kept_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

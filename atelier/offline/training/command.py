@@ -70,6 +70,9 @@ def add_parsers(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-queries", type=int, help="query groups per step")
     parser.add_argument("--learning-rate", type=float, help="AdamW's peak learning rate")
     parser.add_argument("--listwise", type=float, help="weight of the listwise loss term")
+    parser.add_argument(
+        "--max-length", type=int, help="tokens per pair, trained and then served at (default: the reranker's, 48)"
+    )
     parser.set_defaults(run=run_train)
     _add_clip_parser(models)
 
@@ -167,6 +170,7 @@ def run_train(args: argparse.Namespace) -> int:
         "queries_per_batch": args.batch_queries,
         "learning_rate": args.learning_rate,
         "listwise_weight": args.listwise,
+        "max_length": args.max_length,
     }
     settings = TrainSettings(
         layers=args.layers, seed=args.seed, **{name: value for name, value in given.items() if value is not None}
@@ -231,14 +235,14 @@ def train_reranker(
     try:
         reranker.save_checkpoint(model, tokenizer, staging)
         check_started = time.monotonic()
-        held_out = held_out_check(staging, checks)
+        held_out = held_out_check(staging, checks, settings.max_length)
         held_out["seconds"] = round(time.monotonic() - check_started, 1)
         summary = {
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "base_weights": {"checkpoint": reranker.BASE_CHECKPOINT, "directory": str(base_dir)},
             "seed": settings.seed,
             "layers": settings.layers,
-            "max_length": reranker.max_length(),
+            "max_length": settings.max_length,
             "settings": asdict(settings),
             "steps": result.steps,
             "queries": len(groups),
@@ -273,14 +277,14 @@ def train_reranker(
     return summary
 
 
-def held_out_check(checkpoint: Path, checks: Sequence[HeldOutQuery]) -> dict[str, Any]:
+def held_out_check(checkpoint: Path, checks: Sequence[HeldOutQuery], max_length: int) -> dict[str, Any]:
     """NDCG@10 of cosine order vs reranked order, scoring with the Triton reranker's own loader."""
     import numpy as np
 
     from atelier.inference.reranker import CrossEncoder, RerankerSettings
     from atelier.offline.evaluation.metrics import ndcg_at_k
 
-    scorer = CrossEncoder(RerankerSettings(model_dir=checkpoint))
+    scorer = CrossEncoder(RerankerSettings(model_dir=checkpoint, max_length=max_length))
     cosine, reranked = [], []
     by_label: dict[str, list[float]] = {"full_match": [], "partial_match": [], "no_match": []}
     for check in checks:

@@ -1,8 +1,9 @@
 """Fine-tuning a cross-encoder reranker from all-MiniLM-L6-v2's encoder, reproducibly.
 
 The model is `AutoModelForSequenceClassification` with one label over the first `layers`
-encoder layers. Pairs are tokenised by the Triton reranker's own `tokenize_pairs`, at its
-default max_length, so training sees exactly what serving will. The loss is binary
+encoder layers. Pairs are tokenised by the Triton reranker's own `tokenize_pairs`, at
+`max_length` tokens (the reranker's default unless set), which a version published from the
+checkpoint serves at (its training record says it), so training sees exactly what serving will. The loss is binary
 cross-entropy of the logit against the soft label (grade / max_grade): sigmoid(logit) is then a
 relevance in (0, 1) comparable across queries, which search multiplies by behaviour boosts.
 A listwise term (softmax cross-entropy within each query's group, weight 1 by default) adds
@@ -44,6 +45,8 @@ class TrainSettings:
     # The word embeddings (two thirds of a 3-layer model's weights) stay as MiniLM learned
     # them: words only seen in training queries do not drift, and steps are ~15 % faster.
     freeze_word_embeddings: bool = True
+    # Tokens per pair, in training and then in serving (the version takes it from training.json).
+    max_length: int = RerankerSettings.model_fields["max_length"].default
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,6 @@ class TrainResult:
     pairs: int  # pairs seen, over every epoch
     final_loss: float  # mean loss over the last logging window
     seconds: float
-
-
-def max_length() -> int:
-    """Tokens per pair: the Triton reranker's default (ATELIER_RERANK_MAX_LENGTH)."""
-    return RerankerSettings.model_fields["max_length"].default
 
 
 def load_base(base_dir: Path, layers: int) -> tuple[Any, Any]:
@@ -116,7 +114,7 @@ def train(
     `progress(step, steps)` after each."""
     from transformers import get_linear_schedule_with_warmup
 
-    length = max_length()
+    length = settings.max_length
     if settings.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     parameters = [p for p in model.parameters() if p.requires_grad]
