@@ -84,12 +84,26 @@ class UserBehaviour:
 
 
 @dataclass(frozen=True)
+class Trending:
+    """The popularity window that added most to a candidate's popularity factor."""
+
+    window: str  # "1h", "24h" or "7d"
+    clicks: float  # the candidate's decayed clicks in it
+    term: float  # what it added to the factor
+
+
+@dataclass(frozen=True)
 class Ranked:
     article_id: str
     score: float
     # score - relevance score; 0 when the boost is 1.
     behaviour_score: float
     boost: float
+    # What the boost is made of (before the cap): why, for explanations.
+    personal: float = 1.0
+    personal_signal: str = ""  # "recent_click", "category_affinity" or "" (none)
+    popularity: float = 1.0
+    trending: Trending | None = None
 
 
 def category_factor(affinity: float, settings: BoostSettings) -> float:
@@ -100,36 +114,44 @@ def category_factor(affinity: float, settings: BoostSettings) -> float:
     return 1.0 + (settings.category_boost - 1.0) * min(1.0, affinity / settings.affinity_saturation)
 
 
-def personal_factor(candidate: Candidate, behaviour: UserBehaviour, settings: BoostSettings) -> float:
+def personal_signal(candidate: Candidate, behaviour: UserBehaviour, settings: BoostSettings) -> tuple[float, str]:
+    """(factor, the behaviour it comes from: "recent_click", "category_affinity" or "" for none)."""
     # A recent click already says more than the category: the two never multiply.
     if candidate.article_id in behaviour.recent_clicks:
-        return settings.recent_click_boost
+        return settings.recent_click_boost, "recent_click"
     if not candidate.category:
-        return 1.0
-    return category_factor(behaviour.category_affinities.get(candidate.category, 0.0), settings)
+        return 1.0, ""
+    factor = category_factor(behaviour.category_affinities.get(candidate.category, 0.0), settings)
+    return factor, "category_affinity" if factor > 1.0 else ""
 
 
-def popularity_factors(
+def popularity(
     candidates: Sequence[Candidate], signals: Mapping[str, Popularity], settings: BoostSettings
-) -> list[float]:
-    """The popularity factor of each candidate, normalised over the candidate set."""
+) -> list[tuple[float, Trending | None]]:
+    """Each candidate's popularity factor, normalised over the candidate set, and the window that added
+    most to it (None: no window added anything)."""
     empty = Popularity()
     found = [signals.get(c.article_id, empty) for c in candidates]
     factors = [1.0] * len(candidates)
+    trending: list[Trending | None] = [None] * len(candidates)
     windows = (
-        (settings.popularity_weight_1h, [max(0.0, p.p1h) for p in found]),
-        (settings.popularity_weight_24h, [max(0.0, p.p24h) for p in found]),
-        (settings.popularity_weight_7d, [max(0.0, p.p7d) for p in found]),
+        ("1h", settings.popularity_weight_1h, [max(0.0, p.p1h) for p in found]),
+        ("24h", settings.popularity_weight_24h, [max(0.0, p.p24h) for p in found]),
+        ("7d", settings.popularity_weight_7d, [max(0.0, p.p7d) for p in found]),
     )
-    for weight, counts in windows:
+    for window, weight, counts in windows:
         top = max(counts, default=0.0)
         if weight == 0 or top == 0:
             continue
         # The ratio first: weight / log1p(top) would overflow for a subnormal top.
         log_top = math.log1p(top)
         for i, count in enumerate(counts):
-            factors[i] += weight * (math.log1p(count) / log_top)
-    return factors
+            term = weight * (math.log1p(count) / log_top)
+            factors[i] += term
+            best = trending[i]
+            if term > 0 and (best is None or term > best.term):
+                trending[i] = Trending(window, count, term)
+    return list(zip(factors, trending, strict=True))
 
 
 def boosted_score(score: float, boost: float) -> float:
@@ -162,15 +184,17 @@ def rank(
     ):
         behaviour = None
     if behaviour is None and not settings.popularity_for_anonymous:
-        popularity = [1.0] * len(candidates)
+        factors: list[tuple[float, Trending | None]] = [(1.0, None)] * len(candidates)
     else:
-        popularity = popularity_factors(candidates, signals, settings)
+        factors = popularity(candidates, signals, settings)
     ranked = []
-    for candidate, pop in zip(candidates, popularity, strict=True):
-        personal = 1.0 if behaviour is None else personal_factor(candidate, behaviour, settings)
+    for candidate, (pop, trending) in zip(candidates, factors, strict=True):
+        personal, signal = (1.0, "") if behaviour is None else personal_signal(candidate, behaviour, settings)
         boost = min(personal * pop, settings.max_boost)
         final = boosted_score(candidate.score, boost)
-        ranked.append(Ranked(candidate.article_id, final, final - candidate.score, boost))
+        ranked.append(
+            Ranked(candidate.article_id, final, final - candidate.score, boost, personal, signal, pop, trending)
+        )
     # sorted() is stable: equal final scores stay in the input (retrieval/rerank) order.
     ranked.sort(key=lambda item: item.score, reverse=True)
     return ranked[:k] if k > 0 else ranked

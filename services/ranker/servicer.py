@@ -11,6 +11,12 @@ from services.ranker.config import RankerSettings
 from services.ranker.policy import rank
 from services.ranker.validation import validate_rank_request
 
+PERSONAL_SIGNALS = {
+    "": pb.PERSONAL_SIGNAL_UNSPECIFIED,
+    "recent_click": pb.PERSONAL_SIGNAL_RECENT_CLICK,
+    "category_affinity": pb.PERSONAL_SIGNAL_CATEGORY_AFFINITY,
+}
+
 
 class RankerServicer(pb_grpc.RankerServiceServicer):
     def __init__(self, settings: RankerSettings) -> None:
@@ -30,6 +36,11 @@ class RankerServicer(pb_grpc.RankerServiceServicer):
                     behaviour_score=item.behaviour_score,
                     boost=item.boost,
                     rank=position,
+                    personal_boost=item.personal,
+                    personal_signal=PERSONAL_SIGNALS[item.personal_signal],
+                    popularity_boost=item.popularity,
+                    trending_window=item.trending.window if item.trending else "",
+                    trending_clicks=item.trending.clicks if item.trending else 0.0,
                 )
                 for position, item in enumerate(ranked, start=1)
             ]

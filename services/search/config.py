@@ -16,6 +16,8 @@ class RequestLimits(Settings, env_prefix="SEARCH_"):
     """Results when a request leaves k at 0."""
     max_k: PositiveInt = 100
     """Most results a request may ask for."""
+    max_explain_top: PositiveInt = 10
+    """Most results a request may ask to have explained (explain_top)."""
     max_query_chars: PositiveInt = 512
     """Longest query text accepted (after white space is folded)."""
     max_image_bytes: PositiveInt = 4 * 1024 * 1024

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from atelier.serving.dependency import DependencyError, Failure
 from services.search import timings
 from services.search.answers import Answer, personalised_result, result_message, retrieval_order
+from services.search.explanations import explain_top
 from services.search.fallback import PopularFallback
 from services.search.personalisation import Personaliser
 from services.search.recall import Recall
@@ -65,6 +66,7 @@ class SearchPipeline:
                         degradations.append(reranked.degradation)
                 results = [result_message(candidate, rank) for rank, candidate in enumerate(candidates[: query.k], 1)]
 
+                ranked = {}
                 if user_features is not None and candidates:
                     with stage("personalise"):
                         personalised = await self.personaliser.rank(query.user_id, user_features, candidates, query.k)
@@ -72,6 +74,11 @@ class SearchPipeline:
                     if personalised.order is not None:
                         by_id = {candidate.hit.article_id: candidate for candidate in candidates}
                         results = [personalised_result(by_id[item.article_id], item) for item in personalised.order]
+                        ranked = {item.article_id: item for item in personalised.order}
+
+                if query.explain_top:
+                    with stage("explain"):
+                        explain_top(results, query.explain_top, query.query, query.image is not None, ranked)
                 return Answer(results, degradations, stages, rerank_depth)
             finally:
                 if user_features is not None and not user_features.done():

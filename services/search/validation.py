@@ -33,6 +33,7 @@ class SearchQuery:
     k: int
     user_id: str
     filters: dict[str, list[str]]
+    explain_top: int = 0  # how many of the top results carry an explanation
 
 
 def validate_request(
@@ -51,9 +52,10 @@ def validate_request(
     k = validate_k(request.k, limits.default_k, limits.max_k, violations)
     user_id = _user_id(request.user_id, violations)
     filters = validate_filter(request.filter, known_values, violations)
+    explain_top = _explain_top(request.explain_top, limits.max_explain_top, violations)
     if violations:
         raise InvalidArgument(violations)
-    return SearchQuery(text, photo, k, user_id, filters)
+    return SearchQuery(text, photo, k, user_id, filters, explain_top)
 
 
 def validate_k(k: int, default_k: int, max_k: int, violations: list[FieldViolation]) -> int:
@@ -101,6 +103,12 @@ def _query_text(query: str, max_query_chars: int, violations: list[FieldViolatio
     elif len(text) > max_query_chars:
         violations.append(FieldViolation("query", f"must be at most {max_query_chars} characters, got {len(text)}"))
     return text
+
+
+def _explain_top(n: int, max_explain_top: int, violations: list[FieldViolation]) -> int:
+    if not 0 <= n <= max_explain_top:
+        violations.append(FieldViolation("explain_top", f"must be between 0 and {max_explain_top}, got {n}"))
+    return n
 
 
 def _user_id(user_id: str, violations: list[FieldViolation]) -> str:

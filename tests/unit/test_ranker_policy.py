@@ -26,7 +26,7 @@ def _ids(ranked: list[Ranked]) -> list[str]:
 
 def test_recent_click_alone_is_x1_5() -> None:
     ranked = _by_id(rank(_candidates(2.0, 2.0), UserBehaviour(frozenset({"a1"})), {}, 0, BoostSettings()))
-    assert ranked["a1"] == Ranked("a1", 3.0, 1.0, 1.5)
+    assert ranked["a1"] == Ranked("a1", 3.0, 1.0, 1.5, personal=1.5, personal_signal="recent_click")
     assert ranked["a0"] == Ranked("a0", 2.0, 0.0, 1.0)
 
 
@@ -114,6 +114,29 @@ def test_personal_and_popularity_factors_multiply() -> None:
     assert ranked["a0"].boost == pytest.approx(1.5 * 1.35)  # 2.025: the defaults never reach the cap
     assert ranked["a1"].boost == pytest.approx(1.2 * 1.35)
     assert ranked["a2"].boost == 1.0
+
+
+def test_each_item_says_what_its_boost_is_made_of() -> None:
+    candidates = [Candidate("a0", "Dress", 1.0), Candidate("a1", "Trousers", 1.0), Candidate("a2", "Dress", 1.0)]
+    behaviour = UserBehaviour(frozenset({"a0"}), {"Trousers": 2.0})
+    signals = {"a0": Popularity(0, 5, 5), "a1": Popularity(8, 2, 0)}
+    ranked = _by_id(rank(candidates, behaviour, signals, 0, PLAIN))
+    assert (ranked["a0"].personal, ranked["a0"].personal_signal) == (1.5, "recent_click")
+    assert (ranked["a1"].personal, ranked["a1"].personal_signal) == (1.2, "category_affinity")
+    assert (ranked["a2"].personal, ranked["a2"].personal_signal, ranked["a2"].trending) == (1.0, "", None)
+    # a0 is the set's most clicked in 24h (weight 0.10) and 7d (0.05); a1 in 1h (0.20) and less in 24h.
+    assert (ranked["a0"].trending.window, ranked["a0"].trending.clicks) == ("24h", 5)
+    assert ranked["a1"].trending.window == "1h" and ranked["a1"].trending.term == pytest.approx(0.20)
+    for item in ranked.values():
+        assert item.boost == pytest.approx(item.personal * item.popularity)
+
+
+def test_an_anonymous_item_has_no_personal_signal_and_no_trending_window_unless_popularity_counts() -> None:
+    signals = {"a0": Popularity(3, 0, 0)}
+    [item] = rank(_candidates(1.0), None, signals, 0, BoostSettings())
+    assert (item.personal_signal, item.popularity, item.trending) == ("", 1.0, None)
+    [item] = rank(_candidates(1.0), None, signals, 0, POPULARITY_ONLY)
+    assert item.trending is not None and item.trending.window == "1h" and item.popularity > 1
 
 
 def test_total_factor_is_capped() -> None:

@@ -12,8 +12,12 @@ from services.search.validation import validate_request
 KNOWN = {"colour": {"black": "Black", "dark blue": "Dark Blue"}, "product_type": {"trousers": "Trousers"}}
 
 
-def _validate(query: str = "jeans", k: int = 0, user_id: str = "", known=KNOWN, **filters: list[str]):
-    request = pb.SearchTextRequest(query=query, k=k, user_id=user_id, filter=article_pb2.ArticleFilter(**filters))
+def _validate(
+    query: str = "jeans", k: int = 0, user_id: str = "", known=KNOWN, explain_top: int = 0, **filters: list[str]
+):
+    request = pb.SearchTextRequest(
+        query=query, k=k, user_id=user_id, filter=article_pb2.ArticleFilter(**filters), explain_top=explain_top
+    )
     return validate_request(request, RequestLimits(default_k=10, max_k=100, max_query_chars=50), known)
 
 
@@ -40,6 +44,8 @@ def test_normalises_whitespace_defaults_k_and_canonicalises_filter_values() -> N
         ({"colours": ["Ultraviolet"]}, "filter.colours"),
         ({"colours": [""]}, "filter.colours"),
         ({"departments": ["x"] * 51}, "filter.departments"),
+        ({"explain_top": 11}, "explain_top"),
+        ({"explain_top": -1}, "explain_top"),
     ],
 )
 def test_each_problem_names_its_field(kwargs: dict, field: str) -> None:
@@ -53,6 +59,11 @@ def test_reports_every_problem_at_once() -> None:
         _validate("", k=1000, colours=["nope"])
     assert _fields(error) == ["query", "k", "filter.colours"]
     assert "query: must not be empty" in str(error.value)
+
+
+def test_explain_top_is_taken_as_asked() -> None:
+    assert _validate().explain_top == 0
+    assert _validate(explain_top=10).explain_top == 10
 
 
 def test_unknown_catalogue_values_pass_unchecked() -> None:

@@ -25,52 +25,15 @@ from dataclasses import dataclass, replace
 from functools import cache
 
 from atelier.offline.catalog.schema import Article
-from atelier.offline.catalog.vocabulary import (
-    CHILDREN,
-    COLOURS_BY_NAME,
-    DIVIDED,
-    LADIESWEAR,
-    MENSWEAR,
-    PRODUCT_TYPES,
-    SPORT,
-)
+from atelier.offline.catalog.vocabulary import COLOURS_BY_NAME, PRODUCT_TYPES
+from atelier.serving.shopper_words import AUDIENCE_OF_INDEX_GROUP, SHOPPER_WORDS
 
 HELD_OUT_BUCKETS = 5  # one pair in five is held out
 
+# An audience word -> the index groups it names ("women's": Ladieswear and Divided).
 AUDIENCES: Mapping[str, frozenset[str]] = {
-    "women's": frozenset({LADIESWEAR, DIVIDED}),
-    "men's": frozenset({MENSWEAR}),
-    "kids'": frozenset({CHILDREN}),
-    "sports": frozenset({SPORT}),
-}
-
-
-SHOPPER_WORDS: Mapping[str, tuple[str, ...]] = {
-    # nouns
-    "t-shirt": ("tee", "t shirt"),
-    "trousers": ("pants",),
-    "jumper": ("pullover",),
-    "joggers": ("sweatpants", "jogging bottoms"),
-    "pyjamas": ("pjs",),
-    "sunglasses": ("shades",),
-    "cardigan": ("cardi",),
-    # colours and colour families
-    "dark blue": ("navy", "navy blue"),
-    "off white": ("cream", "ivory"),
-    "dark grey": ("charcoal", "dark gray"),
-    "light grey": ("light gray", "pale grey"),
-    "grey": ("gray",),
-    "khaki green": ("olive", "olive green"),
-    "light beige": ("sand", "stone"),
-    "dark red": ("burgundy", "wine red"),
-    "light pink": ("pale pink", "blush pink"),
-    "light blue": ("pale blue", "sky blue"),
-    "dark green": ("bottle green", "forest green"),
-    # audiences
-    "women's": ("ladies", "womens"),
-    "men's": ("mens", "for men"),
-    "kids'": ("children's", "kids"),
-    "sports": ("gym", "training"),
+    word: frozenset(group for group, audience in AUDIENCE_OF_INDEX_GROUP.items() if audience == word)
+    for word in dict.fromkeys(AUDIENCE_OF_INDEX_GROUP.values())
 }
 SHOPPER_SHARE = 0.5
 
