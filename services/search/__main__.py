@@ -31,6 +31,7 @@ from services.search.personalisation import Personaliser
 from services.search.pipeline import SearchPipeline
 from services.search.recall import ClipTextRecall, HybridRecall, ImageRecall, Recalls, Retrieval, Side, TextRecall
 from services.search.rerank import RerankStage
+from services.search.rerank_load import RerankLoad
 from services.search.servicer import SearchServicer
 
 SERVICE_NAME = search_service_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
@@ -114,6 +115,7 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
             settings.rerank.min_depth,
             settings.rerank.planned_share,
             version=lambda: readiness.version(RERANKER.model),
+            load=RerankLoad(utilisation=settings.rerank.target_utilisation),
         )
     personaliser = Personaliser(features_stub, features, ranker_grpc.RankerServiceStub(ranker_channel), ranker)
     fallback = PopularFallback(features_stub, features)

@@ -2,7 +2,8 @@
 
 Full depth is the top `candidates` retrieved. Under load a search reranks fewer: as many from the top
 as its budget (the reranker dependency's deadline, `planned_share` of it) leaves room for after the
-pairs already in flight, at the cost per pair measured on recent calls (services/search/rerank_load.py).
+pairs already in flight, at the cost per pair measured on recent calls, and no more than its share of
+the reranker's pairs a second while other searches want them too (services/search/rerank_load.py).
 A depth under `min_depth` is not worth a call: the search keeps retrieval order at once (shed), which
 is a decision, not a failure, so the breaker never hears of it. Only calls that time out or fail count
 against the reranker.
@@ -91,6 +92,7 @@ class RerankStage:
         cache = self._scores if self._scores is not None else {}
         version = self._version()
         scores = [cache.get((version, query, hit.article_id)) for hit in top]
+        self.load.arrive()
         depth, load = self._plan(scores)
         if depth < min(self._min_depth, len(top)):
             DEPTH.observe(0)
@@ -99,6 +101,7 @@ class RerankStage:
                 retrieval_order(hits), 0, self._lost(Reason.DEGRADATION_REASON_DOWNSTREAM_CAPACITY_REJECTED, shed)
             )
         missing = [i for i in range(depth) if scores[i] is None]
+        self.load.take(len(missing))
         if missing:
             passages = [passage(top[i].fields) for i in missing]
             try:
@@ -127,26 +130,29 @@ class RerankStage:
 
     def _plan(self, scores: Sequence[float | None]) -> tuple[int, str]:
         """How deep to rerank now: the longest prefix whose unscored pairs fit the planned budget after
-        those in flight; and the load that decided it, in words."""
+        those in flight, and this search's share of the reranker; and the load that decided it, in words."""
         affordable = self.load.affordable_pairs(self._planned_s)
+        share = self.load.share(len(scores), self._min_depth, self._planned_s)
         idle = self.load.pairs_in_flight == 0
-        if affordable is None:  # nothing measured yet: one call at a time measures it
+        if affordable is None or share is None:  # nothing measured yet: one call at a time measures it
             return (len(scores), "cost not measured yet") if idle else (0, "cost not measured yet, a call in flight")
+        allowed = min(affordable, share)
         if idle:
             # An idle reranker always takes a call at the floor, whatever the cost says: a cost learnt in a
             # burst would otherwise shed every search and never be measured again.
-            affordable = max(affordable, self._min_depth)
+            allowed = max(allowed, self._min_depth)
         depth, unscored = 0, 0
         for score in scores:
             if score is None:
-                if unscored >= affordable:
+                if unscored >= allowed:
                     break
                 unscored += 1
             depth += 1
         cost_ms = (self.load.planned_seconds_per_pair or 0.0) * 1000
         return depth, (
             f"{self.load.pairs_in_flight} pairs in flight at {cost_ms:.2f} ms a pair leave room for "
-            f"{max(affordable, 0)} new pairs in {self._planned_s * 1000:.0f} ms"
+            f"{max(affordable, 0)} new pairs in {self._planned_s * 1000:.0f} ms; this search's share of the "
+            f"reranker is {max(share, 0)} pairs"
         )
 
     def _lost(self, reason: int, detail: str) -> degradation_pb2.Degradation:

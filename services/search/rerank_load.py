@@ -9,6 +9,14 @@ as a dearer pair within a few calls, and a calmer one as a cheaper pair.
 
 A call that timed out counts with the budget it used up (a lower bound of its cost); a call that
 failed otherwise, or was cancelled, says nothing about the cost.
+
+Sharing the reranker between searches. The reranker scores about 1 / cost pairs a second; searches
+plan to use `utilisation` of that (the rest absorbs bursts), as a bucket of pairs that fills at that
+rate up to a budget's worth (at least full depth). While the bucket holds full depth a search takes
+it (nobody else asked lately: a search alone reranks at full depth); otherwise at most its fair share:
+the rate divided by how many searches a second ask for a rerank, but never less than the floor, so
+that under overload some searches still get a useful depth rather than all getting a useless one. Without the share the
+first search of a burst took the whole budget and the next ones found the queue full and were shed.
 """
 
 from __future__ import annotations
@@ -35,6 +43,16 @@ class RerankLoad:
     deviation: float = 0.0
     """Mean absolute deviation of a call's cost per pair from the mean."""
     pairs_in_flight: int = field(default=0)
+    utilisation: float = 0.8
+    """Share of the reranker's pairs a second that searches plan to use."""
+    arrival_smoothing: float = 0.1
+    """Weight of the newest gap between searches in the mean gap."""
+    mean_gap_s: float | None = None
+    """Mean time between searches asking for a rerank; None until two have."""
+    tokens: float | None = None
+    """Pairs in the bucket; None until the cost is known (full then)."""
+    _last_arrival: float | None = None
+    _last_fill: float | None = None
 
     @property
     def planned_seconds_per_pair(self) -> float | None:
@@ -49,6 +67,42 @@ class RerankLoad:
         if cost is None:
             return None
         return int(budget_s / cost) - self.pairs_in_flight
+
+    def arrive(self) -> None:
+        """A search asks for a rerank: counts it in the arrival rate."""
+        now = self.clock()
+        if self._last_arrival is not None:
+            gap = now - self._last_arrival
+            self.mean_gap_s = (
+                gap if self.mean_gap_s is None else self.mean_gap_s + self.arrival_smoothing * (gap - self.mean_gap_s)
+            )
+        self._last_arrival = now
+
+    def share(self, full_depth: int, floor: int, budget_s: float) -> int | None:
+        """The most new pairs a search may take from the bucket now (None while the cost is unknown).
+
+        The bucket holds up to a budget's worth of pairs (at least full depth); a search takes full depth
+        while the bucket holds that much, and its fair share of it otherwise."""
+        planned = self.planned_seconds_per_pair
+        if self.seconds_per_pair is None or planned is None:
+            return None
+        rate = self.utilisation / self.seconds_per_pair  # pairs a second searches may use
+        capacity = float(max(full_depth, int(budget_s / planned)))
+        now = self.clock()
+        if self.tokens is None or self._last_fill is None:
+            self.tokens = capacity
+        else:
+            self.tokens = min(capacity, self.tokens + (now - self._last_fill) * rate)
+        self._last_fill = now
+        if self.tokens >= full_depth:
+            return full_depth
+        fair = full_depth if self.mean_gap_s is None else max(floor, int(rate * self.mean_gap_s))
+        return int(min(self.tokens, fair))
+
+    def take(self, pairs: int) -> None:
+        """`pairs` new pairs leave the bucket (it may go below 0: a call at the floor on an idle reranker)."""
+        if self.tokens is not None:
+            self.tokens -= pairs
 
     @contextmanager
     def call(self, pairs: int) -> Iterator[None]:
