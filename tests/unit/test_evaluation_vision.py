@@ -174,6 +174,9 @@ def test_probe_says_why_vision_is_off_and_raises_other_failures(monkeypatch: pyt
     off = _RpcError(grpc.StatusCode.FAILED_PRECONDITION, "image and hybrid search are off: VISION_ENABLED=0")
     assert "VISION_ENABLED=0" in (vision.probe(FailingImageClient(off), seed=1) or "")
     assert vision.probe(FakeImageClient({b"png": _ranked(["a"], ["Bag"])}), seed=1) is None
+    waiting = _ranked(["a"], ["Bag"])
+    waiting.degradations.append("clip: DEGRADATION_REASON_MODEL_NOT_READY")  # vision on, no CLIP version yet
+    assert "no CLIP model served yet" in (vision.probe(FakeImageClient({b"png": waiting}), seed=1) or "")
     with pytest.raises(grpc.RpcError):
         vision.probe(FailingImageClient(_RpcError(grpc.StatusCode.UNAVAILABLE, "down")), seed=1)
 

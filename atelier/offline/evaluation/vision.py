@@ -51,6 +51,9 @@ class ImageSearcher(Protocol):
     def search_image(self, image: bytes, k: int, user_id: str = "") -> Ranked: ...
 
 
+NOT_READY = "DEGRADATION_REASON_MODEL_NOT_READY"
+
+
 def probe(client: ImageSearcher, seed: int) -> str | None:
     """None when the stack answers image searches; otherwise why not (vision off, no image collection)."""
     try:
@@ -58,12 +61,14 @@ def probe(client: ImageSearcher, seed: int) -> str | None:
     except FashionMnistUnavailable as error:
         return f"no held-out query photos: {error}"
     try:
-        client.search_image(files[0], 1)
+        answer = client.search_image(files[0], 1)
     except grpc.RpcError as error:
         if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
             return error.details()
         raise
-    return None
+    # Vision on, but no CLIP version served yet: the answer is the popular fallback, saying so.
+    waiting = [degradation for degradation in answer.degradations if degradation.endswith(NOT_READY)]
+    return f"no CLIP model served yet ({'; '.join(waiting)})" if waiting else None
 
 
 def precision_at_k(relevant: Sequence[bool], k: int = K) -> float:
