@@ -101,7 +101,6 @@ class RerankStage:
                 retrieval_order(hits), 0, self._lost(Reason.DEGRADATION_REASON_DOWNSTREAM_CAPACITY_REJECTED, shed)
             )
         missing = [i for i in range(depth) if scores[i] is None]
-        self.load.take(len(missing))
         if missing:
             passages = [passage(top[i].fields) for i in missing]
             try:
@@ -132,7 +131,7 @@ class RerankStage:
         """How deep to rerank now: the longest prefix whose unscored pairs fit the planned budget after
         those in flight, and this search's share of the reranker; and the load that decided it, in words."""
         affordable = self.load.affordable_pairs(self._planned_s)
-        share = self.load.share(len(scores), self._min_depth, self._planned_s)
+        share = self.load.share(len(scores), self._min_depth)
         idle = self.load.pairs_in_flight == 0
         if affordable is None or share is None:  # nothing measured yet: one call at a time measures it
             return (len(scores), "cost not measured yet") if idle else (0, "cost not measured yet, a call in flight")

@@ -10,13 +10,13 @@ as a dearer pair within a few calls, and a calmer one as a cheaper pair.
 A call that timed out counts with the budget it used up (a lower bound of its cost); a call that
 failed otherwise, or was cancelled, says nothing about the cost.
 
-Sharing the reranker between searches. The reranker scores about 1 / cost pairs a second; searches
-plan to use `utilisation` of that (the rest absorbs bursts), as a bucket of pairs that fills at that
-rate up to a budget's worth (at least full depth). While the bucket holds full depth a search takes
-it (nobody else asked lately: a search alone reranks at full depth); otherwise at most its fair share:
-the rate divided by how many searches a second ask for a rerank, but never less than the floor, so
-that under overload some searches still get a useful depth rather than all getting a useless one. Without the share the
-first search of a burst took the whole budget and the next ones found the queue full and were shed.
+Sharing the reranker between searches. The reranker scores about 1 / cost pairs a second. While
+searches ask for reranks faster than it can score each at full depth (their arrival rate x full depth
+x cost > 1), each takes at most its fair share: `utilisation` of those pairs a second over the arrival
+rate, but never less than the floor, so that under overload some searches still get a useful depth
+rather than all getting a useless one (the queue's budget check sheds the rest). Without the share the
+first search of a burst took the whole budget and the next ones found the queue full and were shed. A
+closed loop of one client never gets there: the next search only comes once the last was answered.
 """
 
 from __future__ import annotations
@@ -47,12 +47,10 @@ class RerankLoad:
     """Share of the reranker's pairs a second that searches plan to use."""
     arrival_smoothing: float = 0.1
     """Weight of the newest gap between searches in the mean gap."""
-    mean_gap_s: float | None = None
-    """Mean time between searches asking for a rerank; None until two have."""
-    tokens: float | None = None
-    """Pairs in the bucket; None until the cost is known (full then)."""
+    mean_gap_s: float = 1.0
+    """Mean time between searches asking for a rerank; it starts quiet, so that a first burst (or a
+    start-up) is not taken for a rate."""
     _last_arrival: float | None = None
-    _last_fill: float | None = None
 
     @property
     def planned_seconds_per_pair(self) -> float | None:
@@ -78,31 +76,14 @@ class RerankLoad:
             )
         self._last_arrival = now
 
-    def share(self, full_depth: int, floor: int, budget_s: float) -> int | None:
-        """The most new pairs a search may take from the bucket now (None while the cost is unknown).
-
-        The bucket holds up to a budget's worth of pairs (at least full depth); a search takes full depth
-        while the bucket holds that much, and its fair share of it otherwise."""
-        planned = self.planned_seconds_per_pair
-        if self.seconds_per_pair is None or planned is None:
+    def share(self, full_depth: int, floor: int) -> int | None:
+        """The most new pairs a search may send now given how often searches ask (None while the cost is
+        unknown): full depth while the reranker keeps up with that, else the fair share."""
+        if self.seconds_per_pair is None:
             return None
-        rate = self.utilisation / self.seconds_per_pair  # pairs a second searches may use
-        capacity = float(max(full_depth, int(budget_s / planned)))
-        now = self.clock()
-        if self.tokens is None or self._last_fill is None:
-            self.tokens = capacity
-        else:
-            self.tokens = min(capacity, self.tokens + (now - self._last_fill) * rate)
-        self._last_fill = now
-        if self.tokens >= full_depth:
+        if full_depth * self.seconds_per_pair <= self.mean_gap_s:
             return full_depth
-        fair = full_depth if self.mean_gap_s is None else max(floor, int(rate * self.mean_gap_s))
-        return int(min(self.tokens, fair))
-
-    def take(self, pairs: int) -> None:
-        """`pairs` new pairs leave the bucket (it may go below 0: a call at the floor on an idle reranker)."""
-        if self.tokens is not None:
-            self.tokens -= pairs
+        return max(floor, int(self.utilisation * self.mean_gap_s / self.seconds_per_pair))
 
     @contextmanager
     def call(self, pairs: int) -> Iterator[None]:

@@ -54,40 +54,27 @@ def test_a_timeout_counts_its_budget_a_failure_or_cancellation_counts_nothing() 
     assert load.seconds_per_pair == pytest.approx(0.03) and load.pairs_in_flight == 0
 
 
-def test_a_search_alone_takes_full_depth_and_searches_arriving_often_their_fair_share() -> None:
+@pytest.mark.parametrize(("gap", "share"), [(0.3, 100), (0.25, 100), (0.125, 40), (0.025, 20)])
+def test_searches_the_reranker_keeps_up_with_take_full_depth_and_faster_ones_their_fair_share(
+    gap: float, share: int
+) -> None:
+    # 100 pairs take 0.25 s (400 pairs a second): a search every 0.25 s or slower still gets full depth;
+    # at 8 a second each gets 0.8 x 400 / 8 = 40 pairs; at 40 a second the floor (its share would be 8).
+    load = RerankLoad(seconds_per_pair=0.0025, utilisation=0.8, mean_gap_s=gap)
+    assert load.share(100, 20) == share
+
+
+def test_the_arrival_rate_follows_the_gaps_between_searches_from_a_quiet_start() -> None:
     clock = Clock()
-    load = RerankLoad(seconds_per_pair=0.0025, clock=clock, utilisation=0.8)  # 320 pairs a second to share
-    assert load.share(100, 20, 0.24) == 100  # idle: the bucket holds a budget's worth (96 < 100: 100)
-    load.arrive()
-    load.take(100)
-    for _ in range(40):  # 8 searches a second, evenly
+    load = RerankLoad(clock=clock, arrival_smoothing=0.5, seconds_per_pair=0.0025)
+    for _ in range(3):  # a burst at start-up is not taken for a rate
+        load.arrive()
+    assert load.mean_gap_s == pytest.approx(0.25) and load.share(100, 20) == 100
+    for _ in range(20):
         clock.now += 0.125
         load.arrive()
-        share = load.share(100, 20, 0.24)
-        load.take(share)
-    assert load.mean_gap_s == pytest.approx(0.125)
-    assert share == int(320 * 0.125)  # 40 pairs each: what the reranker can give every search
-    clock.now += 2.0  # quiet for a while: the bucket is full again
-    assert load.share(100, 20, 0.24) == 100
-
-
-def test_under_overload_some_searches_get_the_floor_rather_than_all_a_useless_depth() -> None:
-    clock = Clock()
-    load = RerankLoad(seconds_per_pair=0.0025, clock=clock, utilisation=0.8)
-    load.share(100, 20, 0.24)
-    load.take(100)
-    shares = []
-    for _ in range(300):  # 40 searches a second: 8 pairs each would be the fair share
-        clock.now += 0.025
-        load.arrive()
-        share = load.share(100, 20, 0.24)
-        if share >= 20:
-            load.take(share)
-        shares.append(share)
-    granted = [share for share in shares[100:] if share >= 20]
-    assert set(granted) == {20}
-    assert len(granted) / 200 == pytest.approx(320 / 40 / 20, abs=0.05)  # 40 % at the floor, the rest shed
+    assert load.mean_gap_s == pytest.approx(0.125) and load.share(100, 20) == 40
 
 
 def test_no_share_is_planned_before_the_cost_is_known() -> None:
-    assert RerankLoad().share(100, 20, 0.24) is None
+    assert RerankLoad().share(100, 20) is None
