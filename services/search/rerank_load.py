@@ -15,8 +15,10 @@ searches ask for reranks faster than it can score each at full depth (their arri
 x cost > 1), each takes at most its fair share: `utilisation` of those pairs a second over the arrival
 rate, but never less than the floor, so that under overload some searches still get a useful depth
 rather than all getting a useless one (the queue's budget check sheds the rest). Without the share the
-first search of a burst took the whole budget and the next ones found the queue full and were shed. A
-closed loop of one client never gets there: the next search only comes once the last was answered.
+first search of a burst took the whole budget and the next ones found the queue full and were shed.
+Searches only compete when they overlap, so the share applies only while most of them arrive with
+pairs still in flight: one client in a closed loop, whose next search comes once the last is answered,
+arrives as often as its own reranks allow and must not be taken for load (it reranks at full depth).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from atelier.serving.dependency import DependencyError
 # Plans count a pair at its mean cost plus this many mean deviations (as TCP's retransmission timer
 # does with round-trip times): on cores shared with other work the cost of a call varies by half.
 DEVIATIONS = 2.0
+# Searches compete for the reranker once more than this share of them arrive with pairs in flight.
+COMPETING = 0.5
 
 
 @dataclass
@@ -47,6 +51,8 @@ class RerankLoad:
     """Share of the reranker's pairs a second that searches plan to use."""
     arrival_smoothing: float = 0.1
     """Weight of the newest gap between searches in the mean gap."""
+    overlap: float = 0.0
+    """Share of recent searches that arrived with pairs in flight (exponentially weighted)."""
     mean_gap_s: float = 1.0
     """Mean time between searches asking for a rerank; it starts quiet, so that a first burst (or a
     start-up) is not taken for a rate."""
@@ -69,6 +75,7 @@ class RerankLoad:
     def arrive(self) -> None:
         """A search asks for a rerank: counts it in the arrival rate."""
         now = self.clock()
+        self.overlap += self.arrival_smoothing * (float(self.pairs_in_flight > 0) - self.overlap)
         if self._last_arrival is not None:
             gap = now - self._last_arrival
             self.mean_gap_s = (
@@ -81,7 +88,7 @@ class RerankLoad:
         unknown): full depth while the reranker keeps up with that, else the fair share."""
         if self.seconds_per_pair is None:
             return None
-        if full_depth * self.seconds_per_pair <= self.mean_gap_s:
+        if self.overlap <= COMPETING or full_depth * self.seconds_per_pair <= self.mean_gap_s:
             return full_depth
         return max(floor, int(self.utilisation * self.mean_gap_s / self.seconds_per_pair))
 
