@@ -131,7 +131,7 @@ class RerankStage:
         """How deep to rerank now: the longest prefix whose unscored pairs fit the planned budget after
         those in flight, and this search's share of the reranker; and the load that decided it, in words."""
         affordable = self.load.affordable_pairs(self._planned_s)
-        share = self.load.share(len(scores), self._min_depth)
+        share = self.load.share(len(scores), self._min_depth, self._planned_s)
         idle = self.load.pairs_in_flight == 0
         if affordable is None or share is None:  # nothing measured yet: one call at a time measures it
             return (len(scores), "cost not measured yet") if idle else (0, "cost not measured yet, a call in flight")

@@ -14,7 +14,8 @@ Sharing the reranker between searches. The reranker scores about 1 / cost pairs 
 searches ask for reranks faster than it can score each at full depth (their arrival rate x full depth
 x cost > 1), each takes at most its fair share: `utilisation` of those pairs a second over the arrival
 rate, but never less than the floor, so that under overload some searches still get a useful depth
-rather than all getting a useless one (the queue's budget check sheds the rest). Without the share the
+rather than all getting a useless one (the queue's budget check sheds the rest), and at most half of
+what fits the budget, so that the next search still finds room for its floor. Without the share the
 first search of a burst took the whole budget and the next ones found the queue full and were shed.
 Searches only compete when they overlap, so the share applies only while most of them arrive with
 pairs still in flight: one client in a closed loop, whose next search comes once the last is answered,
@@ -83,14 +84,17 @@ class RerankLoad:
             )
         self._last_arrival = now
 
-    def share(self, full_depth: int, floor: int) -> int | None:
+    def share(self, full_depth: int, floor: int, budget_s: float) -> int | None:
         """The most new pairs a search may send now given how often searches ask (None while the cost is
-        unknown): full depth while the reranker keeps up with that, else the fair share."""
-        if self.seconds_per_pair is None:
+        unknown): full depth while they do not compete, else the fair share, and at most half of what
+        fits `budget_s`, so that the next search finds room for its floor."""
+        planned = self.planned_seconds_per_pair
+        if self.seconds_per_pair is None or planned is None:
             return None
         if self.overlap <= COMPETING or full_depth * self.seconds_per_pair <= self.mean_gap_s:
             return full_depth
-        return max(floor, int(self.utilisation * self.mean_gap_s / self.seconds_per_pair))
+        fair = int(self.utilisation * self.mean_gap_s / self.seconds_per_pair)
+        return max(floor, min(fair, int(budget_s / planned) // 2))
 
     @contextmanager
     def call(self, pairs: int) -> Iterator[None]:
