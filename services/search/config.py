@@ -60,7 +60,8 @@ class RerankSettings(Settings, env_prefix="SEARCH_RERANK_"):
     measured cost of a pair (the rest absorbs the estimate's error)."""
     target_utilisation: float = Field(0.8, gt=0, le=1)
     """Share of the reranker's pairs a second (1 / measured cost of a pair) that searches plan to use
-    between them once they ask faster than it scores full depth: each then takes at most this over
+    between them once they compete for it (they ask faster than it scores full depth, most arrive with
+    pairs in flight, and the budget cannot hold full depth and the next floor): each takes at most this over
     their arrival rate (at least the floor), so that a burst's first search does not take what the
     next ones need."""
     cache_size: NonNegativeInt = 100_000

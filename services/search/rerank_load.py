@@ -17,8 +17,9 @@ rate, but never less than the floor, so that under overload some searches still 
 rather than all getting a useless one (the queue's budget check sheds the rest), and at most half of
 what fits the budget, so that the next search still finds room for its floor. Without the share the
 first search of a burst took the whole budget and the next ones found the queue full and were shed.
-Searches only compete when they overlap, so the share applies only while most of them arrive with
-pairs still in flight: one client in a closed loop, whose next search comes once the last is answered,
+Searches only compete when they overlap and the budget cannot hold a full-depth rerank and the next
+search's floor besides, so the share applies only then, and only while most of them arrive with pairs
+still in flight: one client in a closed loop, whose next search comes once the last is answered,
 arrives as often as its own reranks allow and must not be taken for load (it reranks at full depth).
 """
 
@@ -85,16 +86,22 @@ class RerankLoad:
         self._last_arrival = now
 
     def share(self, full_depth: int, floor: int, budget_s: float) -> int | None:
-        """The most new pairs a search may send now given how often searches ask (None while the cost is
-        unknown): full depth while they do not compete, else the fair share, and at most half of what
-        fits `budget_s`, so that the next search finds room for its floor."""
+        """The most new pairs a search may send now (None while the cost is unknown): full depth while
+        searches do not compete or the budget holds it and the next search's floor besides, else the
+        fair share, and at most half of what fits `budget_s`, so that the next search finds room for
+        its floor."""
         planned = self.planned_seconds_per_pair
         if self.seconds_per_pair is None or planned is None:
             return None
-        if self.overlap <= COMPETING or full_depth * self.seconds_per_pair <= self.mean_gap_s:
+        fits = int(budget_s / planned)
+        if (
+            self.overlap <= COMPETING
+            or full_depth * self.seconds_per_pair <= self.mean_gap_s
+            or fits - self.pairs_in_flight >= full_depth + floor
+        ):
             return full_depth
         fair = int(self.utilisation * self.mean_gap_s / self.seconds_per_pair)
-        return max(floor, min(fair, int(budget_s / planned) // 2))
+        return max(floor, min(fair, fits // 2))
 
     @contextmanager
     def call(self, pairs: int) -> Iterator[None]:

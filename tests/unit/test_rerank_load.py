@@ -61,7 +61,7 @@ def test_searches_the_reranker_keeps_up_with_take_full_depth_and_faster_ones_the
     # 100 pairs take 0.25 s (400 pairs a second): a search every 0.25 s or slower still gets full depth;
     # at 8 a second each gets 0.8 x 400 / 8 = 40 pairs; at 40 a second the floor (its share would be 8).
     load = RerankLoad(seconds_per_pair=0.0025, utilisation=0.8, mean_gap_s=gap, overlap=0.9)
-    assert load.share(100, 20, 1.0) == share
+    assert load.share(100, 20, 0.24) == share
     load.overlap = 0.4  # most searches found the reranker idle: nothing to share
     assert load.share(100, 20, 1.0) == 100
 
@@ -71,16 +71,16 @@ def test_the_arrival_rate_follows_the_gaps_between_searches_from_a_quiet_start()
     load = RerankLoad(clock=clock, arrival_smoothing=0.5, seconds_per_pair=0.0025)
     for _ in range(3):  # a burst at start-up is not taken for a rate
         load.arrive()
-    assert load.mean_gap_s == pytest.approx(0.25) and load.share(100, 20, 1.0) == 100
+    assert load.mean_gap_s == pytest.approx(0.25) and load.share(100, 20, 0.24) == 100
     for _ in range(20):  # one client in a closed loop: each search once the last was answered
         clock.now += 0.125
         load.arrive()
-    assert load.mean_gap_s == pytest.approx(0.125) and load.overlap == 0 and load.share(100, 20, 1.0) == 100
+    assert load.mean_gap_s == pytest.approx(0.125) and load.overlap == 0 and load.share(100, 20, 0.24) == 100
     load.pairs_in_flight = 100
     for _ in range(20):  # searches arriving while others' pairs are in flight: they compete
         clock.now += 0.125
         load.arrive()
-    assert load.overlap > 0.99 and load.share(100, 20, 1.0) == 40
+    assert load.overlap > 0.99 and load.share(100, 20, 0.24) == 40
 
 
 def test_no_share_is_planned_before_the_cost_is_known() -> None:
@@ -89,6 +89,14 @@ def test_no_share_is_planned_before_the_cost_is_known() -> None:
 
 def test_competing_searches_take_at_most_half_of_what_fits_the_budget() -> None:
     load = RerankLoad(seconds_per_pair=0.0025, utilisation=0.8, mean_gap_s=0.2, overlap=0.9)
-    assert load.share(100, 20, 1.0) == 64  # the fair share: 0.8 x 400 a second x 0.2 s
-    assert load.share(100, 20, 0.24) == 48  # 96 pairs fit 0.24 s: half of them
-    assert load.share(100, 20, 0.1) == 20  # never below the floor
+    # full depth 200 (0.5 s) never fits these budgets with the next search's floor
+    assert load.share(200, 20, 0.4) == 64  # the fair share: 0.8 x 400 a second x 0.2 s
+    assert load.share(200, 20, 0.24) == 48  # 96 pairs fit 0.24 s: half of them
+    assert load.share(200, 20, 0.1) == 20  # never below the floor
+
+
+def test_a_budget_that_holds_full_depth_and_the_next_floor_shares_nothing() -> None:
+    load = RerankLoad(seconds_per_pair=0.0025, utilisation=0.8, mean_gap_s=0.05, overlap=0.9)
+    assert load.share(100, 20, 2.0) == 100  # 800 pairs fit 2 s: competing searches all get full depth
+    load.pairs_in_flight = 700
+    assert load.share(100, 20, 2.0) == 20  # not with 700 already queued
