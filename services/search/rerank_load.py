@@ -79,10 +79,7 @@ class RerankLoad:
         now = self.clock()
         self.overlap += self.arrival_smoothing * (float(self.pairs_in_flight > 0) - self.overlap)
         if self._last_arrival is not None:
-            gap = now - self._last_arrival
-            self.mean_gap_s = (
-                gap if self.mean_gap_s is None else self.mean_gap_s + self.arrival_smoothing * (gap - self.mean_gap_s)
-            )
+            self.mean_gap_s += self.arrival_smoothing * (now - self._last_arrival - self.mean_gap_s)
         self._last_arrival = now
 
     def share(self, full_depth: int, floor: int, budget_s: float) -> int | None:
@@ -93,15 +90,14 @@ class RerankLoad:
         planned = self.planned_seconds_per_pair
         if self.seconds_per_pair is None or planned is None:
             return None
-        fits = int(budget_s / planned)
         if (
             self.overlap <= COMPETING
             or full_depth * self.seconds_per_pair <= self.mean_gap_s
-            or fits - self.pairs_in_flight >= full_depth + floor
+            or (self.affordable_pairs(budget_s) or 0) >= full_depth + floor
         ):
             return full_depth
         fair = int(self.utilisation * self.mean_gap_s / self.seconds_per_pair)
-        return max(floor, min(fair, fits // 2))
+        return max(floor, min(fair, int(budget_s / planned) // 2))
 
     @contextmanager
     def call(self, pairs: int) -> Iterator[None]:

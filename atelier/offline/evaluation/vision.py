@@ -35,6 +35,7 @@ from atelier.offline.evaluation.queries import colour_family
 from atelier.serving import article_index
 from atelier.serving.settings import Endpoints
 from atelier.serving.vision import ClipEncoder
+from fashion.v1 import degradation_pb2
 
 K = 10
 PER_CLASS = 20
@@ -51,7 +52,7 @@ class ImageSearcher(Protocol):
     def search_image(self, image: bytes, k: int, user_id: str = "") -> Ranked: ...
 
 
-NOT_READY = "DEGRADATION_REASON_MODEL_NOT_READY"
+NOT_READY = degradation_pb2.DegradationReason.Name(degradation_pb2.DEGRADATION_REASON_MODEL_NOT_READY)
 
 
 def probe(client: ImageSearcher, seed: int) -> str | None:
