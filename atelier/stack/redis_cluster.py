@@ -303,20 +303,38 @@ class Owner:
 
 def key_owner(endpoints: Endpoints, key: str, password: str | None = None) -> Owner:
     """Which supervisord program is the primary of `key`'s slot now, and which are its replicas (for
-    failover tests: stop the primary, see a replica take over). The nodes are found from the seed node."""
+    failover tests: stop the primary, see a replica take over). The nodes are found from the first node
+    that answers: the seed node may be the primary stopped."""
     password = password if password is not None else endpoints.redis_auth()
-    client = redis.Redis(host=endpoints.host, port=endpoints.redis_port, password=password, decode_responses=True)
-    try:
-        peers = _nodes(client)
-    finally:
-        client.close()
-    slot = key_slot(key.encode())
     nodes = cluster_nodes(endpoints.redis_port, MAX_PRIMARIES)
+    peers = _nodes_from_any(endpoints.host, nodes, password)
+    slot = key_slot(key.encode())
     primary = next((peer for peer in peers if peer.is_primary and slot in peer.slots and not peer.failing), None)
     if primary is None:
         raise RuntimeError(f"no primary serves slot {slot} now")
     replicas = tuple(program_at(nodes, peer.port) for peer in peers if peer.primary_id == primary.node_id)
     return Owner(slot, program_at(nodes, primary.port), replicas)
+
+
+def _nodes_from_any(host: str, nodes: list[Node], password: str | None) -> list[Peer]:
+    """CLUSTER NODES from the first of `nodes` that answers within a second."""
+    errors: list[str] = []
+    for node in nodes:
+        client = redis.Redis(
+            host=host,
+            port=node.port,
+            password=password,
+            decode_responses=True,
+            socket_timeout=1,
+            socket_connect_timeout=1,
+        )
+        try:
+            return _nodes(client)
+        except redis.RedisError as error:
+            errors.append(f"{node.name}: {error}")
+        finally:
+            client.close()
+    raise RuntimeError("no cluster node answers: " + "; ".join(errors))
 
 
 def main(argv: list[str] | None = None) -> int:
