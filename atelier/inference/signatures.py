@@ -19,6 +19,8 @@ PASSAGE = "PASSAGE"
 SCORE = "SCORE"  # reranker: the relevance probability of a (QUERY, PASSAGE) row
 LOGIT = "LOGIT"  # reranker: its log-odds
 IMAGE = "IMAGE"  # clip_image: an encoded JPEG, PNG or WebP image per row
+FACTS = "FACTS"  # explainer: what one sentence may say of one article (its fields and the answer's signals)
+EXPLANATION = "EXPLANATION"  # explainer: the sentence generated from a FACTS row
 
 
 @dataclass(frozen=True)
@@ -34,5 +36,6 @@ TEXT_EMBEDDING = Signature("text_embedding", inputs=(TEXT, MODE), outputs=(EMBED
 RERANKER = Signature("reranker", inputs=(QUERY, PASSAGE), outputs=(SCORE, LOGIT))
 CLIP_IMAGE = Signature("clip_image", inputs=(IMAGE,), outputs=(EMBEDDING,))
 CLIP_TEXT = Signature("clip_text", inputs=(TEXT,), outputs=(EMBEDDING,))
+EXPLAINER = Signature("explainer", inputs=(FACTS,), outputs=(EXPLANATION,))
 
-SIGNATURES = (TEXT_EMBEDDING, RERANKER, CLIP_IMAGE, CLIP_TEXT)
+SIGNATURES = (TEXT_EMBEDDING, RERANKER, CLIP_IMAGE, CLIP_TEXT, EXPLAINER)

@@ -74,6 +74,8 @@ class Family:
     # Settings a version takes from its checkpoint's training record (training.json) unless published
     # with its own: what the weights were trained with, such as the reranker's tokens per pair.
     trained_settings: tuple[str, ...] = ()
+    # Its checkpoint may be a folder of one GGUF file: config, weights and tokenizer in one.
+    gguf: bool = False
 
     @property
     def embeds(self) -> bool:
@@ -110,6 +112,7 @@ FAMILIES = {
         Family("text_embedding", ("text_embedding",), collection=TEXT_COLLECTION, export=_export_text_embedding),
         Family("reranker", ("reranker",), export=_export_reranker, trained_settings=("max_length",)),
         Family("clip", ("clip_image", "clip_text"), files=("preprocessor_config.json",), collection=IMAGE_COLLECTION),
+        Family("explainer", ("explainer",), gguf=True),
     )
 }
 
@@ -145,6 +148,15 @@ def check_checkpoint(source: Path, family: Family) -> None:
     """Refuses (RefusedCheckpoint) a folder that cannot be loaded as `family`'s checkpoint, saying why."""
     if not source.is_dir():
         raise RefusedCheckpoint(f"{source} is not a directory")
+    if family.gguf and not (source / "config.json").exists():
+        ggufs = list(source.glob("*.gguf"))
+        if len(ggufs) != 1:
+            raise RefusedCheckpoint(
+                f"{source} has no config.json and {len(ggufs)} GGUF files: one GGUF file, or a checkpoint"
+            )
+        if ggufs[0].stat().st_size == 0:
+            raise RefusedCheckpoint(f"{ggufs[0]} is empty: an incomplete copy?")
+        return
     try:
         config = json.loads((source / "config.json").read_text())
     except FileNotFoundError:

@@ -3,12 +3,13 @@ model's first version comes from when the repository has none."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from atelier.inference.settings import TextEmbeddingSettings
+from atelier.inference.settings import PACKAGED_EXPLAINER, ExplainerSettings, TextEmbeddingSettings
 from atelier.model_repository.repository import (
     FAMILIES,
     Family,
@@ -85,6 +86,10 @@ def seed_first_versions(repository: ModelRepository, say: Callable[[str], None])
         model_dir = TextEmbeddingSettings.from_env().model_dir
         source = model_dir.expanduser().resolve() if model_dir is not None else None
         _seed(repository, FAMILIES["text_embedding"], source, str(source) if source else PACKAGED_TEXT_WEIGHTS, say)
+    if not _has_versions(repository, FAMILIES["explainer"]):
+        model_dir = ExplainerSettings.from_env().model_dir
+        source = model_dir.expanduser().resolve() if model_dir is not None else None
+        _seed(repository, FAMILIES["explainer"], source, str(source) if source else PACKAGED_EXPLAINER, say)
     for weights in TRAINED_WEIGHTS:
         if _has_versions(repository, weights.family) or not weights.present():
             continue
@@ -110,12 +115,16 @@ def _seed(
     say(f"  {family.name}: version 1 published from {described_as}")
 
 
-def triton_models(repository: ModelRepository) -> list[str]:
-    """Models Triton loads: those ATELIER_TRITON_MODELS names, else every model with a version to serve."""
+def triton_models(repository: ModelRepository, generating: bool) -> list[str]:
+    """Models Triton loads: those ATELIER_TRITON_MODELS names, else every model with a version to serve that
+    search uses (the explainer only when search is `generating` explanations, SEARCH_EXPLAIN_MODE=llm)."""
     chosen = LauncherSettings.from_env().chosen_models
     if chosen is not None:
         return chosen
-    return [name for name in repository.model_names() if repository.model(name).serving() is not None]
+    unused = set() if generating else set(FAMILIES["explainer"].models)
+    return [
+        name for name in repository.model_names() if repository.model(name).serving() is not None and name not in unused
+    ]
 
 
 def features_off(models: list[str]) -> list[str]:
@@ -130,9 +139,11 @@ def main() -> None:
     repository = ModelRepository(settings.repository_path(), TRITON_MODEL_SOURCE, settings.triton_instance_kind)
     seed_first_versions(repository, say=lambda line: print(line, file=sys.stderr))
     repository.refresh()
-    for reason in features_off(triton_models(repository)):
+    # The image has no services/: it reads search's own variable (compose and k8s give Triton the same value).
+    generating = os.environ.get("SEARCH_EXPLAIN_MODE", "template").strip().lower() == "llm"
+    for reason in features_off(triton_models(repository, generating)):
         print(f"  {reason}", file=sys.stderr)
-    print(",".join(triton_models(repository)))
+    print(",".join(triton_models(repository, generating)))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,11 @@ from grpc_reflection.v1alpha import reflection_pb2
 from pymilvus import AsyncMilvusClient
 
 from atelier.edge.public_api import public_pool
-from atelier.inference.signatures import CLIP_IMAGE, CLIP_TEXT, RERANKER
+from atelier.inference.signatures import CLIP_IMAGE, CLIP_TEXT, EXPLAINER, RERANKER
 from atelier.serving.channels import insecure_channel
 from atelier.serving.dependency import Dependency
 from atelier.serving.embedding import TextEmbedder
+from atelier.serving.explaining import Explainer
 from atelier.serving.grpc_server import REQUEST_HEADROOM_BYTES, serve
 from atelier.serving.model_readiness import ModelReadiness
 from atelier.serving.reranking import Reranker
@@ -26,6 +27,7 @@ from fashion.v1 import search_service_pb2_grpc as pb_grpc
 from services.search.config import SearchSettings
 from services.search.fallback import PopularFallback
 from services.search.filter_values import FilterValues
+from services.search.generated_explanations import GeneratedExplanations
 from services.search.index_bindings import IndexBindings
 from services.search.personalisation import Personaliser
 from services.search.pipeline import SearchPipeline
@@ -57,7 +59,12 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
     resources.push_async_callback(ranker_channel.close)
 
     # The models search waits for (being trained or published): a stage comes on when its model is ready.
-    watched = [RERANKER.model] * settings.rerank.enabled + [CLIP_IMAGE.model, CLIP_TEXT.model] * settings.vision.enabled
+    generating = settings.explanations.mode == "llm"
+    watched = (
+        [RERANKER.model] * settings.rerank.enabled
+        + [CLIP_IMAGE.model, CLIP_TEXT.model] * settings.vision.enabled
+        + [EXPLAINER.model] * generating
+    )
     readiness = ModelReadiness(triton, watched, settings.model_readiness_interval_s)
     await readiness.start()
     resources.push_async_callback(readiness.stop)
@@ -117,14 +124,24 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
             version=lambda: readiness.version(RERANKER.model),
             load=RerankLoad(utilisation=settings.rerank.target_utilisation),
         )
-    personaliser = Personaliser(features_stub, features, ranker_grpc.RankerServiceStub(ranker_channel), ranker)
-    fallback = PopularFallback(features_stub, features)
-    await fallback.warm()
-    pipeline = SearchPipeline(personaliser, fallback, settings.ann.candidates, rerank)
-
     filter_values = FilterValues(endpoints, settings.filter_values_refresh_s)
     await filter_values.start()
     resources.push_async_callback(filter_values.stop)
+
+    generated = None
+    if generating:
+        explaining = settings.explanations
+        generated = GeneratedExplanations(
+            Explainer(triton),
+            Dependency("explainer", breaker, explaining.budget_s, ready=lambda: readiness.ready(EXPLAINER.model)),
+            lambda: filter_values.values,
+            explaining.max_generated,
+            explaining.max_in_flight,
+        )
+    personaliser = Personaliser(features_stub, features, ranker_grpc.RankerServiceStub(ranker_channel), ranker)
+    fallback = PopularFallback(features_stub, features)
+    await fallback.warm()
+    pipeline = SearchPipeline(personaliser, fallback, settings.ann.candidates, rerank, generated)
 
     servicer = SearchServicer(pipeline, recalls, settings.limits, filter_values)
     pb_grpc.add_SearchServiceServicer_to_server(servicer, server)

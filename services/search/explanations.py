@@ -1,4 +1,5 @@
-"""Why each of an answer's top results is there: its signals, and a sentence per signal (template mode).
+"""Why each of an answer's top results is there: its signals, a sentence per signal (template mode), and
+the facts a language model may say of it (llm mode, services/search/generated_explanations.py).
 
 The signals are the answer's own: the article's attributes that the query names (in the catalogue's
 words or in shoppers', "navy" for Dark Blue), the photo searched with, and what the ranker boosted
@@ -136,19 +137,63 @@ def template_text(signals: Sequence[Signal], fields: Mapping[str, str]) -> str:
     return " ".join([lead, *(sentence(signal) for signal in signals if signal.kind != QUERY_ATTRIBUTE)])
 
 
+def _reason(signal: Signal) -> str:
+    """A signal as the facts given to a language model say it, to the shopper: words it can copy."""
+    kind = signal.kind
+    if kind == QUERY_ATTRIBUTE:
+        return f"it matches {_listed(signal.words)} from your search"
+    if kind == PHOTO:
+        return "it looks like your photo"
+    if kind == Kind.EXPLANATION_SIGNAL_KIND_RECENT_CLICK:
+        return "you looked at it recently"
+    if kind == Kind.EXPLANATION_SIGNAL_KIND_CATEGORY_AFFINITY:
+        return f"you have been looking at {signal.value.lower()} lately"
+    if kind == Kind.EXPLANATION_SIGNAL_KIND_TRENDING:
+        return f"it is popular with shoppers {WINDOWS.get(signal.field, 'lately')}"
+    raise ValueError(f"no reason for signal kind {kind}")
+
+
+def facts(signals: Sequence[Signal], fields: Mapping[str, str]) -> str:
+    """All a generated sentence may say of the article: its own words and the answer's reasons, the ranker's
+    first (what moved it, strongest first), then the query's words merged into one."""
+    audience = AUDIENCE_OF_INDEX_GROUP.get(fields.get("index_group", ""), fields.get("index_group", "")).lower()
+    details = ", ".join(part for part in (fields.get("name", ""), audience) if part)
+    article = _described(fields).lower() + (f" ({details})" if details else "")
+    reasons = [_reason(signal) for signal in signals if signal.kind != QUERY_ATTRIBUTE]
+    words = [word for signal in signals if signal.kind == QUERY_ATTRIBUTE for word in signal.words]
+    if words:
+        reasons.append(_reason(Signal(QUERY_ATTRIBUTE, words=tuple(words))))
+    return f"Article: {article}.\nReasons: {'; '.join(reasons) or 'it is close to your search'}."
+
+
+@dataclass(frozen=True)
+class Explained:
+    """A result whose explanation was set: the signals and article fields it rests on."""
+
+    result: search_service_pb2.SearchResult
+    signals: tuple[Signal, ...]
+    fields: Mapping[str, str]
+
+    def facts(self) -> str:
+        return facts(self.signals, self.fields)
+
+
 def explain(
     result: search_service_pb2.SearchResult, query: str, photo: bool, item: ranker_service_pb2.RankedItem | None
-) -> explanation_pb2.Explanation:
-    """The template explanation of one result of an answer to `query` (with a photo or not)."""
+) -> Explained:
+    """Sets the template explanation of one result of an answer to `query` (with a photo or not)."""
     fields = {field.name: value for field, value in result.article.ListFields() if isinstance(value, str)}
     signals = ranker_signals(item, fields) + query_signals(query, fields)
     if photo:
         signals.append(Signal(PHOTO))
-    return explanation_pb2.Explanation(
-        text=template_text(signals, fields),
-        signals=[signal.message() for signal in signals],
-        source=explanation_pb2.EXPLANATION_SOURCE_TEMPLATE,
+    result.explanation.CopyFrom(
+        explanation_pb2.Explanation(
+            text=template_text(signals, fields),
+            signals=[signal.message() for signal in signals],
+            source=explanation_pb2.EXPLANATION_SOURCE_TEMPLATE,
+        )
     )
+    return Explained(result, tuple(signals), fields)
 
 
 def explain_top(
@@ -157,7 +202,6 @@ def explain_top(
     query: str,
     photo: bool,
     ranked: Mapping[str, ranker_service_pb2.RankedItem],
-) -> None:
-    """Sets the explanation of the first `n` results."""
-    for result in results[:n]:
-        result.explanation.CopyFrom(explain(result, query, photo, ranked.get(result.article.article_id)))
+) -> list[Explained]:
+    """Sets the template explanation of the first `n` results."""
+    return [explain(result, query, photo, ranked.get(result.article.article_id)) for result in results[:n]]

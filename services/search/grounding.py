@@ -6,7 +6,9 @@ own fields do not have (in the catalogue's words or a shopper's: "navy" is right
 "pants" for Trousers, "ladies" for Ladieswear), or when it claims what no article field holds at
 all: a price, a discount, a size, stock or delivery. The words that count as a colour, a garment
 and an audience come from the catalogue itself (its known filter values) and the shopper
-vocabulary; materials from a fixed list.
+vocabulary; materials from a fixed list. It fails too when it gives a reason the answer does not have:
+the shopper's own history without a recent click or category affinity, popularity without a trending
+window, a photo without one searched with.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from dataclasses import dataclass
 
 from atelier.serving.articles import FIELDS
 from atelier.serving.shopper_words import AUDIENCE_OF_INDEX_GROUP, SHOPPER_WORDS
+from fashion.v1 import explanation_pb2
+
+Kind = explanation_pb2.ExplanationSignalKind
 
 MATERIALS = frozenset(
     {
@@ -33,6 +38,28 @@ UNBACKED = re.compile(
     r"(\d+\s*%|[£$€]\s*\d|\b(discount(ed)?|on sale|sale price|price[ds]?|cheap(er|est)?|bargain|deal|"
     r"size[sd]?|in stock|sold out|free (delivery|shipping|returns)|limited time)\b)",
     re.IGNORECASE,
+)
+
+
+# Reasons a sentence may give, and the signals that back each.
+PERSONAL = re.compile(
+    r"\b(you|you've|you have|you've been|you have been)\s+(recently\s+|already\s+|often\s+)?"
+    r"(looked|viewed|clicked|browsed|liked|been looking|been browsing|checked out|seen)\b"
+    r"|\b(recently viewed|your (recent|history|favou?rite|taste|style))\b",
+    re.IGNORECASE,
+)
+POPULAR = re.compile(
+    r"\b(popular|trending|best[- ]?sell\w*|in demand|hot right now|favou?rite (with|among))\b", re.IGNORECASE
+)
+PHOTO = re.compile(r"\b(photo|picture|image|snap)\b", re.IGNORECASE)
+REASONS = (
+    (
+        "your history",
+        PERSONAL,
+        frozenset({Kind.EXPLANATION_SIGNAL_KIND_RECENT_CLICK, Kind.EXPLANATION_SIGNAL_KIND_CATEGORY_AFFINITY}),
+    ),
+    ("popularity", POPULAR, frozenset({Kind.EXPLANATION_SIGNAL_KIND_TRENDING})),
+    ("a photo", PHOTO, frozenset({Kind.EXPLANATION_SIGNAL_KIND_PHOTO_SIMILARITY})),
 )
 
 
@@ -85,8 +112,11 @@ def article_text(fields: Mapping[str, str]) -> str:
     return _words(" ".join(own + extra))
 
 
-def problems(text: str, fields: Mapping[str, str], vocabulary: Vocabulary) -> list[str]:
-    """What `text` claims that the article (its `fields`) is not; empty when it claims nothing else."""
+def problems(
+    text: str, fields: Mapping[str, str], vocabulary: Vocabulary, signals: Iterable[int] | None = None
+) -> list[str]:
+    """What `text` claims that the article (its `fields`) is not, or (given the answer's `signals`, their
+    kinds) a reason the answer does not have; empty when it claims nothing else."""
     said, own = _words(text), article_text(fields)
     found = []
     for kind, words in (("colour", vocabulary.colours), ("garment", vocabulary.garments), ("material", MATERIALS)):
@@ -99,4 +129,19 @@ def problems(text: str, fields: Mapping[str, str], vocabulary: Vocabulary) -> li
         if f" {word} " in said and f" {word} " not in own:
             found.append(f'audience "{word}"')
     found += [f'claim "{match.group(0).strip()}"' for match in UNBACKED.finditer(text)]
+    if signals is not None:
+        kinds = set(signals)
+        for reason, pattern, backing in REASONS:
+            match = pattern.search(text)
+            if match and not kinds & backing:
+                found.append(f'reason "{match.group(0).strip()}" ({reason}) without its signal')
     return found
+
+
+def mentions(text: str, kind: int, words: Iterable[str] = ()) -> bool:
+    """Whether `text` gives the reason of a signal of `kind` (`words`: a query attribute's words)."""
+    for _, pattern, backing in REASONS:
+        if kind in backing:
+            return pattern.search(text) is not None
+    said = _words(text)
+    return any(f" {form} " in said for word in words for form in _plural(_words(word).strip()))

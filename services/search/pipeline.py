@@ -13,6 +13,7 @@ from services.search import timings
 from services.search.answers import Answer, personalised_result, result_message, retrieval_order
 from services.search.explanations import explain_top
 from services.search.fallback import PopularFallback
+from services.search.generated_explanations import GeneratedExplanations
 from services.search.personalisation import Personaliser
 from services.search.recall import Recall
 from services.search.rerank import RerankStage
@@ -35,6 +36,8 @@ class SearchPipeline:
     # Candidates recalled per search (at least k), which later stages reorder.
     candidates: int
     rerank: RerankStage | None = None
+    # Generated explanations (SEARCH_EXPLAIN_MODE=llm); None: the template's.
+    generated: GeneratedExplanations | None = None
 
     async def run(self, recall: Recall, query: SearchQuery, rerank_by: str = "") -> Answer:
         """The answer to `query`; `rerank_by` is the text the cross-encoder scores candidates against
@@ -78,7 +81,11 @@ class SearchPipeline:
 
                 if query.explain_top:
                     with stage("explain"):
-                        explain_top(results, query.explain_top, query.query, query.image is not None, ranked)
+                        explained = explain_top(
+                            results, query.explain_top, query.query, query.image is not None, ranked
+                        )
+                        if self.generated is not None:
+                            degradations += await self.generated.rewrite(explained)
                 return Answer(results, degradations, stages, rerank_depth)
             finally:
                 if user_features is not None and not user_features.done():

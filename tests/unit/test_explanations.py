@@ -50,7 +50,7 @@ def test_query_attributes_are_the_articles_values_the_query_names(query: str, ma
 
 
 def test_an_unpersonalised_result_is_explained_by_the_query_alone() -> None:
-    explanation = explain(pb.SearchResult(article=JEANS), "navy pants", photo=False, item=None)
+    explanation = explain(pb.SearchResult(article=JEANS), "navy pants", photo=False, item=None).result.explanation
     assert explanation.source == explanation_pb2.EXPLANATION_SOURCE_TEMPLATE
     assert explanation.text == 'Dark blue trousers, matching "navy" and "pants" in your search.'
     assert _kinds(explanation) == [Kind.EXPLANATION_SIGNAL_KIND_QUERY_ATTRIBUTE] * 2
@@ -64,7 +64,7 @@ def test_the_rankers_signals_come_first_strongest_first() -> None:
         trending_window="24h",
         trending_clicks=7,
     )
-    explanation = explain(pb.SearchResult(article=JEANS), "jeans", photo=False, item=item)
+    explanation = explain(pb.SearchResult(article=JEANS), "jeans", photo=False, item=item).result.explanation
     assert _kinds(explanation) == [
         Kind.EXPLANATION_SIGNAL_KIND_TRENDING,
         Kind.EXPLANATION_SIGNAL_KIND_CATEGORY_AFFINITY,
@@ -83,7 +83,7 @@ def test_a_recent_click_and_a_photo() -> None:
     item = ranker.RankedItem(
         personal_boost=1.5, personal_signal=ranker.PERSONAL_SIGNAL_RECENT_CLICK, popularity_boost=1
     )
-    explanation = explain(pb.SearchResult(article=JEANS), "", photo=True, item=item)
+    explanation = explain(pb.SearchResult(article=JEANS), "", photo=True, item=item).result.explanation
     assert _kinds(explanation) == [
         Kind.EXPLANATION_SIGNAL_KIND_RECENT_CLICK,
         Kind.EXPLANATION_SIGNAL_KIND_PHOTO_SIMILARITY,
@@ -95,7 +95,9 @@ def test_a_recent_click_and_a_photo() -> None:
 
 
 def test_nothing_matched_says_close_to_the_search_and_no_more() -> None:
-    explanation = explain(pb.SearchResult(article=JEANS), "something for a wedding", photo=False, item=None)
+    explanation = explain(
+        pb.SearchResult(article=JEANS), "something for a wedding", photo=False, item=None
+    ).result.explanation
     assert explanation.text == "Dark blue trousers, close to your search." and not explanation.signals
 
 
@@ -108,3 +110,29 @@ def test_only_the_top_n_are_explained() -> None:
 def test_every_index_group_of_the_catalogue_has_an_audience_word() -> None:
     groups = {vocabulary.LADIESWEAR, vocabulary.DIVIDED, vocabulary.MENSWEAR, vocabulary.CHILDREN, vocabulary.SPORT}
     assert set(AUDIENCE_OF_INDEX_GROUP) == groups
+
+
+def test_the_facts_hold_the_articles_words_and_the_answers_reasons_only() -> None:
+    item = ranker.RankedItem(
+        personal_boost=1.5,
+        personal_signal=ranker.PERSONAL_SIGNAL_RECENT_CLICK,
+        popularity_boost=1.2,
+        trending_window="7d",
+        trending_clicks=3,
+    )
+    explained = explain(pb.SearchResult(article=JEANS), "navy pants", photo=False, item=item)
+    assert explained.facts() == (
+        f"Article: dark blue trousers ({JEANS.name}, women's).\n"
+        "Reasons: you looked at it recently; it is popular with shoppers this week; "
+        'it matches "navy" and "pants" from your search.'
+    )
+    assert (
+        explain(pb.SearchResult(article=JEANS), "", photo=True, item=None)
+        .facts()
+        .endswith("Reasons: it looks like your photo.")
+    )
+    assert (
+        explain(pb.SearchResult(article=JEANS), "a wedding", photo=False, item=None)
+        .facts()
+        .endswith("Reasons: it is close to your search.")
+    )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.search.grounding import problems, vocabulary
+from fashion.v1 import explanation_pb2
+from services.search.grounding import mentions, problems, vocabulary
+
+Kind = explanation_pb2.ExplanationSignalKind
 
 KNOWN = {
     "colour": {v.lower(): v for v in ("Black", "Dark Blue", "Light Pink", "Red", "Off White", "Grey", "Other")},
@@ -67,3 +70,44 @@ def test_off_white_is_white_and_grey_is_gray() -> None:
     hoodie = {"name": "Hoodie", "product_type": "Hoodie", "colour": "Grey", "index_group": "Divided"}
     assert problems("A gray hoodie for women.", hoodie, VOCABULARY) == []
     assert problems("A black hoodie for kids.", hoodie, VOCABULARY) == ['colour "black"', 'audience "kids"']
+
+
+QUERY, RECENT, AFFINITY, TRENDING, PHOTO = (
+    Kind.EXPLANATION_SIGNAL_KIND_QUERY_ATTRIBUTE,
+    Kind.EXPLANATION_SIGNAL_KIND_RECENT_CLICK,
+    Kind.EXPLANATION_SIGNAL_KIND_CATEGORY_AFFINITY,
+    Kind.EXPLANATION_SIGNAL_KIND_TRENDING,
+    Kind.EXPLANATION_SIGNAL_KIND_PHOTO_SIMILARITY,
+)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "signals", "found"),
+    [
+        ("These trousers match the navy pants you searched for.", [QUERY], []),
+        ("You looked at these trousers recently.", [RECENT], []),
+        ("You have been looking at trousers lately.", [AFFINITY], []),
+        ("Trousers popular with shoppers this week.", [TRENDING], []),
+        ("Trousers like the photo you searched with.", [PHOTO], []),
+        ("You looked at these trousers recently.", [QUERY], ['reason "You looked" (your history) without its signal']),
+        ("Popular navy trousers.", [QUERY, RECENT], ['reason "Popular" (popularity) without its signal']),
+        ("Trousers like your photo.", [QUERY], ['reason "photo" (a photo) without its signal']),
+    ],
+)
+def test_a_reason_the_answer_does_not_have_fails(sentence: str, signals: list[int], found: list[str]) -> None:
+    assert problems(sentence, JEANS, VOCABULARY, signals) == found
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind", "words", "said"),
+    [
+        ("You looked at them recently.", RECENT, (), True),
+        ("Navy trousers for you.", RECENT, (), False),
+        ("A best-seller this week.", TRENDING, (), True),
+        ("These match the navy pants you searched for.", QUERY, ("navy", "pants"), True),
+        ("These match your search.", QUERY, ("navy", "pants"), False),
+        ("Jeans like the picture you sent.", PHOTO, (), True),
+    ],
+)
+def test_mentions_finds_the_reason_of_a_signal(sentence: str, kind: int, words: tuple[str, ...], said: bool) -> None:
+    assert mentions(sentence, kind, words) is said

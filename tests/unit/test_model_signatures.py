@@ -13,6 +13,7 @@ import pytest
 from atelier.inference.settings import (
     ClipImageSettings,
     ClipTextSettings,
+    ExplainerSettings,
     ModelSettings,
     RerankerSettings,
     TextEmbeddingSettings,
@@ -27,6 +28,7 @@ SETTINGS: dict[str, type[ModelSettings]] = {
     "reranker": RerankerSettings,
     "clip_image": ClipImageSettings,
     "clip_text": ClipTextSettings,
+    "explainer": ExplainerSettings,
 }
 
 
