@@ -70,6 +70,14 @@ class StackClient:
         request = search_service_pb2.SearchTextRequest(query=query, k=k, user_id=user_id)
         return _ranked(self._search.SearchText(request, timeout=self._timeout_s))
 
+    def explained(
+        self, query: str, k: int, explain_top: int, user_id: str = ""
+    ) -> search_service_pb2.SearchTextResponse:
+        """SearchText asking for the top `explain_top` results' explanations: the whole reply. Generation may take
+        seconds on a CPU: the deadline is the client's and a minute, whichever is longer."""
+        request = search_service_pb2.SearchTextRequest(query=query, k=k, user_id=user_id, explain_top=explain_top)
+        return self._search.SearchText(request, timeout=max(self._timeout_s, 60.0))
+
     def search_image(self, image: bytes, k: int, user_id: str = "") -> Ranked:
         """SearchImage; raises grpc.RpcError FAILED_PRECONDITION when the stack runs without vision."""
         request = search_service_pb2.SearchImageRequest(image=image, k=k, user_id=user_id)

@@ -39,6 +39,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="LABEL=FILE",
         help="NDCG@10 at the rerank depths a load run saw (`benchmarks.mixed_load --out FILE`); repeatable",
     )
+    parser.add_argument(
+        "--explained-searches", type=int, default=30, help="searches asking for explanations (0: no section)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "eval", help="report directory")
     parser.set_defaults(run=run_eval)
 
@@ -47,7 +50,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from atelier.offline.catalog.article_images import with_images_folder
     from atelier.offline.catalog.command import choose_dataset
     from atelier.offline.catalog.hm_loader import iter_articles, iter_transactions
-    from atelier.offline.evaluation import report, users, vision
+    from atelier.offline.evaluation import explanations, report, users, vision
     from atelier.offline.evaluation.client import StackClient
     from atelier.offline.evaluation.purchases import last_week_purchases, purchase_queries
     from atelier.offline.evaluation.queries import graded_queries
@@ -74,7 +77,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if vision_off:
             print(f"vision off: {vision_off}", flush=True)
         print(f"{args.queries} held-out attribute queries ...", flush=True)
-        queries = graded_queries(articles, args.queries, args.eval_seed, held_out=True)
+        queries = list(graded_queries(articles, args.queries, args.eval_seed, held_out=True))
         relevance, counts = evaluate_queries(client, queries, hybrid=vision_off is None, depths=curve)
         purchases = None
         if dataset.transactions is not None:
@@ -92,6 +95,13 @@ def run_eval(args: argparse.Namespace) -> int:
         personalised = users.evaluate_users(client, simulated)
         cold = users.simulate_users(articles, args.cold_users, args.eval_seed + 1, run_tag)
         unchanged, compared = users.unchanged_without_history(client, cold, run_tag)
+        explained = None
+        if args.explained_searches:
+            half = args.explained_searches // 2
+            fixed = [(query.text, "") for query, _ in queries[:half]]
+            fixed += [(user.intent, user.user_id) for user in simulated[: args.explained_searches - half]]
+            print(f"{len(fixed)} searches asking for explanations ...", flush=True)
+            explained = explanations.evaluate(client, fixed)
         if vision_off:
             vision_result = vision.off(vision_off)
         else:
@@ -122,6 +132,7 @@ def run_eval(args: argparse.Namespace) -> int:
             "cold_unchanged": unchanged,
         },
         "vision": vision_result,
+        "explanations": explained,
         "notes": NOTES,
     }
     json_path, md_path = report.write(result, args.out)

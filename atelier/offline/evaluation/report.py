@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from atelier.offline.evaluation import rerank_depth
+from atelier.offline.evaluation import explanations, rerank_depth
 from atelier.offline.evaluation.stages import ANN, HYBRID, METRICS, PERSONALISED, RERANK, lift
 
 TARGET_LIFT = 0.10
@@ -128,6 +128,7 @@ def render(report: Mapping[str, Any]) -> str:
         f"- users without history: {users['cold_unchanged']}/{users['cold_users']} answers identical to anonymous",
         "",
         *_vision_section(report.get("vision")),
+        *explanations.section(report.get("explanations")),
         report["notes"],
     ]
     return "\n".join(lines) + "\n"
