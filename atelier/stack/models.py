@@ -3,7 +3,6 @@ model's first version comes from when the repository has none."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from atelier.model_repository.repository import (
     RefusedCheckpoint,
     check_checkpoint,
 )
-from atelier.serving.settings import ROOT, variable_name
+from atelier.serving.settings import ROOT, ExplanationSettings, variable_name
 from atelier.stack.settings import LauncherSettings
 
 # Code and configuration of every model, in git; the runtime repository is built from it.
@@ -139,8 +138,8 @@ def main() -> None:
     repository = ModelRepository(settings.repository_path(), TRITON_MODEL_SOURCE, settings.triton_instance_kind)
     seed_first_versions(repository, say=lambda line: print(line, file=sys.stderr))
     repository.refresh()
-    # The image has no services/: it reads search's own variable (compose and k8s give Triton the same value).
-    generating = os.environ.get("SEARCH_EXPLAIN_MODE", "template").strip().lower() == "llm"
+    # Search's own setting: compose and k8s give Triton the same SEARCH_EXPLAIN_MODE.
+    generating = ExplanationSettings.from_env().mode == "llm"
     for reason in features_off(triton_models(repository, generating)):
         print(f"  {reason}", file=sys.stderr)
     print(",".join(triton_models(repository, generating)))
