@@ -6,16 +6,19 @@ measures the template's cost):
     SEARCH_EXPLAIN_MODE=llm make up
     .venv/bin/python benchmarks/explanation_cost.py [--requests 200] [--explainers 2] [--explain-top 3]
 
-Phase 1: one closed-loop client of plain searches (no explanation), unique queries. Phase 2: the same
-client while `--explainers` closed-loop clients search with `explainTop` (their generations beyond
-SEARCH_EXPLAIN_MAX_IN_FLIGHT get the template's sentences at once). For the plain searches: p50/p95/p99 in
-both phases. For the explained ones: how many, how many sentences were generated and shown, failed the
-check, or were not generated (busy, over budget), and their explain stage and whole latency.
+One closed-loop client of plain searches (no explanation, unique queries), measured three times: alone;
+beside `--explainers` other closed-loop clients searching without explanations (the load alone); beside
+as many asking for `explainTop` (their generations beyond SEARCH_EXPLAIN_MAX_IN_FLIGHT get the template's
+sentences at once). The second and third differ only by the generations: their difference is what
+explanations cost the searches that ask for none. For the explained searches: how many sentences were
+generated and shown, failed the check, or were not generated (busy, over budget), and their explain stage
+and whole latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 import urllib.parse
 
@@ -66,21 +69,27 @@ async def main() -> None:
 
         alone = await plain_phase()
         print(_line("plain searches, alone", alone))
+        others = iter(queries[args.warmup + 3 * args.requests :])
 
-        stop = asyncio.Event()
-        explained: list[tuple[float, dict]] = []
-        others = iter(queries[args.warmup + 2 * args.requests :])
+        async def beside(explain_top: int) -> tuple[list[float], list[tuple[float, dict]]]:
+            stop = asyncio.Event()
+            answers: list[tuple[float, dict]] = []
 
-        async def explainer_client() -> None:
-            while not stop.is_set():
-                explained.append(await _search(session, base, next(others), args.k, args.explain_top))
+            async def other_client() -> None:
+                while not stop.is_set():
+                    answers.append(await _search(session, base, next(others), args.k, explain_top))
 
-        clients = [asyncio.create_task(explainer_client()) for _ in range(args.explainers)]
-        await asyncio.sleep(0.5)
-        beside = await plain_phase()
-        stop.set()
-        await asyncio.gather(*clients)
-    print(_line("plain searches, beside explained ones", beside))
+            clients = [asyncio.create_task(other_client()) for _ in range(args.explainers)]
+            await asyncio.sleep(0.5)
+            measured = await plain_phase()
+            stop.set()
+            await asyncio.gather(*clients)
+            return measured, answers
+
+        loaded, _ = await beside(0)
+        print(_line(f"plain searches, beside {args.explainers} plain clients", loaded))
+        explaining, explained = await beside(args.explain_top)
+        print(_line(f"plain searches, beside {args.explainers} explaining clients", explaining))
     sources = [r.get("explanation", {}).get("source", "") for _, body in explained for r in body["results"]]
     reasons = [
         d["reason"] for _, body in explained for d in body.get("degradations", []) if d["component"] == "explainer"
@@ -95,6 +104,13 @@ async def main() -> None:
         f"{reasons.count('DEGRADATION_REASON_INFERENCE_TIMEOUT')} over budget, "
         f"{reasons.count('DEGRADATION_REASON_MODEL_NOT_READY')} not ready"
     )
+    others = collections.Counter(
+        f"{d['component']} {d['reason'].removeprefix('DEGRADATION_REASON_').lower()}"
+        for _, body in explained
+        for d in body.get("degradations", [])
+        if d["component"] != "explainer"
+    )
+    print(f"  their other degradations: {dict(others) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ template is refused at load: the prompt is a conversation.
 Each FACTS row is the user's turn: the article's own words and why the answer holds it
 (services/search/explanations.py writes it, in words a sentence can copy); the system turn and two worked
 examples are this module's. Small models copy the examples' shape, so they are short and say only what
-their facts say. Decoding is
+their facts say. The fixed turns are run once at load: each generation starts from their keys and values
+(3 sentences on one CPU thread: 2.0 s instead of 2.8). Decoding is
 greedy (the same facts, the same sentence), every row of a dynamic batch in one ``generate`` call, left
 padded; the answer is cut after its first sentence. The caller checks the sentence against the article
 before a shopper reads it (services/search/grounding.py).
@@ -26,6 +27,7 @@ Settings (``ExplainerSettings``, atelier/inference/settings.py), read once at lo
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import re
 from collections.abc import Callable, Sequence
@@ -155,6 +157,18 @@ class CausalExplainer:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.architecture = type(model).__name__
         self.model = place(model, self.device, self.dtype)
+        self._prefix_text, self._prefix_ids, self._prefix_cache = self._cached_prefix()
+
+    def _cached_prefix(self) -> tuple[str, torch.Tensor | None, Any]:
+        """The conversation's fixed turns (instruction and examples), tokenised and run once: every generation
+        starts from their keys and values, so prefill costs only its facts (~45 of ~210 tokens). None when
+        the chat template does not render them as a prefix of every prompt (one that dates its prompts)."""
+        prefix = self.tokenizer.apply_chat_template(messages("")[:-1], tokenize=False)
+        if not all(prompt.startswith(prefix) for prompt in self.prompts(["a", "b"])):
+            return "", None, None
+        ids = self.tokenizer(prefix, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
+        with torch.inference_mode():
+            return prefix, ids, self.model(ids, use_cache=True).past_key_values
 
     def prompts(self, facts: Sequence[str]) -> list[str]:
         return [
@@ -172,17 +186,39 @@ class CausalExplainer:
             def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
                 return torch.full((input_ids.shape[0],), cancelled(), dtype=torch.bool, device=input_ids.device)
 
-        batch = self.tokenizer(self.prompts(facts), return_tensors="pt", padding=True, add_special_tokens=False)
+        input_ids, attention_mask, cache = self._batch(facts)
         with torch.inference_mode():
             out = self.model.generate(
-                **batch.to(self.device),
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                past_key_values=cache,
                 max_new_tokens=self.settings.max_new_tokens,
                 do_sample=False,
                 pad_token_id=self.tokenizer.pad_token_id,
                 stopping_criteria=StoppingCriteriaList([WhenCancelled()]),
             )
-        new = out[:, batch["input_ids"].shape[1] :]
+        new = out[:, input_ids.shape[1] :]
         return [first_sentence(text) for text in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def _batch(self, facts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Input ids, attention mask and the cache to start from: the fixed prefix (its cache repeated for each
+        row), then each row's own tokens, left padded (the padding between them is masked); without a cached
+        prefix, the whole prompts left padded."""
+        prompts = self.prompts(facts)
+        if self._prefix_ids is None:
+            batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            return batch["input_ids"], batch["attention_mask"], None
+        own = [self.tokenizer(p[len(self._prefix_text) :], add_special_tokens=False)["input_ids"] for p in prompts]
+        rows, fixed, longest = len(own), self._prefix_ids.shape[1], max(map(len, own))
+        input_ids = torch.full((rows, fixed + longest), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((rows, fixed + longest), dtype=torch.long)
+        input_ids[:, :fixed], attention_mask[:, :fixed] = self._prefix_ids[0].cpu(), 1
+        for row, ids in enumerate(own):
+            input_ids[row, fixed + longest - len(ids) :] = torch.tensor(ids)
+            attention_mask[row, fixed + longest - len(ids) :] = 1
+        cache = copy.deepcopy(self._prefix_cache)
+        cache.batch_repeat_interleave(rows)
+        return input_ids.to(self.device), attention_mask.to(self.device), cache
 
 
 class TritonPythonModel(TritonModel):

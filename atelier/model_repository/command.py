@@ -20,7 +20,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     publish = models.add_parser("publish", help="serve a checkpoint as the next version of a model, live (no restart)")
     publish.add_argument("model", choices=sorted(FAMILIES), help="clip publishes both CLIP towers")
-    publish.add_argument("source", type=Path, help="a transformers checkpoint directory")
+    publish.add_argument(
+        "source", type=Path, help="a transformers checkpoint directory (explainer: or a folder with one .gguf file)"
+    )
     publish.add_argument(
         "--setting",
         action="append",

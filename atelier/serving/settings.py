@@ -465,9 +465,10 @@ class ExplanationSettings(Settings, env_prefix="SEARCH_EXPLAIN_"):
     past its budget or the model is not ready (each said in the answer's degradations)."""
     budget_s: PositiveFloat = 3.0
     """Deadline of a generation (llm): the results of one answer in one call. Sized on 2 CPU cores, SmolLM2-135M
-    at one thread: ~2.4 s for 3 sentences (docs/performance.md)."""
-    max_generated: PositiveInt = 3
-    """Most results of an answer explained by generated sentences (llm); the others by the template's."""
+    at one thread: one sentence ~1.4 s alone, ~2.5 s beside two busy search clients (docs/performance.md)."""
+    max_generated: PositiveInt = 1
+    """Most results of an answer explained by generated sentences (llm), from the top; the others by the
+    template's. 1, as the original system: three sentences take ~1.8 s alone on 2 CPU cores, past 3 s under load."""
     max_in_flight: PositiveInt = 1
     """Generations running at once (llm); a request that finds them all taken gets the template's sentences at
     once, so searches that ask for no explanation keep their latency."""

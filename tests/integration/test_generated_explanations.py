@@ -31,7 +31,8 @@ GENERATED = "EXPLANATION_SOURCE_GENERATED"
 
 @pytest.fixture(scope="module")
 def llm_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    environment = {"SEARCH_EXPLAIN_MODE": "llm", "SEARCH_EXPLAIN_BUDGET_S": "20"}  # CI's 2 busy cores
+    # Two generated sentences an answer, within a budget for CI's 2 busy cores.
+    environment = {"SEARCH_EXPLAIN_MODE": "llm", "SEARCH_EXPLAIN_MAX_GENERATED": "2", "SEARCH_EXPLAIN_BUDGET_S": "20"}
     with side_stack(tmp_path_factory.mktemp("llm-stack"), 3000, environment) as stack:
         yield stack
 

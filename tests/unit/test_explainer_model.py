@@ -59,3 +59,18 @@ def test_the_conversation_is_the_instruction_the_examples_then_the_facts() -> No
 )
 def test_only_the_first_sentence_is_kept(generated: str, kept: str) -> None:
     assert first_sentence(generated) == kept
+
+
+def test_starting_from_the_cached_prefix_writes_what_the_whole_prompt_does() -> None:
+    """The real packaged model: greedy sentences from the fixed turns' cache equal those of whole prompts."""
+    from atelier.inference.explainer import CausalExplainer
+
+    explainer = CausalExplainer(ExplainerSettings.from_env({"ATELIER_EXPLAINER_MAX_NEW_TOKENS": "12"}))
+    facts = [
+        'Article: red dress (Tilly Dress, women\'s).\nReasons: it matches "red" and "dress" from your search.',
+        "Article: white t-shirt (Basic Tee, divided).\nReasons: you looked at it recently.",
+    ]
+    cached = explainer.generate(facts)
+    assert explainer._prefix_cache is not None
+    explainer._prefix_text, explainer._prefix_ids, explainer._prefix_cache = "", None, None
+    assert cached == explainer.generate(facts) and all(cached)
