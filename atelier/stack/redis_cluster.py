@@ -135,6 +135,18 @@ def parse_nodes(text: str) -> list[Peer]:
     return peers
 
 
+def node_client(host: str, node: Node, password: str | None, timeout_s: float) -> redis.Redis:
+    """A client of one node alone (no cluster routing), each call within `timeout_s`."""
+    return redis.Redis(
+        host=host,
+        port=node.port,
+        password=password,
+        decode_responses=True,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+    )
+
+
 def _nodes(client: redis.Redis) -> list[Peer]:
     return parse_nodes(client.execute_command("CLUSTER", "NODES"))
 
@@ -165,17 +177,7 @@ class Cluster:
         self.host = host
         self.nodes = nodes
         self.primaries = primaries
-        self.clients = {
-            node.port: redis.Redis(
-                host=host,
-                port=node.port,
-                password=password,
-                decode_responses=True,
-                socket_timeout=2,
-                socket_connect_timeout=2,
-            )
-            for node in nodes
-        }
+        self.clients = {node.port: node_client(host, node, password, timeout_s=2) for node in nodes}
         self.seed = self.clients[nodes[0].port]
 
     def close(self) -> None:
@@ -320,14 +322,7 @@ def _nodes_from_any(host: str, nodes: list[Node], password: str | None) -> list[
     """CLUSTER NODES from the first of `nodes` that answers within a second."""
     errors: list[str] = []
     for node in nodes:
-        client = redis.Redis(
-            host=host,
-            port=node.port,
-            password=password,
-            decode_responses=True,
-            socket_timeout=1,
-            socket_connect_timeout=1,
-        )
+        client = node_client(host, node, password, timeout_s=1)
         try:
             return _nodes(client)
         except redis.RedisError as error:

@@ -105,6 +105,7 @@ def _plural(word: str) -> Iterable[str]:
 def article_text(fields: Mapping[str, str]) -> str:
     """Everything the article says of itself, with shoppers' words for it, as `_words` spells text."""
     own = [fields.get(field, "") for field in FIELDS]
+    own += [part for value in own if "/" in value for part in value.split("/")]  # "Jumpsuit/Playsuit" is both
     extra = [word for value in own for word in SHOPPER_WORDS.get(value.lower(), ())]
     audience = AUDIENCE_OF_INDEX_GROUP.get(fields.get("index_group", ""), "")
     if audience:

@@ -64,6 +64,13 @@ def test_a_sentence_claiming_what_the_article_is_not_fails_naming_it(sentence: s
     assert problems(sentence, JEANS, VOCABULARY) == found
 
 
+def test_a_value_of_two_names_is_either() -> None:
+    playsuit = {"name": "Linen Playsuit", "product_type": "Jumpsuit/Playsuit", "colour": "Black"}
+    known = {"product_type": {"jumpsuit/playsuit": "Jumpsuit/Playsuit", "dress": "Dress"}, "colour": {"black": "Black"}}
+    assert problems("This black jumpsuit matches your search.", playsuit, vocabulary(known)) == []
+    assert problems("This black dress matches your search.", playsuit, vocabulary(known)) == ['garment "dress"']
+
+
 def test_off_white_is_white_and_grey_is_gray() -> None:
     shirt = {"name": "Linen Shirt", "product_type": "Shirt", "colour": "Off White", "index_group": "Menswear"}
     assert problems("An off white linen shirt for men, in white.", shirt, VOCABULARY) == []

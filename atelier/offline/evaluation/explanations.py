@@ -45,6 +45,7 @@ def evaluate(client: StackClient, searches: Iterable[tuple[str, str]]) -> dict[s
     explain_ms: list[float] = []
     search_ms: list[float] = []
     examples: list[str] = []
+    refused: list[str] = []
     for query, user_id in searches:
         started = time.perf_counter()
         reply: search_service_pb2.SearchTextResponse = client.explained(query, K, EXPLAIN_TOP, user_id)
@@ -53,6 +54,11 @@ def evaluate(client: StackClient, searches: Iterable[tuple[str, str]]) -> dict[s
         explain_ms += [timing.millis for timing in reply.timings if timing.stage == "explain"]
         reasons = [d.reason for d in reply.degradations if d.component == "explainer"]
         ungrounded += reasons.count(Reason.DEGRADATION_REASON_EXPLANATION_UNGROUNDED)
+        refused += [
+            f"{query!r}: {d.detail}"
+            for d in reply.degradations
+            if d.reason == Reason.DEGRADATION_REASON_EXPLANATION_UNGROUNDED
+        ]
         not_generated += any(reason != Reason.DEGRADATION_REASON_EXPLANATION_UNGROUNDED for reason in reasons)
         for result in reply.results[:EXPLAIN_TOP]:
             explanation = result.explanation
@@ -81,6 +87,7 @@ def evaluate(client: StackClient, searches: Iterable[tuple[str, str]]) -> dict[s
         "search_ms": {"p50": percentile(search_ms, 0.5), "p99": percentile(search_ms, 0.99), "n": len(search_ms)},
         "mean_explain_ms": statistics.fmean(explain_ms) if explain_ms else None,
         "examples": examples,
+        "refused": refused,
     }
 
 
@@ -104,11 +111,12 @@ def section(result: Mapping[str, Any] | None) -> list[str]:
     return [
         *lines,
         f"- generated sentences passing the grounding check: **{result['pass_share']:.1%}** "
-        f"({result['passed']} of {result['generated']}; the {result['ungrounded']} others answered by the template)",
+        f"({result['passed']} of {result['generated']}; {result['ungrounded']} refused, answered by the template)",
         f"- shown sentences giving the reason of the signal that moved the article: **{result['mention_share']:.1%}** "
         f"({result['signal_mentioned']} of {result['passed']})",
         f"- answers not generated (busy, over budget, not ready): {result['answers_not_generated']}",
         f"- explain stage: {_ms(result['explain_ms'])}; whole search: {_ms(result['search_ms'])}",
         *(f"- e.g. {example}" for example in result["examples"][:3]),
+        *(f"- refused: {each}" for each in result.get("refused", [])[:3]),
         "",
     ]
