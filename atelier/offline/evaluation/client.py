@@ -30,6 +30,7 @@ class Ranked:
     scores: list[float]
     degradations: list[str]
     product_types: list[str] = field(default_factory=list)  # of `final`, in its order
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds by stage, as the answer says
 
     def top(self, k: int) -> Ranked:
         """The first k of each order (of an answer asked for ALL_CANDIDATES)."""
@@ -126,4 +127,5 @@ def _ranked(
         scores=[r.score for r in results],
         degradations=[f"{d.component}: {degradation_pb2.DegradationReason.Name(d.reason)}" for d in reply.degradations],
         product_types=[r.article.product_type for r in results],
+        timings={timing.stage: timing.millis for timing in reply.timings},
     )

@@ -57,6 +57,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from atelier.offline.evaluation.relevance import ALL, evaluate_queries
     from atelier.offline.evaluation.rerank_depth import DepthCurve, load_mix
     from atelier.offline.evaluation.rerank_depth import summary as depth_summary
+    from atelier.offline.evaluation.stages import StageLatencies
     from atelier.offline.machine import machine
     from atelier.serving.settings import Endpoints
 
@@ -78,7 +79,10 @@ def run_eval(args: argparse.Namespace) -> int:
             print(f"vision off: {vision_off}", flush=True)
         print(f"{args.queries} held-out attribute queries ...", flush=True)
         queries = list(graded_queries(articles, args.queries, args.eval_seed, held_out=True))
-        relevance, counts = evaluate_queries(client, queries, hybrid=vision_off is None, depths=curve)
+        latencies = StageLatencies()
+        relevance, counts = evaluate_queries(
+            client, queries, hybrid=vision_off is None, depths=curve, latencies=latencies
+        )
         purchases = None
         if dataset.transactions is not None:
             print(f"{args.queries} purchase queries (last week's purchases) ...", flush=True)
@@ -92,7 +96,8 @@ def run_eval(args: argparse.Namespace) -> int:
         simulated = users.simulate_users(articles, args.users, args.eval_seed, run_tag)
         print(f"{len(simulated)} simulated users: sending their clicks ...", flush=True)
         users.send_histories(client, simulated)
-        personalised = users.evaluate_users(client, simulated)
+        per_user: list[dict[str, float | str]] = []
+        personalised = users.evaluate_users(client, simulated, per_user)
         cold = users.simulate_users(articles, args.cold_users, args.eval_seed + 1, run_tag)
         unchanged, compared = users.unchanged_without_history(client, cold, run_tag)
         explained = None
@@ -130,12 +135,14 @@ def run_eval(args: argparse.Namespace) -> int:
             "users": len(simulated),
             "cold_users": compared,
             "cold_unchanged": unchanged,
+            "per_user": per_user,
         },
+        "latency_by_stage": latencies.summary(),
         "vision": vision_result,
         "explanations": explained,
         "notes": NOTES,
     }
-    json_path, md_path = report.write(result, args.out)
+    json_path, md_path, html_path = report.write(result, args.out)
     print(report.render(result))
-    print(f"report: {md_path} and {json_path.name} ({result['seconds']} s)")
+    print(f"report: {md_path}, {html_path.name} (plots) and {json_path.name} ({result['seconds']} s)")
     return 0

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from atelier.offline.evaluation.client import StackClient
+from atelier.offline.evaluation.stages import percentile
 from atelier.serving.shopper_words import SHOPPER_WORDS
 from fashion.v1 import degradation_pb2, explanation_pb2, search_service_pb2
 from services.search.grounding import mentions
@@ -30,13 +31,6 @@ def signal_words(signal: explanation_pb2.ExplanationSignal) -> list[str]:
     value = signal.value.lower()
     words = [value, value.split()[-1]] if value else []
     return [*words, *(word for each in words for word in SHOPPER_WORDS.get(each, ()))]
-
-
-def percentile(values: Sequence[float], share: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def evaluate(client: StackClient, searches: Iterable[tuple[str, str]]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from functools import partial
 from atelier.offline.evaluation.client import ALL_CANDIDATES, StackClient, undegraded
 from atelier.offline.evaluation.queries import AttributeQuery
 from atelier.offline.evaluation.rerank_depth import DepthCurve
-from atelier.offline.evaluation.stages import ANN, HYBRID, PERSONALISED, RERANK, StageTable, score
+from atelier.offline.evaluation.stages import ANN, HYBRID, PERSONALISED, RERANK, StageLatencies, StageTable, score
 
 K = 50
 
@@ -30,12 +30,14 @@ def evaluate_queries(
     relevant_from: int | None = None,
     hybrid: bool = False,
     depths: DepthCurve | None = None,
+    latencies: StageLatencies | None = None,
 ) -> tuple[dict[str, StageTable], dict[str, int]]:
     """Per-stage metrics over all queries and per wording, and counts of reranked and degraded answers.
 
     An article counts as relevant at grade `relevant_from`, by default the query's full match.
     `hybrid` adds the HYBRID stage (SearchHybrid with the query text only; the stack needs vision).
-    `depths`, when given, collects NDCG@10 at every rerank depth of the full-depth answers.
+    `depths`, when given, collects NDCG@10 at every rerank depth of the full-depth answers; `latencies` each
+    answer's stage timings.
     """
     tables = {ALL: StageTable(), CATALOGUE_WORDS: StageTable(), SHOPPER_WORDS: StageTable()}
     counts = {"queries": 0, "reranked": 0, "degraded": 0} | ({"hybrid_degraded": 0} if hybrid else {})
@@ -45,6 +47,8 @@ def evaluate_queries(
         if depths is not None and every.reranked and not every.degradations:
             depths.add(every, grades)
         counts["queries"] += 1
+        if latencies is not None:
+            latencies.add(answer.timings)
         counts["reranked"] += answer.reranked
         counts["degraded"] += bool(answer.degradations)
         threshold = relevant_from or query.max_grade

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from atelier.offline.evaluation import explanations, rerank_depth
+from atelier.offline.evaluation import explanations, html_report, rerank_depth
 from atelier.offline.evaluation.stages import ANN, HYBRID, METRICS, PERSONALISED, RERANK, lift
 
 TARGET_LIFT = 0.10
@@ -134,10 +134,12 @@ def render(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(report: Mapping[str, Any], out_dir: Path) -> tuple[Path, Path]:
+def write(report: Mapping[str, Any], out_dir: Path) -> tuple[Path, Path, Path]:
+    """The report as JSON, Markdown and HTML with plots (atelier/offline/evaluation/html_report.py)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = "eval-" + report["created"].replace(":", "").replace("-", "")
-    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    json_path, md_path, html_path = (out_dir / f"{stem}.{suffix}" for suffix in ("json", "md", "html"))
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     md_path.write_text(render(report))
-    return json_path, md_path
+    html_path.write_text(html_report.render(report))
+    return json_path, md_path, html_path

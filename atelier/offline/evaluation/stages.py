@@ -50,3 +50,29 @@ def lift(means: Mapping[str, Mapping[str, float]], base: str, stage: str, metric
     if base not in means or stage not in means or means[base][metric] == 0:
         return None
     return means[stage][metric] / means[base][metric] - 1
+
+
+@dataclass
+class StageLatencies:
+    """Milliseconds each stage took, over the answers seen so far (the answers' own timings)."""
+
+    millis: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, timings: Mapping[str, float]) -> None:
+        for stage, ms in timings.items():
+            self.millis.setdefault(stage, []).append(ms)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per stage: answers, p50 and p95 in milliseconds."""
+        return {
+            stage: {"n": len(values), "p50": percentile(values, 0.5), "p95": percentile(values, 0.95)}
+            for stage, values in self.millis.items()
+        }
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """The value below which `share` of `values` lie (nearest rank); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]

@@ -106,15 +106,21 @@ def send_histories(client: StackClient, users: Sequence[SimulatedUser]) -> None:
         client.wait_for_clicks(user.user_id, len(user.history))
 
 
-def evaluate_users(client: StackClient, users: Sequence[SimulatedUser]) -> StageTable:
-    """Stage metrics of the users' held-out intents; their histories must already be applied."""
+def evaluate_users(
+    client: StackClient, users: Sequence[SimulatedUser], per_user: list[dict[str, float | str]] | None = None
+) -> StageTable:
+    """Stage metrics of the users' held-out intents; their histories must already be applied. `per_user`, when
+    given, gets each user's NDCG@10 anonymous (rerank) and personalised."""
     table = StageTable()
     for user in users:
         anonymous = undegraded(partial(client.search, user.intent, ALL_CANDIDATES)).top(K)
         personal = undegraded(partial(client.search, user.intent, ALL_CANDIDATES, user_id=user.user_id)).top(K)
         table.add(ANN, score(anonymous.retrieval, user.grades, 2))
-        table.add(RERANK, score(anonymous.final, user.grades, 2))
-        table.add(PERSONALISED, score(personal.final, user.grades, 2))
+        reranked, personalised = score(anonymous.final, user.grades, 2), score(personal.final, user.grades, 2)
+        table.add(RERANK, reranked)
+        table.add(PERSONALISED, personalised)
+        if per_user is not None:
+            per_user.append({"user": user.user_id, RERANK: reranked["ndcg@10"], PERSONALISED: personalised["ndcg@10"]})
     return table
 
 
