@@ -17,6 +17,9 @@ from atelier.serving.redis_clients import AsyncRedis, SyncRedis, as_text
 # Every article field, and the category personalisation counts (atelier.serving.articles.category).
 ITEM_FIELDS = (*FIELDS, "category")
 CATALOG_META_KEY = "catalog:meta"
+# Fields of CATALOG_META_KEY: the files the catalogue was loaded from (re-indexes; search's article photos).
+ARTICLES_PATH = "articles_path"
+IMAGES_PATH = "images_path"
 
 
 def item_key(article_id: str) -> str:

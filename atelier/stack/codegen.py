@@ -19,7 +19,7 @@ PROTO_DIR = ROOT / "proto"
 BUILD_DIR = ROOT / "build"
 PROTO_DEPS_DIR = BUILD_DIR / "proto-deps"
 DESCRIPTOR_SET = BUILD_DIR / "fashion.binpb"
-GOOGLE_API_PROTOS = ("google/api/annotations.proto", "google/api/http.proto")
+GOOGLE_API_PROTOS = ("google/api/annotations.proto", "google/api/http.proto", "google/api/httpbody.proto")
 # Compiled into the descriptor set so that Envoy transcodes rich error details.
 EXTRA_DESCRIPTOR_PROTOS = ("google/rpc/status.proto", "google/rpc/error_details.proto")
 

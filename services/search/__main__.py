@@ -30,6 +30,7 @@ from services.search.filter_values import FilterValues
 from services.search.generated_explanations import GeneratedExplanations
 from services.search.index_bindings import IndexBindings
 from services.search.personalisation import Personaliser
+from services.search.photos import ArticlePhotos
 from services.search.pipeline import SearchPipeline
 from services.search.recall import ClipTextRecall, HybridRecall, ImageRecall, Recalls, Retrieval, Side, TextRecall
 from services.search.rerank import RerankStage
@@ -143,7 +144,9 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
     await fallback.warm()
     pipeline = SearchPipeline(personaliser, fallback, settings.ann.candidates, rerank, generated)
 
-    servicer = SearchServicer(pipeline, recalls, settings.limits, filter_values)
+    photos = ArticlePhotos(endpoints, settings.filter_values_refresh_s)
+    resources.push_async_callback(photos.close)
+    servicer = SearchServicer(pipeline, recalls, settings.limits, filter_values, photos)
     pb_grpc.add_SearchServiceServicer_to_server(servicer, server)
     return [SERVICE_NAME]
 

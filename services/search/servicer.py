@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import grpc
+from google.api import httpbody_pb2
 from opentelemetry import trace
 from prometheus_client import Counter
 
+from atelier.offline.catalog.schema import normalise_article_id
 from atelier.serving.dependency import DependencyError
 from atelier.serving.rpc import FieldViolation, InvalidArgument, abort_invalid_argument
 from fashion.v1 import search_service_pb2 as pb
@@ -20,6 +22,7 @@ from services.search.answers import Answer, reason_label
 from services.search.config import RequestLimits
 from services.search.filter_values import FilterValues
 from services.search.image_validation import CheckedImage, check_image
+from services.search.photos import ArticlePhotos, PhotosUnavailable
 from services.search.pipeline import NoAnswer, SearchPipeline
 from services.search.recall import Recall, Recalls
 from services.search.single_flight import SingleFlight
@@ -37,6 +40,7 @@ DEGRADED = Counter("search_degraded", "Searches answered with a degradation, by 
 SHARED = Counter(
     "search_single_flight_shared", "Searches answered by an identical search's run already in flight.", ["method"]
 )
+PHOTO_CACHE_CONTROL = "public, max-age=86400"
 Response = TypeVar("Response", pb.SearchTextResponse, pb.SearchImageResponse, pb.SearchHybridResponse)
 
 
@@ -46,6 +50,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
     recalls: Recalls
     limits: RequestLimits
     filter_values: FilterValues
+    photos: ArticlePhotos
     # Identical requests in flight at once share one run of the pipeline.
     flights: SingleFlight[tuple[str, bytes], Answer] = field(default_factory=SingleFlight)
 
@@ -53,6 +58,23 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         self, request: pb.SearchTextRequest, context: grpc.aio.ServicerContext
     ) -> pb.SearchTextResponse:
         return await self._search(request, context, self.recalls.text, pb.SearchTextResponse)
+
+    async def GetArticlePhoto(
+        self, request: pb.GetArticlePhotoRequest, context: grpc.aio.ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        try:
+            article_id = normalise_article_id(request.article_id)
+        except ValueError as error:
+            await abort_invalid_argument(context, InvalidArgument([FieldViolation("article_id", str(error))]))
+        try:
+            photo = await self.photos.read(article_id)
+        except PhotosUnavailable as error:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        if photo is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"article {article_id} has no photo in the catalogue")
+        # A photo changes only with a catalogue load: browsers and caches may keep it a day.
+        await context.send_initial_metadata((("cache-control", PHOTO_CACHE_CONTROL),))
+        return httpbody_pb2.HttpBody(content_type="image/jpeg", data=photo)
 
     async def SearchImage(
         self, request: pb.SearchImageRequest, context: grpc.aio.ServicerContext

@@ -234,8 +234,7 @@ async def _prepared_chunks(
         await asyncio.sleep(0)
 
 
-ARTICLES_PATH = "articles_path"
-IMAGES_PATH = "images_path"
+ARTICLES_PATH, IMAGES_PATH = item_store.ARTICLES_PATH, item_store.IMAGES_PATH
 
 
 class NoCatalogue(RuntimeError):
