@@ -70,6 +70,7 @@ def test_rest_routes_match_the_contract() -> None:
         ("POST", "/v1/search"): "SearchService.SearchText",
         ("POST", "/v1/search:image"): "SearchService.SearchImage",
         ("POST", "/v1/search:hybrid"): "SearchService.SearchHybrid",
+        ("GET", "/v1/articles/{article_id}/photo"): "SearchService.GetArticlePhoto",
         ("GET", "/v1/users/{user_id}/features"): "FeaturesService.GetUserFeatures",
         ("GET", "/v1/popular"): "FeaturesService.ListPopularItems",
         ("POST", "/v1/events/clicks"): "EventsService.RecordClick",

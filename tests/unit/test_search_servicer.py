@@ -39,7 +39,7 @@ class FakeContext:
 )
 async def test_with_vision_off_image_and_hybrid_search_name_the_setting(method: str, request_message: object) -> None:
     text_only = Recalls(text=None)  # type: ignore[arg-type]
-    servicer = SearchServicer(None, text_only, RequestLimits(), None)  # type: ignore[arg-type]
+    servicer = SearchServicer(None, text_only, RequestLimits(), None, None)  # type: ignore[arg-type]
     context = FakeContext()
     with pytest.raises(Aborted):
         await getattr(servicer, method)(request_message, context)
@@ -60,7 +60,7 @@ async def test_a_degraded_answer_counts_once_per_reason() -> None:
 
     before = count()
     recalls = Recalls(text=object())  # type: ignore[arg-type]
-    servicer = SearchServicer(DegradedPipeline(), recalls, RequestLimits(), SimpleNamespace(values=None))  # type: ignore[arg-type]
+    servicer = SearchServicer(DegradedPipeline(), recalls, RequestLimits(), SimpleNamespace(values=None), None)  # type: ignore[arg-type]
     response = await servicer.SearchText(pb.SearchTextRequest(query="red dress"), FakeContext())  # type: ignore[arg-type]
     assert len(response.degradations) == 2
     assert count() == before + 1
@@ -76,7 +76,7 @@ async def test_identical_searches_in_flight_share_one_run_and_report_its_rerank_
             return Answer([], rerank_depth=40)
 
     recalls = Recalls(text=object())  # type: ignore[arg-type]
-    servicer = SearchServicer(SlowPipeline(), recalls, RequestLimits(), SimpleNamespace(values=None))  # type: ignore[arg-type]
+    servicer = SearchServicer(SlowPipeline(), recalls, RequestLimits(), SimpleNamespace(values=None), None)  # type: ignore[arg-type]
     same = pb.SearchTextRequest(query="red dress", user_id="u1")
     other = pb.SearchTextRequest(query="red dress", user_id="u2")  # another user: not the same search
     responses = await asyncio.gather(
