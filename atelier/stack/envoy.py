@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from atelier.stack.replicas import REPLICATED, replicas
 from atelier.stack.settings import LauncherSettings
 
 TEMPLATE = ROOT / "envoy" / "envoy.yaml.tmpl"
+# The storefront page Envoy serves at / (static, in git): inlined into the config, so every deployment that
+# renders the config serves it, with no file of its own to mount.
+STOREFRONT = ROOT / "envoy" / "storefront.html"
 
 # Upstream timeouts at the edge; the services apply tighter deadlines inside.
 ROUTE_TIMEOUTS = {"SEARCH_TIMEOUT": "5s", "FEATURES_TIMEOUT": "2s", "EVENTS_TIMEOUT": "5s"}
@@ -62,6 +66,7 @@ def render_config(
         ADMIN_PORT=endpoints.envoy_admin_port,
         STATS_PORT=endpoints.envoy_stats_port,
         DESCRIPTOR_SET=descriptor_set,
+        STOREFRONT=json.dumps(STOREFRONT.read_text()),  # a JSON string is a YAML double-quoted scalar
         MAX_REQUEST_BYTES=limits.max_request_bytes,
         MAX_CONNECTIONS=limits.max_connections,
         REQUEST_HEADERS_TIMEOUT=_seconds(limits.request_headers_timeout_s),
