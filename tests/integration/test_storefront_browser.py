@@ -81,7 +81,7 @@ def test_a_click_moves_its_card_up_on_the_next_search(browser, stack: Stack, cat
     from selenium.webdriver.support.ui import WebDriverWait
 
     _page(browser, stack)
-    shopper = "demo-ada"
+    shopper = "demo-ben"  # test_storefront.py clicks as demo-ada
     ids = _search(browser, "black trousers", shopper)
     assert len(ids) >= 10, browser.find_element(By.ID, "status").text
     wait = WebDriverWait(browser, WAIT_S)
