@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from atelier.files import write_private
-from atelier.model_repository.repository import ModelRepository
 from atelier.serving.settings import REDIS_PASSWORD_FILE, Endpoints
 from atelier.serving.topics import Topics
 from atelier.stack import StackError, prometheus, readiness, redis_cluster
@@ -151,17 +150,12 @@ def _cluster_formation(endpoints: Endpoints, primaries: int, password: str) -> C
     )
 
 
-def loaded_models(repository: ModelRepository) -> list[str]:
-    """The models the local Triton loads: the explainer only when search generates explanations."""
-    return triton_models(repository, SearchSettings.from_env().explanations.mode == "llm")
-
-
 def build_components(endpoints: Endpoints, state: Path) -> list[Component]:
     host = endpoints.host
     python = sys.executable
     milvus_ports = tuple(derive_ports(endpoints.milvus_port).values())
     repository = model_repository(state)
-    models = loaded_models(repository)
+    models = triton_models(repository)
     # Search's own settings, checked before anything starts; the launcher decides its feature switches.
     search = SearchSettings.from_env()
     topic_settings = Topics.from_env()

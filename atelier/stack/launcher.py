@@ -15,9 +15,9 @@ from atelier.edge.keys import KeyFile
 from atelier.edge.settings import KeyFileSettings
 from atelier.serving.settings import ROOT, Endpoints, Tracing, state_dir
 from atelier.stack import StackError, envoy, restarts
-from atelier.stack.components import Component, build_components, loaded_models
+from atelier.stack.components import Component, build_components
 from atelier.stack.logfiles import tail
-from atelier.stack.models import features_off, model_repository, seed_first_versions
+from atelier.stack.models import features_off, model_repository, seed_first_versions, triton_models
 from atelier.stack.readiness import port_in_use
 from atelier.stack.supervisor import RESTARTS_LISTENER, Program, Supervisor, render_config
 from atelier.stack.trace_receiver import local_tracing_environment
@@ -96,7 +96,7 @@ class Stack:
             if component.prepare is not None:
                 component.prepare()
         self._write_configs(components)
-        for reason in features_off(loaded_models(repository)):
+        for reason in features_off(triton_models(repository)):
             self.say(f"  {reason}")
         supervisor = self.supervisor
         if supervisor.is_running():

@@ -81,14 +81,14 @@ TRAINED_WEIGHTS = (RERANKER_WEIGHTS, CLIP_WEIGHTS)
 
 def seed_first_versions(repository: ModelRepository, say: Callable[[str], None]) -> None:
     """Version 1 of each family that has none yet, from its configured weights when they exist."""
-    if not _has_versions(repository, FAMILIES["text_embedding"]):
-        model_dir = TextEmbeddingSettings.from_env().model_dir
-        source = model_dir.expanduser().resolve() if model_dir is not None else None
-        _seed(repository, FAMILIES["text_embedding"], source, str(source) if source else PACKAGED_TEXT_WEIGHTS, say)
-    if not _has_versions(repository, FAMILIES["explainer"]):
-        model_dir = ExplainerSettings.from_env().model_dir
-        source = model_dir.expanduser().resolve() if model_dir is not None else None
-        _seed(repository, FAMILIES["explainer"], source, str(source) if source else PACKAGED_EXPLAINER, say)
+    for family, model_dir, packaged in (
+        (FAMILIES["text_embedding"], TextEmbeddingSettings.from_env().model_dir, PACKAGED_TEXT_WEIGHTS),
+        (FAMILIES["explainer"], ExplainerSettings.from_env().model_dir, PACKAGED_EXPLAINER),
+    ):
+        # Packaged weights by default: the version names them, and has no checkpoint of its own.
+        if not _has_versions(repository, family):
+            source = model_dir.expanduser().resolve() if model_dir is not None else None
+            _seed(repository, family, source, str(source) if source else packaged, say)
     for weights in TRAINED_WEIGHTS:
         if _has_versions(repository, weights.family) or not weights.present():
             continue
@@ -114,12 +114,14 @@ def _seed(
     say(f"  {family.name}: version 1 published from {described_as}")
 
 
-def triton_models(repository: ModelRepository, generating: bool) -> list[str]:
+def triton_models(repository: ModelRepository) -> list[str]:
     """Models Triton loads: those ATELIER_TRITON_MODELS names, else every model with a version to serve that
-    search uses (the explainer only when search is `generating` explanations, SEARCH_EXPLAIN_MODE=llm)."""
+    search uses (the explainer only when search generates explanations, SEARCH_EXPLAIN_MODE=llm: compose and
+    k8s give Triton's start script the same variable)."""
     chosen = LauncherSettings.from_env().chosen_models
     if chosen is not None:
         return chosen
+    generating = ExplanationSettings.from_env().mode == "llm"
     unused = set() if generating else set(FAMILIES["explainer"].models)
     return [
         name for name in repository.model_names() if repository.model(name).serving() is not None and name not in unused
@@ -138,11 +140,9 @@ def main() -> None:
     repository = ModelRepository(settings.repository_path(), TRITON_MODEL_SOURCE, settings.triton_instance_kind)
     seed_first_versions(repository, say=lambda line: print(line, file=sys.stderr))
     repository.refresh()
-    # Search's own setting: compose and k8s give Triton the same SEARCH_EXPLAIN_MODE.
-    generating = ExplanationSettings.from_env().mode == "llm"
-    for reason in features_off(triton_models(repository, generating)):
+    for reason in features_off(triton_models(repository)):
         print(f"  {reason}", file=sys.stderr)
-    print(",".join(triton_models(repository, generating)))
+    print(",".join(triton_models(repository)))
 
 
 if __name__ == "__main__":

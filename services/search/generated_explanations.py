@@ -83,12 +83,11 @@ class GeneratedExplanations:
         finally:
             self.in_flight -= 1
         degradations = []
-        for each, text in zip(chosen, texts, strict=True):
+        for position, (each, text) in enumerate(zip(chosen, texts, strict=True), 1):
             found = problems(text, each.fields, words, [signal.kind for signal in each.signals]) if text else ["empty"]
             if found:
                 SENTENCES.labels("ungrounded").inc()
-                rank = each.result.rank or chosen.index(each) + 1
-                detail = f"result {rank}: {'; '.join(found)} in {text!r}"
+                detail = f"result {each.result.rank or position}: {'; '.join(found)} in {text!r}"
                 degradations.append(
                     degradation(
                         Reason.DEGRADATION_REASON_EXPLANATION_UNGROUNDED, self._dependency.name, FALLBACK, detail

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from atelier.offline.catalog.hm_loader import HMDataset
+from atelier.offline.catalog.hm_loader import photo_path
 from atelier.serving import redis_clients
 from atelier.serving.item_store import CATALOG_META_KEY, IMAGES_PATH
 from atelier.serving.settings import Endpoints
@@ -49,8 +49,7 @@ class ArticlePhotos:
             raise PhotosUnavailable("no catalogue load recorded a photos folder: run `atelier catalog load`")
         if not await asyncio.to_thread(folder.is_dir):
             raise PhotosUnavailable(f"the catalogue's photos folder {folder} is not mounted in this search process")
-        path = HMDataset(directory=folder, articles=folder, images=folder).image_path(article_id)
-        return None if path is None else await asyncio.to_thread(_read, path)
+        return await asyncio.to_thread(_read, photo_path(folder, article_id))
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -89,10 +89,13 @@ class HMDataset:
 
         The file itself may be missing: H&M has no picture for some articles.
         """
-        if self.images is None:
-            return None
-        normalised = normalise_article_id(article_id)
-        return self.images / normalised[:3] / f"{normalised}.jpg"
+        return None if self.images is None else photo_path(self.images, article_id)
+
+
+def photo_path(images: Path, article_id: str) -> Path:
+    """images/0XX/0XXXXXXXXX.jpg: where a catalogue's images folder keeps the article's photo."""
+    normalised = normalise_article_id(article_id)
+    return images / normalised[:3] / f"{normalised}.jpg"
 
 
 def find_hm_dataset(directory: str | Path) -> HMDataset | None:

@@ -46,14 +46,11 @@ def evaluate(client: StackClient, searches: Iterable[tuple[str, str]]) -> dict[s
         search_ms.append((time.perf_counter() - started) * 1000)
         answers += 1
         explain_ms += [timing.millis for timing in reply.timings if timing.stage == "explain"]
-        reasons = [d.reason for d in reply.degradations if d.component == "explainer"]
-        ungrounded += reasons.count(Reason.DEGRADATION_REASON_EXPLANATION_UNGROUNDED)
-        refused += [
-            f"{query!r}: {d.detail}"
-            for d in reply.degradations
-            if d.reason == Reason.DEGRADATION_REASON_EXPLANATION_UNGROUNDED
-        ]
-        not_generated += any(reason != Reason.DEGRADATION_REASON_EXPLANATION_UNGROUNDED for reason in reasons)
+        explainer = [d for d in reply.degradations if d.component == "explainer"]
+        failed = [d for d in explainer if d.reason == Reason.DEGRADATION_REASON_EXPLANATION_UNGROUNDED]
+        ungrounded += len(failed)
+        refused += [f"{query!r}: {d.detail}" for d in failed]
+        not_generated += len(failed) < len(explainer)
         for result in reply.results[:EXPLAIN_TOP]:
             explanation = result.explanation
             if explanation.source != explanation_pb2.EXPLANATION_SOURCE_GENERATED:
