@@ -1219,6 +1219,8 @@ def test_compose_triton_serves_the_repository_volume_the_models_tool_publishes_i
     # An embedding model re-embeds the catalogue from the files catalog-load left.
     assert compose_mounts(services["catalog-load"])["/app/data"] == ("catalog-data", "")
     assert compose_mounts(models)["/app/data"] == ("catalog-data", "ro")
+    # Search serves the articles' photos from the folder the load records there.
+    assert compose_mounts(services["search"])["/app/data"] == ("catalog-data", "ro")
 
 
 def test_k8s_triton_mounts_the_repository_claim_where_atelier_model_repository_names() -> None:

@@ -397,6 +397,32 @@ def test_production_runs_several_replicas_of_everything_stateless_spread_over_no
         assert replicas <= partitions and partitions % replicas == 0, name
 
 
+@pytest.mark.parametrize("kustomization", OVERLAYS)
+def test_every_search_pod_reads_the_photos_catalog_load_writes(kustomization: str) -> None:
+    documents = render(kustomization)
+    search = find(documents, "Deployment", "search")
+    catalog_load = find(documents, "Job", "catalog-load")
+
+    def claim_at(workload: dict[str, Any], path: str) -> tuple[str, bool]:
+        spec = workload["spec"]["template"]["spec"]
+        (mount,) = [m for c in spec["containers"] for m in c.get("volumeMounts", []) if m["mountPath"] == path]
+        (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+        return volume["persistentVolumeClaim"]["claimName"], mount.get("readOnly", False)
+
+    # The photos folder the load records (under /app/data) is the same path in every search pod.
+    claim, read_only = claim_at(search, "/app/data")
+    assert (claim, read_only) == (claim_at(catalog_load, "/app/data")[0], True)
+    access = find(documents, "PersistentVolumeClaim", claim)["spec"]["accessModes"]
+    autoscaled = any(
+        h["spec"]["scaleTargetRef"]["name"] == "search" for h in of_kind(documents, "HorizontalPodAutoscaler").values()
+    )
+    if autoscaled or search["spec"].get("replicas", 1) > 1:
+        # Search pods on any node, beside the Job that writes the files.
+        assert access == ["ReadWriteMany"]
+    else:
+        assert kustomization == "local" and access == ["ReadWriteOnce"]
+
+
 def test_production_edge_is_a_gateway_to_envoy_over_http2() -> None:
     documents = render("production")
     (gateway,) = of_kind(documents, "Gateway").values()
