@@ -9,9 +9,12 @@ of 100 pairs per query as Triton gets it, and is measured on
   instance has them (ATELIER_RERANK_NUM_THREADS, 2);
 - NDCG@10 of the candidates in its order, against ANN's and full precision's.
 
-Runtimes: torch fp32 (the reference), torch int8 (today's default: dynamic int8 per output channel, head
-kept), ONNX Runtime fp32 and int8 (the files `atelier models publish` exports, onnx_runtime.py), and
-OpenVINO fp32 on the exported graph when the openvino package is installed (`pip install openvino`).
+Runtimes: torch fp32 (the reference), torch int8 (dynamic int8 per output channel, head kept: the
+default on CPUs without AMX), torch bf16 (the default where the CPU has AMX tiles), ONNX Runtime fp32 and
+int8 (the files `atelier models publish` exports, onnx_runtime.py), and OpenVINO fp32 and bf16 (its
+inference precision hint) on the exported graph when the openvino package is installed (`pip install
+openvino`). The torch rows run the last layer for the first token only, as the reranker serves; one row
+runs bf16's whole last layer.
 
     .venv/bin/python -m benchmarks.reranker_runtimes [--checkpoint models/reranker] [--queries 200]
 
@@ -31,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from atelier.inference.cpu_features import has_amx_bf16
 from atelier.inference.onnx_runtime import FILES, OnnxSession, export_version
 from atelier.inference.reranker import CrossEncoder, RerankerSettings, log_odds, tokenize_pairs
 from atelier.offline.evaluation.client import ALL_CANDIDATES, StackClient
@@ -65,9 +69,14 @@ def candidates(args: argparse.Namespace) -> list[Found]:
     return found
 
 
-def torch_scorer(encoder: CrossEncoder) -> Scorer:
+def torch_scorer(encoder: CrossEncoder, whole: bool = False) -> Scorer:
+    """The encoder's torch forward as it serves (the last layer for the first token only), or the whole
+    model's."""
+
     def score(batch: dict[str, torch.Tensor]) -> np.ndarray:
         with torch.inference_mode():
+            if encoder.first_token is not None and not whole:
+                return log_odds(encoder.first_token(batch).float()).numpy()
             return log_odds(encoder.model(**batch).logits.float()).numpy()
 
     return score
@@ -78,12 +87,13 @@ def onnx_scorer(path: Path, threads: int) -> Scorer:
     return lambda batch: log_odds(torch.from_numpy(session(batch)).float()).numpy()
 
 
-def openvino_scorer(path: Path, threads: int) -> Scorer | None:
+def openvino_scorer(path: Path, threads: int, precision: str) -> Scorer | None:
     try:
         import openvino
     except ImportError:
         return None
-    compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads})
+    config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision}
+    compiled = openvino.Core().compile_model(str(path), "CPU", config)
     names = [port.get_any_name() for port in compiled.inputs]
     return lambda batch: log_odds(torch.from_numpy(compiled({n: batch[n].numpy() for n in names})[0])).numpy()
 
@@ -121,7 +131,7 @@ def main() -> None:
     print(machine())
     found = candidates(args)
     common = {"model_dir": args.checkpoint, "max_length": args.max_length, "runtime": "torch"}
-    fp32 = CrossEncoder(RerankerSettings(quantize="none", **common))
+    fp32 = CrossEncoder(RerankerSettings(quantize="none", precision="fp32", **common))
     batches = [dict(tokenize_pairs(fp32.tokenizer, [q] * len(p), p, fp32.settings.max_length)) for q, _, p, _ in found]
     ann = statistics.fmean(ndcg_at_k(ids, grades, 10) for _, ids, _, grades in found)
     tokens = statistics.fmean(int(batch["attention_mask"].sum()) / len(batch["attention_mask"]) for batch in batches)
@@ -129,7 +139,8 @@ def main() -> None:
     print(
         f"{args.checkpoint}, {len(found)} held-out queries (seed {args.eval_seed}), {ALL_CANDIDATES} candidates a "
         f"call, {args.threads} threads, max_length {fp32.settings.max_length} (pairs {tokens:.1f} tokens on "
-        f"average, padded to {padded:.1f}); load {os.getloadavg()[0]:.2f}; NDCG@10 of ANN order {ann:.4f}"
+        f"average, padded to {padded:.1f}); load {os.getloadavg()[0]:.2f}; NDCG@10 of ANN order {ann:.4f}; "
+        f"AMX bf16 tiles: {'yes' if has_amx_bf16() else 'no'}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         version = Path(tmp)
@@ -138,13 +149,18 @@ def main() -> None:
         if skipped:
             raise SystemExit(f"export failed: {skipped}")
         print(f"export + fusions + int8: {time.perf_counter() - started:.1f} s")
-        int8 = CrossEncoder(RerankerSettings(quantize="int8", **common))
+        int8 = CrossEncoder(RerankerSettings(quantize="int8", precision="fp32", **common))
+        bf16 = CrossEncoder(RerankerSettings(quantize="none", precision="bf16", **common))
+        onnx_fp32 = version / "onnx" / FILES["none"]
         runtimes: dict[str, Scorer | None] = {
             "torch fp32": torch_scorer(fp32),
             "torch int8": torch_scorer(int8),
-            "onnxruntime fp32": onnx_scorer(version / "onnx" / FILES["none"], args.threads),
+            "torch bf16, whole last layer": torch_scorer(bf16, whole=True),
+            "torch bf16": torch_scorer(bf16),
+            "onnxruntime fp32": onnx_scorer(onnx_fp32, args.threads),
             "onnxruntime int8": onnx_scorer(version / "onnx" / FILES["int8"], args.threads),
-            "openvino fp32": openvino_scorer(version / "onnx" / FILES["none"], args.threads),
+            "openvino fp32": openvino_scorer(onnx_fp32, args.threads, "f32"),
+            "openvino bf16": openvino_scorer(onnx_fp32, args.threads, "bf16"),
         }
         print("| runtime | p50 ms | p95 ms | min ms | vs torch int8 (p50) | NDCG@10 | vs fp32 |")
         print("|---|---|---|---|---|---|---|")

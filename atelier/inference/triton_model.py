@@ -49,7 +49,7 @@ def l2_normalise(vectors: torch.Tensor) -> torch.Tensor:
 
 
 CPU = torch.device("cpu")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PRECISION_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 
 
@@ -81,11 +81,12 @@ def instance_device(args: Mapping[str, str], cuda_devices: int | None = None) ->
     return torch.device("cuda", index)
 
 
-def model_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The dtype of a model's weights and activations: fp16 or fp32 as ``precision`` says; ``auto`` is
-    fp16 on CUDA, fp32 on CPU (fp16 runs on CPU too, slowly: the tolerance tests use it)."""
+def model_dtype(precision: str, device: torch.device, cpu_auto: torch.dtype = torch.float32) -> torch.dtype:
+    """The dtype of a model's weights and activations: fp16, bf16 or fp32 as ``precision`` says; ``auto``
+    is fp16 on CUDA, ``cpu_auto`` on CPU (fp32 unless the model says otherwise; fp16 runs on CPU too,
+    slowly: the tolerance tests use it)."""
     if precision == "auto":
-        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+        return torch.float16 if torch.device(device).type == "cuda" else cpu_auto
     if precision not in DTYPES:
         raise ValueError(f"precision must be one of auto, {', '.join(DTYPES)}, got {precision!r}")
     return DTYPES[precision]

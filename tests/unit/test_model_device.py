@@ -93,13 +93,17 @@ def test_torch_is_asked_when_not_told() -> None:
 # -- precision ----------------------------------------------------------------------------------
 
 
-def test_auto_is_fp16_on_cuda_and_fp32_on_cpu() -> None:
+def test_auto_is_fp16_on_cuda_and_fp32_on_cpu_unless_the_model_says() -> None:
     assert model_dtype("auto", CPU) == torch.float32
     assert model_dtype("auto", torch.device("cuda", 0)) == torch.float16
     assert model_dtype("fp16", CPU) == torch.float16
     assert model_dtype("fp32", torch.device("cuda", 0)) == torch.float32
-    with pytest.raises(ValueError, match="precision must be one of auto, fp32, fp16, got 'bf16'"):
-        model_dtype("bf16", CPU)
+    assert model_dtype("bf16", CPU) == torch.bfloat16
+    # A model may mean something else by auto on CPU (the reranker: bf16 where AMX multiplies it).
+    assert model_dtype("auto", CPU, cpu_auto=torch.bfloat16) == torch.bfloat16
+    assert model_dtype("auto", torch.device("cuda", 0), cpu_auto=torch.bfloat16) == torch.float16
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, fp16, bf16, got 'fp8'"):
+        model_dtype("fp8", CPU)
 
 
 @pytest.mark.parametrize(
@@ -116,8 +120,9 @@ def test_each_model_has_a_precision_setting(settings_cls: Any, field: str, varia
     assert getattr(settings_cls.from_env({variable: " FP16 "}), field) == "fp16"
     parameter = variable.removeprefix("ATELIER_").lower()
     assert getattr(settings_cls.from_env({}, {parameter: "fp32"}), field) == "fp32"
-    with pytest.raises(SettingsError, match=f"{variable} must be one of auto, fp32, fp16, got 'bf16'"):
-        settings_cls.from_env({variable: "bf16"})
+    assert getattr(settings_cls.from_env({variable: "bf16"}), field) == "bf16"
+    with pytest.raises(SettingsError, match=f"{variable} must be one of auto, fp32, fp16, bf16, got 'fp8'"):
+        settings_cls.from_env({variable: "fp8"})
 
 
 def test_int8_applies_to_a_cpu_instance_in_fp32_only() -> None:
@@ -248,7 +253,10 @@ def test_initialize_says_when_int8_is_skipped(
     assert model.encoder.dtype == torch.float16
     [line] = logged
     assert f"checkpoint {checkpoint} (from the settings), on cpu in fp16: " in line
-    assert line.endswith("quantize int8 skipped in fp16: fp32 only, runtime torch (runtime torch)")
+    assert line.endswith(
+        "quantize int8 skipped in fp16: fp32 only, "
+        "runtime torch (runtime torch; the last layer for the first token only)"
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
