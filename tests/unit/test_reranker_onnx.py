@@ -53,6 +53,12 @@ def test_a_published_version_carries_its_export_in_its_record(version: Path) -> 
     assert exported_file(version / "onnx", "int8") == version / "onnx" / FILES["int8"]
 
 
+def test_onnx_runtime_threads_sleep_between_runs(version: Path) -> None:
+    # Spinning threads took the reranker's cores after each query's embedding (onnx_runtime.py).
+    session = _encoder(version, quantize="none", runtime="onnx").session
+    assert session is not None and session.config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_onnx_runtime_scores_as_the_transformers_model_does(version: Path) -> None:
     torch_fp32 = _encoder(version, quantize="none", runtime="torch")
     onnx_fp32 = _encoder(version, quantize="none", runtime="onnx")
@@ -70,7 +76,10 @@ def test_onnx_runtime_scores_as_the_transformers_model_does(version: Path) -> No
 def test_without_an_export_auto_runs_torch_and_onnx_refuses_to_load(tmp_path: Path) -> None:
     bare = build_stand_in_checkpoint(tmp_path / "checkpoint", num_hidden_layers=1)
     encoder = rr.CrossEncoder(rr.RerankerSettings(model_dir=bare, runtime="auto"))
-    assert encoder.runtime == "torch (the version carries no exported model (`atelier models publish` exports one))"
+    assert encoder.runtime == (
+        "torch (the version carries no exported model (`atelier models publish` exports one); "
+        "the last layer for the first token only)"
+    )
     with pytest.raises(SettingsError, match="ATELIER_RERANK_RUNTIME=onnx: the version carries no exported model"):
         rr.CrossEncoder(rr.RerankerSettings(model_dir=bare, runtime="onnx"))
 
