@@ -149,7 +149,8 @@ class RerankStage:
             depth += 1
         cost_ms = (self.load.planned_seconds_per_pair or 0.0) * 1000
         return depth, (
-            f"{self.load.pairs_in_flight} pairs in flight at {cost_ms:.2f} ms a pair leave room for "
+            f"{self.load.pairs_in_flight} pairs in flight ({self.load.pairs_to_score()} still to score) at "
+            f"{cost_ms:.2f} ms a pair leave room for "
             f"{max(affordable, 0)} new pairs in {self._planned_s * 1000:.0f} ms; this search's share of the "
             f"reranker is {max(share, 0)} pairs"
         )

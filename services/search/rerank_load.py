@@ -1,7 +1,10 @@
 """What a rerank call costs now, from what this search instance sent and how long it took.
 
 One Triton instance scores the pairs of one call after those queued ahead of it, so a call of n pairs
-sent while q pairs are in flight takes about (q + n) x the cost of a pair. The cost of a pair is learnt
+sent while q pairs are still to be scored takes about (q + n) x the cost of a pair. Of the pairs in
+flight, those the reranker has had time to score since it became busy (the time since then over the
+cost of a pair, less the pairs of calls already answered) are counted as scored: a search arriving
+near the end of another's call does not plan as if that call had just begun. The cost of a pair is learnt
 from the calls sent to an empty queue (an exponentially weighted mean of their time over their pairs):
 a queued call's time depends on how far the calls ahead of it had got, so it would bias the cost. A
 busier or slower reranker (other search replicas, a model swap, other work on the same cores) shows up
@@ -11,8 +14,10 @@ A call that timed out counts with the budget it used up (a lower bound of its co
 failed otherwise, or was cancelled, says nothing about the cost.
 
 Sharing the reranker between searches. The reranker scores about 1 / cost pairs a second. While
-searches ask for reranks faster than it can score each at full depth (their arrival rate x full depth
-x cost > 1), each takes at most its fair share: `utilisation` of those pairs a second over the arrival
+searches ask for reranks faster than it can score each at full depth within `utilisation` of its time
+(their arrival rate x full depth x cost > utilisation: with searches arriving at random, a reranker
+planned fuller queues them past the budget, and the ones that find the queue full are shed), each
+takes at most its fair share: `utilisation` of those pairs a second over the arrival
 rate, but never less than the floor, so that under overload some searches still get a useful depth
 rather than all getting a useless one (the queue's budget check sheds the rest), and at most half of
 what fits the budget, so that the next search still finds room for its floor. Without the share the
@@ -59,20 +64,34 @@ class RerankLoad:
     """Mean time between searches asking for a rerank; it starts quiet, so that a first burst (or a
     start-up) is not taken for a rate."""
     _last_arrival: float | None = None
+    _busy_since: float | None = None
+    """When the pairs in flight last went from none to some."""
+    _answered_since_busy: int = 0
+    """Pairs of the calls answered (or given up) since then."""
 
     @property
     def planned_seconds_per_pair(self) -> float | None:
         """What a plan counts a pair at: its mean cost plus DEVIATIONS mean deviations."""
         return None if self.seconds_per_pair is None else self.seconds_per_pair + DEVIATIONS * self.deviation
 
+    def pairs_to_score(self) -> int:
+        """The pairs in flight less those the reranker has surely scored already: the time it has been
+        busy over the planned cost of a pair (the mean would count a slow call's pairs as scored too soon
+        and queue searches past their budget), less the pairs of calls answered since it became busy."""
+        cost = self.planned_seconds_per_pair
+        if self._busy_since is None or cost is None:
+            return self.pairs_in_flight
+        scored = (self.clock() - self._busy_since) / cost - self._answered_since_busy
+        return self.pairs_in_flight - min(max(int(scored), 0), self.pairs_in_flight)
+
     def affordable_pairs(self, budget_s: float) -> int | None:
         """How many new pairs one call can send now and still be answered within `budget_s`, after
-        the pairs already in flight (negative: the queue alone is over it); None while the cost is
-        unknown."""
+        the pairs in flight still to be scored (negative: the queue alone is over it); None while the
+        cost is unknown."""
         cost = self.planned_seconds_per_pair
         if cost is None:
             return None
-        return int(budget_s / cost) - self.pairs_in_flight
+        return int(budget_s / cost) - self.pairs_to_score()
 
     def arrive(self) -> None:
         """A search asks for a rerank: counts it in the arrival rate."""
@@ -92,7 +111,7 @@ class RerankLoad:
             return None
         if (
             self.overlap <= COMPETING
-            or full_depth * self.seconds_per_pair <= self.mean_gap_s
+            or full_depth * self.seconds_per_pair <= self.utilisation * self.mean_gap_s
             or (self.affordable_pairs(budget_s) or 0) >= full_depth + floor
         ):
             return full_depth
@@ -104,8 +123,10 @@ class RerankLoad:
         """Counts `pairs` in flight while the call runs, and records its cost when it was answered or
         timed out (a DependencyError that did not time out, or a cancellation, records nothing)."""
         ahead = self.pairs_in_flight
-        self.pairs_in_flight += pairs
         started = self.clock()
+        if ahead == 0:
+            self._busy_since, self._answered_since_busy = started, 0
+        self.pairs_in_flight += pairs
         measured = False
         try:
             yield
@@ -115,6 +136,9 @@ class RerankLoad:
             raise
         finally:
             self.pairs_in_flight -= pairs
+            self._answered_since_busy += pairs
+            if self.pairs_in_flight == 0:
+                self._busy_since = None
             if measured and ahead == 0:
                 self._record((self.clock() - started) / max(pairs, 1))
 

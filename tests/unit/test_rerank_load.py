@@ -40,6 +40,27 @@ def test_a_call_sent_to_an_empty_queue_costs_its_time_over_its_pairs() -> None:
     assert load.affordable_pairs(0.3) == int(0.3 / load.planned_seconds_per_pair)
 
 
+def test_pairs_the_reranker_has_had_time_to_score_are_not_planned_for_again() -> None:
+    clock = Clock()
+    load = RerankLoad(clock=clock, seconds_per_pair=0.001)  # 1 ms a pair, no deviation
+    with load.call(100):
+        assert load.pairs_to_score() == 100 and load.affordable_pairs(0.24) == 140
+        clock.now = 0.06  # 60 of its 100 pairs scored by now
+        assert load.pairs_to_score() == 40 and load.affordable_pairs(0.24) == 200
+        with load.call(50):  # queued behind them
+            clock.now = 0.09
+            assert load.pairs_to_score() == 60  # 10 of the first call's left, and the 50
+            clock.now = 0.1
+        # the 50 answered (whichever order they ran in): 120 ms of work less those 50 pairs
+        clock.now = 0.12
+        assert load.pairs_to_score() == 30
+        clock.now = 0.5  # slower than planned: never fewer than none
+        assert load.pairs_to_score() == 0
+    assert load.pairs_in_flight == 0 and load.pairs_to_score() == 0
+    with load.call(20):  # busy anew: nothing scored yet
+        assert load.pairs_to_score() == 20
+
+
 def test_a_timeout_counts_its_budget_a_failure_or_cancellation_counts_nothing() -> None:
     clock = Clock()
     load = RerankLoad(smoothing=1.0, clock=clock)
@@ -54,12 +75,14 @@ def test_a_timeout_counts_its_budget_a_failure_or_cancellation_counts_nothing() 
     assert load.seconds_per_pair == pytest.approx(0.03) and load.pairs_in_flight == 0
 
 
-@pytest.mark.parametrize(("gap", "share"), [(0.3, 100), (0.25, 100), (0.125, 40), (0.025, 20)])
+@pytest.mark.parametrize(("gap", "share"), [(0.35, 100), (0.3125, 100), (0.3, 48), (0.125, 40), (0.025, 20)])
 def test_searches_the_reranker_keeps_up_with_take_full_depth_and_faster_ones_their_fair_share(
     gap: float, share: int
 ) -> None:
-    # 100 pairs take 0.25 s (400 pairs a second): a search every 0.25 s or slower still gets full depth;
-    # at 8 a second each gets 0.8 x 400 / 8 = 40 pairs; at 40 a second the floor (its share would be 8).
+    # 100 pairs take 0.25 s (400 pairs a second): a search every 0.3125 s or slower still gets full depth
+    # (the reranker busy 80 % of the time); faster, each gets at most 0.8 x 400 pairs a second over the
+    # rate, and half of the 96 pairs that fit the budget (48); at 8 a second 0.8 x 400 / 8 = 40 pairs; at
+    # 40 a second the floor (its share would be 8).
     load = RerankLoad(seconds_per_pair=0.0025, utilisation=0.8, mean_gap_s=gap, overlap=0.9)
     assert load.share(100, 20, 0.24) == share
     load.overlap = 0.4  # most searches found the reranker idle: nothing to share
