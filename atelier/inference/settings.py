@@ -232,8 +232,9 @@ def _expand_user(path: Path | None) -> Path | None:
 
 Count = Annotated[int, BeforeValidator(_positive_int)]
 CheckpointDir = Annotated[Path | None, AfterValidator(_expand_user)]
-# auto: fp16 on a GPU instance, fp32 on CPU (atelier/inference/triton_model.py: model_dtype).
-PRECISIONS = ("auto", "fp32", "fp16")
+# auto: fp16 on a GPU instance, fp32 on CPU (the reranker: bf16 on a CPU with AMX; atelier/inference/
+# triton_model.py: model_dtype).
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 Precision = Annotated[str, _one_of(*PRECISIONS)]
 
 
@@ -347,7 +348,7 @@ class TextEmbeddingSettings(ModelSettings):
     num_threads: Count = 2
     """Torch intra-op threads per model instance."""
     precision: Precision = "auto"
-    """Weights and activations: fp16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU); embeddings are
+    """Weights and activations: fp16, bf16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU); embeddings are
     pooled and normalised in fp32."""
     runtime: Annotated[str, _one_of(*RUNTIMES)] = "auto"
     """auto: ONNX Runtime on the version's exported model on a CPU instance in fp32 (2.4x faster on a query,
@@ -380,8 +381,10 @@ class RerankerSettings(ModelSettings):
 
     model_dir: CheckpointDir = None
     """Local sequence-classification cross-encoder checkpoint directory (required)."""
-    max_length: Count = 48
-    """Tokens per (query, passage) pair: a query, the passage's name and attributes."""
+    # 32: trained at 32 tokens, the reranker ranks as well as at 48 for ~0.6x the cost (docs/performance.md).
+    max_length: Count = 32
+    """Tokens per (query, passage) pair: a query, the passage's name and attributes (colour, type, group,
+    department) and the start of its description."""
     num_threads: Count = 2
     """Torch intra-op threads per model instance."""
     quantize: Annotated[str, _one_of(*QUANTIZE_MODES)] = "int8"
@@ -390,12 +393,14 @@ class RerankerSettings(ModelSettings):
     runtime: Annotated[str, _one_of(*RUNTIMES)] = "torch"
     """torch: the transformers model; onnx: ONNX Runtime on the version's exported model (made when the version
     was published; CPU in fp32 only); auto: onnx where it can run, torch otherwise. torch by default: on
-    CPUs without VNNI, ONNX Runtime int8 was 1.05x torch int8's speed and 0.004 NDCG@10 below it."""
+    CPUs without VNNI, ONNX Runtime int8 was 1.05x torch int8's speed and 0.004 NDCG@10 below it, with VNNI
+    0.97-1.23x; where the CPU has AMX, torch in bf16 (the auto precision) beats both."""
     export_dir: Path | None = None
     """The version's export (its onnx/ folder, set from the version, never by hand)."""
     precision: Precision = "auto"
-    """Weights and activations: fp16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU); the score's
-    sigmoid is computed in fp32."""
+    """Weights and activations: fp16, bf16, fp32, or auto (fp16 on a GPU instance; on CPU bf16 where the CPU has
+    AMX tiles, 2.45x int8's speed with rankings within 0.003 NDCG@10 of fp32, unless runtime is onnx; fp32
+    elsewhere); the score's sigmoid is computed in fp32."""
 
 
 # --- clip_image and clip_text: one checkpoint, ATELIER_CLIP_MODEL_DIR ------------------------
@@ -411,7 +416,7 @@ class ClipImageSettings(ModelSettings):
     image_num_threads: Count = 2
     """Torch intra-op threads per clip_image instance."""
     image_precision: Precision = "auto"
-    """clip_image's weights and activations: fp16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU);
+    """clip_image's weights and activations: fp16, bf16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU);
     embeddings are normalised in fp32."""
 
 
@@ -427,7 +432,7 @@ class ClipTextSettings(ModelSettings):
     text_num_threads: Count = 2
     """Torch intra-op threads per clip_text instance."""
     text_precision: Precision = "auto"
-    """clip_text's weights and activations: fp16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU);
+    """clip_text's weights and activations: fp16, bf16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU);
     embeddings are normalised in fp32."""
 
 
@@ -455,4 +460,4 @@ class ExplainerSettings(ModelSettings):
     num_threads: Count = 1
     """Torch intra-op threads per model instance."""
     precision: Precision = "auto"
-    """Weights and activations: fp16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU)."""
+    """Weights and activations: fp16, bf16, fp32, or auto (fp16 on a GPU instance, fp32 on CPU)."""
