@@ -73,6 +73,8 @@ def test_config_pbtxt_parameters_are_valid_settings(model: str) -> None:
     for key, value in parameters.items():
         [field] = [field for field in settings_cls.model_fields if parameter_name(settings_cls, field) == key]
         assert str(getattr(from_config, field)) == value, key
+        # The fallback a server without the variable gets is the default the code documents.
+        assert str(getattr(settings_cls.from_env({}), field)) == value, f"{model}: {key} is not the default"
 
 
 @pytest.mark.parametrize("model", sorted(SETTINGS))
