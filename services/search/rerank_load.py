@@ -2,8 +2,8 @@
 
 One Triton instance scores the pairs of one call after those queued ahead of it, so a call of n pairs
 sent while q pairs are still to be scored takes about (q + n) x the cost of a pair. Of the pairs in
-flight, those the reranker has had time to score since it became busy (the time since then over the
-cost of a pair, less the pairs of calls already answered) are counted as scored: a search arriving
+flight, those the reranker has surely had time to score since it became busy (the time since then over
+the planned cost of a pair, less the pairs of calls already answered) are counted as scored: a search arriving
 near the end of another's call does not plan as if that call had just begun. The cost of a pair is learnt
 from the calls sent to an empty queue (an exponentially weighted mean of their time over their pairs):
 a queued call's time depends on how far the calls ahead of it had got, so it would bias the cost. A
