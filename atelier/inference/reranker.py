@@ -22,7 +22,7 @@ environment variable wins, then the config.pbtxt parameter (the variable's name 
 ``ATELIER_``, lower case), then the default.
 
   ATELIER_RERANK_MODEL_DIR    rerank_model_dir    local checkpoint directory (required)
-  ATELIER_RERANK_MAX_LENGTH   rerank_max_length   tokens per pair (default 32: a query, the passage's name and
+  ATELIER_RERANK_MAX_LENGTH   rerank_max_length   tokens per pair (default 48: a query, the passage's name and
                                                   attributes)
   ATELIER_RERANK_NUM_THREADS  rerank_num_threads  torch intra-op threads per instance (default 2)
   ATELIER_RERANK_QUANTIZE     rerank_quantize     ``int8``: dynamic int8 quantisation of the encoder's

@@ -71,7 +71,7 @@ def add_parsers(models: argparse._SubParsersAction) -> None:
     parser.add_argument("--learning-rate", type=float, help="AdamW's peak learning rate")
     parser.add_argument("--listwise", type=float, help="weight of the listwise loss term")
     parser.add_argument(
-        "--max-length", type=int, help="tokens per pair, trained and then served at (default: the reranker's, 32)"
+        "--max-length", type=int, help="tokens per pair, trained and then served at (default: the reranker's, 48)"
     )
     parser.set_defaults(run=run_train)
     _add_clip_parser(models)
