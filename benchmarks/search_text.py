@@ -115,7 +115,7 @@ def unique_queries(seed: int) -> list[str]:
 
 async def _one(
     session: aiohttp.ClientSession, base: str, query: str, k: int, user: str
-) -> tuple[float, dict[str, float]]:
+) -> tuple[float, dict[str, float], int]:
     params = {"query": query, "k": k} | ({"userId": user} if user else {})
     url = f"{base}/v1/search?" + urllib.parse.urlencode(params)
     started = time.perf_counter()
@@ -124,13 +124,14 @@ async def _one(
         if response.status != 200:
             raise RuntimeError(f"{response.status}: {body}")
     latency = (time.perf_counter() - started) * 1000
-    return latency, {t["stage"]: t["millis"] for t in body.get("timings", [])}
+    return latency, {t["stage"]: t["millis"] for t in body.get("timings", [])}, int(body.get("rerankDepth", 0))
 
 
 async def run_phase(
     base: str, queries: list[str], concurrency: int, k: int, user: str = ""
-) -> list[tuple[float, dict[str, float]]]:
-    results: list[tuple[float, dict[str, float]]] = []
+) -> list[tuple[float, dict[str, float], int]]:
+    """(latency ms, stage timings, rerank depth) of each search."""
+    results: list[tuple[float, dict[str, float], int]] = []
     pending = iter(queries)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(headers=key_headers(), connector=connector) as session:
@@ -157,10 +158,14 @@ def report(label: str, concurrency: int, results: list, seconds: float, compute:
     other = summary([r[0] - r[1].get("embed", r[1].get("embed_cached", 0.0)) - r[1].get("ann", 0.0) for r in results])
     compute_ms, executions = compute
     per_exec = compute_ms / executions if executions else float("nan")
+    depths = sorted(r[2] for r in results)
+    deepest = depths[-1] if depths else 0
+    at_deepest = sum(depth == deepest for depth in depths) / max(len(depths), 1)
     print(
         f"| {label} | {concurrency} | {len(results)} | {len(results) / seconds:.1f} | "
         f"{latency['p50']:.1f} | {latency['p95']:.1f} | {latency['p99']:.1f} | "
-        f"{embed['p50']:.1f} ({embed_key}) | {ann['p50']:.1f} | {other['p50']:.1f} | {per_exec:.1f} ({executions}) |"
+        f"{embed['p50']:.1f} ({embed_key}) | {ann['p50']:.1f} | {other['p50']:.1f} | {per_exec:.1f} ({executions}) | "
+        f"{depths[len(depths) // 2] if depths else 0} ({at_deepest:.0%} at {deepest}) |"
     )
 
 
@@ -178,9 +183,9 @@ async def main() -> None:
     )
     print(
         "| queries | concurrency | requests | req/s | p50 ms | p95 ms | p99 ms | embed p50 ms | ann p50 ms "
-        "| other p50 ms | Triton compute ms/exec (execs) |"
+        "| other p50 ms | Triton compute ms/exec (execs) | rerank depth p50 |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     fresh = iter(unique_queries(args.seed))
     popular = unique_queries(args.seed + 1)[:50]
     for concurrency in [int(c) for c in args.concurrency.split(",")]:
