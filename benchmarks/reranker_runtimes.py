@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from atelier.inference.allocator import keep_freed_memory
 from atelier.inference.cpu_features import has_amx_bf16
 from atelier.inference.onnx_runtime import FILES, OnnxSession, export_version
 from atelier.inference.reranker import CrossEncoder, RerankerSettings, log_odds, tokenize_pairs
@@ -128,6 +129,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    print(keep_freed_memory(), "(as in Triton's model processes)")
     print(machine())
     found = candidates(args)
     common = {"model_dir": args.checkpoint, "max_length": args.max_length, "runtime": "torch"}

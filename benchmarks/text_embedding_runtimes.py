@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from atelier.inference.allocator import keep_freed_memory
 from atelier.inference.onnx_runtime import forward_inputs
 from atelier.inference.settings import TextEmbeddingSettings
 from atelier.inference.text_embedding import QUERY, TextEncoder, apply_prefix, pool
@@ -141,6 +142,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    print(keep_freed_memory(), "(as in Triton's model processes)")
     print(machine())
     queries, passages = texts(args.queries, args.passages)
     encoder = TextEncoder(TextEmbeddingSettings())

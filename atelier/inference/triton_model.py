@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from atelier.inference.allocator import keep_freed_memory
 from atelier.inference.request_batch import gather, respond
 from atelier.inference.settings import VERSION_CHECKPOINT, ModelSettings, version_dir, version_settings
 from atelier.inference.signatures import Signature
@@ -124,6 +125,7 @@ class TritonModel:
     threads_setting: ClassVar[str] = "num_threads"  # the settings field of torch's intra-op threads
 
     encoder: Any
+    allocator: str = "allocator unchanged"
 
     def describe(self, settings: Any) -> str:
         """What the load log line says after the version, checkpoint, device and precision: the model and the
@@ -142,6 +144,7 @@ class TritonModel:
     def initialize(self, args: dict[str, str]) -> None:
         device = instance_device(args)
         settings = version_settings(self.settings_class, args)
+        self.allocator = keep_freed_memory()
         torch.set_num_threads(getattr(settings, self.threads_setting))
         self.encoder = self.encoder_class(settings, device)
         pb_utils.Logger.log_info(self.load_line(args, settings))
@@ -151,7 +154,7 @@ class TritonModel:
         encoder = self.encoder
         return (
             f"{self.signature.model} {loaded_version(args, encoder.model_dir)}, "
-            f"on {encoder.device} in {precision_name(encoder.dtype)}: {self.describe(settings)}"
+            f"on {encoder.device} in {precision_name(encoder.dtype)}: {self.describe(settings)}; {self.allocator}"
         )
 
     def execute(self, requests: list[Any]) -> list[Any]:
