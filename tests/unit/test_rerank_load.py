@@ -1,4 +1,4 @@
-"""The rerank cost model: pairs in flight, and the cost of a pair learnt from finished calls."""
+"""The rerank cost model: the work in flight, and the cost of a call and of a pair learnt from finished calls."""
 
 from __future__ import annotations
 
@@ -20,45 +20,70 @@ def test_nothing_is_unaffordable_until_a_call_has_been_measured() -> None:
     assert RerankLoad().affordable_pairs(0.3) is None
 
 
-def test_a_call_sent_to_an_empty_queue_costs_its_time_over_its_pairs() -> None:
+def test_a_call_sent_to_an_empty_queue_costs_its_time() -> None:
     clock = Clock()
     load = RerankLoad(smoothing=0.5, clock=clock)
     with load.call(100):
-        assert load.pairs_in_flight == 100
+        assert (load.pairs_in_flight, load.calls_in_flight) == (100, 1)
         with load.call(50):  # queued behind the first 100: its time says how far they had got
             clock.now = 0.3
         assert load.seconds_per_pair is None
         clock.now = 0.4
-    assert load.pairs_in_flight == 0
-    assert load.seconds_per_pair == pytest.approx(0.4 / 100)
+    assert (load.pairs_in_flight, load.calls_in_flight) == (0, 0)
+    # calls of one depth cannot tell a fixed part of a call from the pairs: all on the pairs
+    assert (load.seconds_per_call, load.seconds_per_pair) == (0.0, pytest.approx(0.4 / 100))
     with load.call(100):
         clock.now = 0.6
     assert load.seconds_per_pair == pytest.approx(0.5 * 0.004 + 0.5 * 0.002)
-    assert load.deviation == pytest.approx(0.5 * 0.002)
-    # plans count a pair at the mean plus two deviations: calls on shared cores vary
-    assert load.planned_seconds_per_pair == pytest.approx(0.003 + 2 * 0.001)
-    assert load.affordable_pairs(0.3) == int(0.3 / load.planned_seconds_per_pair)
+    assert load.deviation == pytest.approx(0.5 * 0.2 / 0.4)  # 0.2 s against 0.4 predicted
+    # plans count a call at its mean plus two deviations: calls on shared cores vary
+    assert load.planned_seconds(100) == pytest.approx(0.3 * (1 + 2 * 0.25))
+    assert load.affordable_pairs(0.3) == int(0.3 / (0.003 * 1.5))
 
 
-def test_pairs_the_reranker_has_had_time_to_score_are_not_planned_for_again() -> None:
+def test_calls_of_different_depths_tell_the_fixed_part_of_a_call_from_the_pairs() -> None:
+    # 12 ms a call and 0.6 ms a pair, as the 48-token reranker on 2 cores
+    clock = Clock()
+    load = RerankLoad(clock=clock)
+    for pairs in [100, 20, 60, 100, 40, 100, 20, 80] * 4:
+        with load.call(pairs):
+            clock.now += 0.012 + 0.0006 * pairs
+    assert load.seconds_per_call == pytest.approx(0.012, rel=0.05)
+    assert load.seconds_per_pair == pytest.approx(0.0006, rel=0.02)
+    assert load.deviation < 0.01
+    for _ in range(30):  # then one depth only: the fixed part keeps its estimate
+        with load.call(100):
+            clock.now += 0.012 + 0.0006 * 100
+    assert load.seconds_per_call == pytest.approx(0.012, rel=0.05)
+    assert load.call_seconds(20) == pytest.approx(0.024, rel=0.05)
+    # a shallow call no longer makes the pairs of a full one dearer
+    with load.call(20):
+        clock.now += 0.024
+    assert load.call_seconds(100) == pytest.approx(0.072, rel=0.05)
+
+
+def test_work_the_reranker_has_had_time_to_do_is_not_planned_for_again() -> None:
     clock = Clock()
     load = RerankLoad(clock=clock, seconds_per_pair=0.001)  # 1 ms a pair, no deviation
     with load.call(100):
-        assert load.pairs_to_score() == 100 and load.affordable_pairs(0.24) == 140
-        clock.now = 0.06  # 60 of its 100 pairs scored by now
-        assert load.pairs_to_score() == 40 and load.affordable_pairs(0.24) == 200
+        assert load.seconds_to_go() == pytest.approx(0.1) and load.affordable_pairs(0.24) == 140
+        clock.now = 0.06  # 60 ms of its 100 done by now
+        assert load.seconds_to_go() == pytest.approx(0.04) and load.affordable_pairs(0.24) == 200
         with load.call(50):  # queued behind them
             clock.now = 0.09
-            assert load.pairs_to_score() == 60  # 10 of the first call's left, and the 50
+            assert load.seconds_to_go() == pytest.approx(0.06)  # 10 ms of the first call's left, and the 50
             clock.now = 0.1
-        # the 50 answered (whichever order they ran in): 120 ms of work less those 50 pairs
+        # the 50 answered (whichever order they ran in): 120 ms of work less those 50 ms
         clock.now = 0.12
-        assert load.pairs_to_score() == 30
-        clock.now = 0.5  # slower than planned: never fewer than none
-        assert load.pairs_to_score() == 0
-    assert load.pairs_in_flight == 0 and load.pairs_to_score() == 0
-    with load.call(20):  # busy anew: nothing scored yet
-        assert load.pairs_to_score() == 20
+        assert load.seconds_to_go() == pytest.approx(0.03)
+        clock.now = 0.5  # slower than planned: never less than none
+        assert load.seconds_to_go() == 0
+    assert load.calls_in_flight == 0 and load.seconds_to_go() == 0
+    with load.call(20):  # busy anew: nothing done yet (at the cost the slow call taught)
+        assert load.seconds_to_go() == pytest.approx(load.planned_seconds(20))
+    load = RerankLoad(seconds_per_pair=0.001, seconds_per_call=0.01, calls_in_flight=2, pairs_in_flight=100)
+    assert load.seconds_to_go() == pytest.approx(0.12)  # two calls' fixed parts and their pairs
+    assert load.affordable_pairs(0.24) == 110  # 240 ms less 120 queued less this call's 10
 
 
 def test_a_timeout_counts_its_budget_a_failure_or_cancellation_counts_nothing() -> None:
@@ -121,5 +146,5 @@ def test_competing_searches_take_at_most_half_of_what_fits_the_budget() -> None:
 def test_a_budget_that_holds_full_depth_and_the_next_floor_shares_nothing() -> None:
     load = RerankLoad(seconds_per_pair=0.0025, utilisation=0.8, mean_gap_s=0.05, overlap=0.9)
     assert load.share(100, 20, 2.0) == 100  # 800 pairs fit 2 s: competing searches all get full depth
-    load.pairs_in_flight = 700
+    load.pairs_in_flight, load.calls_in_flight = 700, 7
     assert load.share(100, 20, 2.0) == 20  # not with 700 already queued

@@ -116,7 +116,7 @@ async def test_a_repeated_query_scores_only_new_candidates() -> None:
 
 async def test_under_load_a_search_reranks_as_deep_as_its_budget_allows_and_says_so() -> None:
     # 10 ms a pair measured, 40 pairs in flight: 0.2 s budget x 0.8 planned / 10 ms = 16 pairs, 40 queued
-    load = RerankLoad(seconds_per_pair=0.002, pairs_in_flight=40)
+    load = RerankLoad(seconds_per_pair=0.002, pairs_in_flight=40, calls_in_flight=1)
     reranker = FakeReranker({"Item 4": 0.9})
     dependency = Dependency("reranker", BreakerSettings(), 0.2)
     stage = RerankStage(reranker, dependency, 100, 100, min_depth=20, planned_share=0.8, load=load)  # type: ignore[arg-type]
@@ -132,7 +132,7 @@ async def test_under_load_a_search_reranks_as_deep_as_its_budget_allows_and_says
 
 
 async def test_below_the_floor_a_search_is_shed_at_once_without_tripping_the_breaker() -> None:
-    load = RerankLoad(seconds_per_pair=0.002, pairs_in_flight=70)  # room for 10 new pairs
+    load = RerankLoad(seconds_per_pair=0.002, pairs_in_flight=70, calls_in_flight=1)  # room for 10 new pairs
     reranker = FakeReranker()
     dependency = Dependency("reranker", BreakerSettings(window=4, minimum_calls=2, open_s=60), 0.2)
     stage = RerankStage(reranker, dependency, 100, 100, min_depth=20, planned_share=0.8, load=load)  # type: ignore[arg-type]
@@ -143,7 +143,7 @@ async def test_below_the_floor_a_search_is_shed_at_once_without_tripping_the_bre
         assert "20-candidate floor" in reranked.degradation.detail
     assert reranker.calls == []
     assert [c.hit.article_id for c in reranked.candidates] == [f"a{i}" for i in range(100)]
-    load.pairs_in_flight = 0  # the queue drained: it reranks again (the breaker is still closed)
+    load.pairs_in_flight = load.calls_in_flight = 0  # the queue drained: it reranks again (the breaker is still closed)
     reranked = await stage.rerank("q4", _hits(100))
     assert reranked.depth == 80 and len(reranker.calls) == 1
 
@@ -153,7 +153,7 @@ async def test_cached_scores_below_the_planned_depth_join_it_for_free() -> None:
     load = RerankLoad()
     stage = _stage(reranker, candidates=10, load=load)
     await stage.rerank("q", _hits(10))  # all 10 scored and cached
-    load.seconds_per_pair, load.pairs_in_flight = 0.01, 1000  # now no room at all
+    load.seconds_per_pair, load.pairs_in_flight, load.calls_in_flight = 0.01, 1000, 1  # now no room at all
     reranked = await stage.rerank("q", _hits(10))
     assert (reranked.depth, reranked.degradation) == (10, None) and len(reranker.calls) == 1
 
