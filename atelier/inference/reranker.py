@@ -25,6 +25,8 @@ environment variable wins, then the config.pbtxt parameter (the variable's name 
   ATELIER_RERANK_MAX_LENGTH   rerank_max_length   tokens per pair (default 48: a query, the passage's name and
                                                   attributes)
   ATELIER_RERANK_NUM_THREADS  rerank_num_threads  torch intra-op threads per instance (default 2)
+  ATELIER_RERANK_PASSAGE_CACHE rerank_passage_cache passages whose token ids are kept between calls
+                                                  (default 20000; WordPiece tokenizers only, pair_tokens.py)
   ATELIER_RERANK_QUANTIZE     rerank_quantize     ``int8``: dynamic int8 quantisation of the encoder's
                                                   Linear layers at load (CPU in fp32 only, ~2x faster,
                                                   see ``quantize_int8``; skipped on a GPU or in fp16);
@@ -59,6 +61,8 @@ from atelier.inference import onnx_runtime
 from atelier.inference.cpu_features import has_amx_bf16
 from atelier.inference.first_token import Forward, first_token_forward
 from atelier.inference.onnx_runtime import OnnxSession, exported_file
+from atelier.inference.pair_tokens import PassageTokens, tokenize_pairs
+from atelier.inference.pair_tokens import cap_queries as cap_queries  # re-exported: tests read it here
 from atelier.inference.request_batch import decode_rows
 from atelier.inference.settings import RerankerSettings, SettingsError, required_checkpoint_dir
 from atelier.inference.settings import config_parameters as config_parameters  # re-exported: tests read it here
@@ -84,30 +88,6 @@ def log_odds(logits: torch.Tensor) -> torch.Tensor:
         return logits[:, 0]
     # softmax([a, b])[1] == sigmoid(b - a)
     return logits[:, 1] - logits[:, 0]
-
-
-def cap_queries(tokenizer: Any, queries: Sequence[str], max_tokens: int) -> list[str]:
-    """Each query cut after its ``max_tokens``-th token; shorter ones are returned unchanged."""
-    unique = list(dict.fromkeys(queries))  # search sends one query for all its candidates
-    offsets = tokenizer(unique, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    capped = {
-        query: query if len(spans) <= max_tokens else query[: spans[max_tokens - 1][1]]
-        for query, spans in zip(unique, offsets, strict=True)
-    }
-    return [capped[query] for query in queries]
-
-
-def tokenize_pairs(tokenizer: Any, queries: Sequence[str], passages: Sequence[str], max_length: int) -> Any:
-    """Padded PyTorch batch of (query, passage) pairs of at most ``max_length`` tokens, passages cut first."""
-    room = max_length - tokenizer.num_special_tokens_to_add(pair=True)
-    return tokenizer(
-        cap_queries(tokenizer, queries, room // 2),
-        list(passages),
-        padding=True,
-        truncation="only_second",
-        max_length=max_length,
-        return_tensors="pt",
-    )
 
 
 HEAD_MODULES = frozenset({"pooler", "classifier"})
@@ -194,6 +174,7 @@ class CrossEncoder:
             raise SettingsError(f"ATELIER_RERANK_MAX_LENGTH={settings.max_length} exceeds this checkpoint's {limit}")
         if settings.max_length - self.tokenizer.num_special_tokens_to_add(pair=True) < 2:
             raise SettingsError(f"ATELIER_RERANK_MAX_LENGTH={settings.max_length} leaves no room for a pair")
+        self.passage_tokens = PassageTokens.for_tokenizer(self.tokenizer, settings.max_length, settings.passage_cache)
         self.architecture = type(self.model).__name__
         self.num_labels: int = config.num_labels
         skipped = quantization(settings.quantize, self.device, self.dtype)
@@ -221,7 +202,10 @@ class CrossEncoder:
             raise ValueError(f"{len(queries)} queries but {len(passages)} passages")
         if not queries:
             return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float32)
-        batch = tokenize_pairs(self.tokenizer, queries, passages, self.settings.max_length)
+        if self.passage_tokens is not None:
+            batch: Any = self.passage_tokens(queries, passages)
+        else:
+            batch = tokenize_pairs(self.tokenizer, queries, passages, self.settings.max_length)
         with torch.inference_mode():
             if self.session is not None:
                 logits = torch.from_numpy(self.session(batch))
@@ -246,8 +230,14 @@ class TritonPythonModel(TritonModel):
         return (
             f"{self.encoder.architecture}, "
             f"{self.encoder.num_labels} label(s), max_length {settings.max_length}, "
-            f"{settings.num_threads} thread(s), quantize {self.encoder.quantization}, runtime {self.encoder.runtime}"
+            f"{settings.num_threads} thread(s), {self.passage_tokens()}, "
+            f"quantize {self.encoder.quantization}, runtime {self.encoder.runtime}"
         )
+
+    def passage_tokens(self) -> str:
+        if self.encoder.passage_tokens is None:
+            return "every pair tokenised whole"
+        return f"token ids of up to {self.encoder.settings.passage_cache} passages kept"
 
     @staticmethod
     def decode(request: Any) -> list[tuple[str, ...]]:
