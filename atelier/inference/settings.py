@@ -389,8 +389,8 @@ class RerankerSettings(ModelSettings):
     num_threads: Count = 2
     """Torch intra-op threads per model instance."""
     passage_cache: Count = 20_000
-    """Passages whose token ids are kept between calls (least recently used out; ~300 bytes each at 48
-    tokens), for WordPiece tokenizers with BERT's pair template; others tokenise every pair whole."""
+    """Passages whose token ids are kept between calls (least recently used out; ~700 bytes each with its
+    text), for WordPiece tokenizers with BERT's pair template; others tokenise every pair whole."""
     quantize: Annotated[str, _one_of(*QUANTIZE_MODES)] = "int8"
     """int8: dynamic int8 quantisation of the encoder's matrix products (~2x faster on CPU; applied to a CPU
     instance in fp32 only, skipped on a GPU); none: the precision's own weights."""
