@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -43,7 +44,16 @@ from atelier.stack.replicas import REPLICATED
 from atelier.stack.settings import LauncherSettings
 from tests.k8s_support import OVERLAYS, find, render, run_redis_start
 
-DEFAULTS = Endpoints()
+
+def _default_endpoints() -> Endpoints:
+    """The endpoints' defaults, whatever ATELIER_* variables the shell running the tests has (a local stack's
+    ATELIER_PORT_OFFSET, say): the manifests carry the defaults."""
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("ATELIER_")}
+    with mock.patch.dict(os.environ, clean, clear=True):
+        return Endpoints()
+
+
+DEFAULTS = _default_endpoints()
 TOPICS = Topics()
 # Each component of the stack (its compose service and k8s workload name) and the
 # Endpoints fields of the ports it serves.
@@ -754,6 +764,7 @@ BLOCK_IMPORTS = """
 import importlib
 import importlib.abc
 import sys
+from unittest import mock
 
 BLOCKED = set(sys.argv[1].split(","))
 
