@@ -125,7 +125,7 @@ class TritonModel:
     threads_setting: ClassVar[str] = "num_threads"  # the settings field of torch's intra-op threads
 
     encoder: Any
-    allocator: str = "allocator unchanged"
+    allocator: str  # what keep_freed_memory did, for the load line
 
     def describe(self, settings: Any) -> str:
         """What the load log line says after the version, checkpoint, device and precision: the model and the
