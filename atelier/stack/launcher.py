@@ -18,7 +18,7 @@ from atelier.stack import StackError, envoy, restarts
 from atelier.stack.components import Component, build_components
 from atelier.stack.logfiles import tail
 from atelier.stack.models import features_off, model_repository, seed_first_versions, triton_models
-from atelier.stack.readiness import port_in_use
+from atelier.stack.readiness import StillStarting, port_in_use
 from atelier.stack.supervisor import RESTARTS_LISTENER, Program, Supervisor, render_config
 from atelier.stack.trace_receiver import local_tracing_environment
 
@@ -26,6 +26,7 @@ from atelier.stack.trace_receiver import local_tracing_environment
 RUNNING_STATES = {"RUNNING", "STARTING", "BACKOFF"}
 # It gave up: the program failed to start `start_retries` times in a row.
 FAILED_STATE = "FATAL"
+PROGRESS_EVERY_S = 5.0
 
 
 @dataclass
@@ -144,6 +145,7 @@ class Stack:
         started = time.monotonic()
         deadline = started + component.ready_timeout_s
         last_error: Exception | None = None
+        progress_said = 0.0
         while time.monotonic() < deadline:
             state = self.supervisor.info(component.name)
             if component.one_shot and state["statename"] == "EXITED" and state.get("exitstatus") == 0:
@@ -154,6 +156,15 @@ class Stack:
                 return self._failure(component, f"{state['statename']} ({state['description']})")
             try:
                 component.check()
+            except StillStarting as error:
+                if time.monotonic() - progress_said >= PROGRESS_EVERY_S:
+                    self.say(f"  {component.name} {error}")
+                    progress_said = time.monotonic()
+                # Progress restarts the clock: only a component that stops moving runs out of time.
+                deadline = time.monotonic() + component.ready_timeout_s
+                last_error = error
+                time.sleep(0.25)
+                continue
             except Exception as error:  # noqa: BLE001 (any failure means not ready yet)
                 last_error = error
                 time.sleep(0.25)

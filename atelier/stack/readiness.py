@@ -10,6 +10,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
+class StillStarting(Exception):
+    """Not ready, but visibly on its way (a Redis loading its data): the launcher keeps waiting."""
+
+
 def port_in_use(host: str, port: int) -> bool:
     """True when a server could not bind host:port (SO_REUSEADDR, as servers bind)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -27,8 +31,18 @@ def redis_ping(host: str, port: int, password: str | None = None) -> None:
     client = redis.Redis(host=host, port=port, password=password, socket_timeout=1, socket_connect_timeout=1)
     try:
         client.ping()
+    except redis.exceptions.BusyLoadingError as error:
+        # Replaying a long append-only file takes as long as it takes (35 MB of clicks: ~30 s here).
+        raise StillStarting(f"loading its data, {_loaded_percent(client)}") from error
     finally:
         client.close()
+
+
+def _loaded_percent(client: object) -> str:
+    try:
+        return f"{float(client.info('persistence')['loading_loaded_perc']):.0f} % done"  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 (the progress is a courtesy)
+        return "progress unknown"
 
 
 # librdkafka's own log (connection refused while the broker starts) would fill the launcher's output.
