@@ -19,7 +19,12 @@ from services.stream.runtime import Runtime
 
 settings = StreamSettings.from_env()
 app: faust.App = create_app(
-    settings.app_id, settings.endpoints.stream_web_port, settings.primary_data_dir, settings, "stream"
+    settings.app_id,
+    settings.endpoints.stream_web_port,
+    settings.primary_data_dir,
+    settings,
+    "stream",
+    settings.fetch_max_wait_ms,
 )
 clicks_topic = app.topic(settings.topics.clicks, key_serializer="raw", value_serializer="raw")
 runtime = Runtime(app, settings)

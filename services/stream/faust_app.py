@@ -11,7 +11,9 @@ from services.stream.config import StreamSettings
 from services.stream.internals import forbid_topic_auto_creation, install_fetch_wait
 
 
-def create_app(app_id: str, web_port: int, data_dir: Path, settings: StreamSettings, service: str) -> faust.App:
+def create_app(
+    app_id: str, web_port: int, data_dir: Path, settings: StreamSettings, service: str, fetch_max_wait_ms: int
+) -> faust.App:
     """The worker `service` (its name in traces: atelier-<service>)."""
     # Before any client exists: its Redis client is instrumented (atelier.serving.tracing).
     configure_tracing(service, settings.tracing)
@@ -40,6 +42,6 @@ def create_app(app_id: str, web_port: int, data_dir: Path, settings: StreamSetti
         env={},
     )
     # Faust has no setting for the consumer's fetch wait (services.stream.internals).
-    install_fetch_wait(app, settings.fetch_max_wait_ms)
+    install_fetch_wait(app, fetch_max_wait_ms)
     # Its /ready/ and /metrics pages: services.stream.runtime.Runtime installs them.
     return app

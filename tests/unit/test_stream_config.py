@@ -90,6 +90,7 @@ def test_fetch_wait_is_in_seconds() -> None:
     settings = StreamSettings.from_env({"STREAM_FETCH_MAX_WAIT_S": "0.25"})
     assert (settings.fetch_max_wait_s, settings.fetch_max_wait_ms) == (0.25, 250)
     assert StreamSettings.from_env({"STREAM_FETCH_MAX_WAIT_S": "0"}).fetch_max_wait_ms == 0
+    assert StreamSettings.from_env({"STREAM_RETRY_FETCH_MAX_WAIT_S": "2"}).retry_fetch_max_wait_ms == 2000
 
 
 def test_every_default_is_unchanged() -> None:
@@ -100,6 +101,7 @@ def test_every_default_is_unchanged() -> None:
         "session_timeout_s": 45.0,
         "heartbeat_interval_s": 3.0,
         "fetch_max_wait_s": 0.05,
+        "retry_fetch_max_wait_s": 0.5,
         "metadata_max_age_s": 5.0,
         "batch_size": 500,
         "batch_window_s": 0.02,

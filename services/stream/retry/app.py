@@ -23,7 +23,12 @@ from services.stream.runtime import Runtime
 
 settings = StreamSettings.from_env()
 app: faust.App = create_app(
-    settings.retry_app_id, settings.endpoints.stream_retry_web_port, settings.retry_data_dir, settings, "stream-retry"
+    settings.retry_app_id,
+    settings.endpoints.stream_retry_web_port,
+    settings.retry_data_dir,
+    settings,
+    "stream-retry",
+    settings.retry_fetch_max_wait_ms,
 )
 runtime = Runtime(app, settings)
 
