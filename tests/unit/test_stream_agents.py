@@ -285,14 +285,17 @@ async def test_failure_in_a_tier_goes_to_the_next_and_after_the_last_to_dead_let
 
 async def test_fetch_wait_is_the_configured_one(workers: tuple) -> None:
     primary, retry = workers
-    for worker in (primary, retry):
+    for worker, wait_ms in (
+        (primary, primary.settings.fetch_max_wait_ms),
+        (retry, retry.settings.retry_fetch_max_wait_ms),
+    ):
         consumer = internals.worker_consumer(worker.app)
         try:
-            assert internals.fetch_max_wait_ms(consumer) == worker.settings.fetch_max_wait_ms == 50
-            assert consumer._fetch_max_wait_ms == 50
+            assert internals.fetch_max_wait_ms(consumer) == wait_ms
+            assert consumer._fetch_max_wait_ms == wait_ms
         finally:
             await consumer.stop()
-    assert primary.settings.fetch_max_wait_s == 0.05
+    assert (primary.settings.fetch_max_wait_s, retry.settings.retry_fetch_max_wait_s) == (0.05, 0.5)
 
 
 @dataclass

@@ -166,18 +166,3 @@ def test_forbidding_auto_creation_refuses_an_aiokafka_it_does_not_know(monkeypat
     monkeypatch.setattr(aiokafka_client, internals.METADATA_REQUEST, object)
     with pytest.raises(RuntimeError, match=r"update services/stream/internals\.py"):
         internals.forbid_topic_auto_creation()
-
-
-async def test_each_worker_app_builds_its_consumer_with_its_own_wait(tmp_path: Path) -> None:
-    from services.stream.config import StreamSettings
-    from services.stream.faust_app import create_app
-
-    settings = StreamSettings.from_env({"ATELIER_STATE_DIR": str(tmp_path)})
-    assert (settings.fetch_max_wait_ms, settings.retry_fetch_max_wait_ms) == (50, 500)
-    for name, wait_ms in (("primary", settings.fetch_max_wait_ms), ("retry", settings.retry_fetch_max_wait_ms)):
-        app = create_app(f"wait-test-{name}", 1, tmp_path / name, settings, f"stream-{name}", wait_ms)
-        consumer = internals.worker_consumer(app)
-        try:
-            assert internals.fetch_max_wait_ms(consumer) == wait_ms
-        finally:
-            await consumer.stop()
