@@ -5,8 +5,8 @@ nothing), the running stack gives each query's 100 ANN candidates (one anonymous
 them, read in retrieval order). Each runtime then scores every query's candidates in process, one call
 of 100 pairs per query as Triton gets it, and is measured on
 
-- latency of one call (p50, p95, min), after warm-up calls, the runtime's threads as Triton's
-  instance has them (ATELIER_RERANK_NUM_THREADS, 2);
+- latency of one call (p50, p95, min), after warm-up calls, on --threads intra-op threads (2: the whole
+  machine; Triton now runs two instances of one thread, each scoring half of a search's pairs);
 - NDCG@10 of the candidates in its order, against ANN's and full precision's.
 
 Runtimes: torch fp32 (the reference), torch int8 (dynamic int8 per output channel, head kept: the
@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=Path("models/reranker"))
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--eval-seed", type=int, default=1, help="seed of the held-out queries")
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads, as the Triton instance has")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads of the one call")
     parser.add_argument("--max-length", type=int, default=48, help="tokens per pair (ATELIER_RERANK_MAX_LENGTH)")
     parser.add_argument("--runtimes", help="only these, comma-separated (default: all)")
     args = parser.parse_args()

@@ -24,7 +24,8 @@ environment variable wins, then the config.pbtxt parameter (the variable's name 
   ATELIER_RERANK_MODEL_DIR    rerank_model_dir    local checkpoint directory (required)
   ATELIER_RERANK_MAX_LENGTH   rerank_max_length   tokens per pair (default 48: a query, the passage's name and
                                                   attributes)
-  ATELIER_RERANK_NUM_THREADS  rerank_num_threads  torch intra-op threads per instance (default 2)
+  ATELIER_RERANK_NUM_THREADS  rerank_num_threads  torch intra-op threads per instance (default 1;
+                                                  config.pbtxt runs two instances)
   ATELIER_RERANK_PASSAGE_CACHE rerank_passage_cache passages whose token ids are kept between calls
                                                   (default 20000; WordPiece tokenizers only, pair_tokens.py)
   ATELIER_RERANK_QUANTIZE     rerank_quantize     ``int8``: dynamic int8 quantisation of the encoder's

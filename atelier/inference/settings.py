@@ -386,7 +386,9 @@ class RerankerSettings(ModelSettings):
     max_length: Count = 48
     """Tokens per (query, passage) pair: a query, the passage's name and attributes (colour, type, group,
     department) and the start of its description."""
-    num_threads: Count = 2
+    # 1: triton_models/reranker/config.pbtxt runs two instances of one thread on 2 cores, each scoring half
+    # of a search's pairs (faster than one instance of two threads: docs/performance.md).
+    num_threads: Count = 1
     """Torch intra-op threads per model instance."""
     passage_cache: Count = 20_000
     """Passages whose token ids are kept between calls (least recently used out; ~700 bytes each with its

@@ -1,12 +1,16 @@
 """Client of the Triton ``reranker`` cross-encoder (atelier/inference/reranker.py).
 
 One query against many passages goes as one request of one row per pair, so the model scores a
-query's candidates in a single forward pass.
+query's candidates in a single forward pass; or, where Triton runs several instances of the model,
+as that many requests sent at once, one slice of the passages each, so that the instances score
+them side by side.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -16,16 +20,39 @@ from atelier.serving.triton_client import ModelAdapter, TritonClient, strings
 MODEL = RERANKER.model
 
 
+def slices(n: int, calls: int) -> list[tuple[int, int]]:
+    """[start, end) of `calls` contiguous slices of n rows as even as can be (fewer when n is smaller)."""
+    calls = max(1, min(calls, n))
+    bounds = [n * i // calls for i in range(calls + 1)]
+    return list(pairwise(bounds))
+
+
 class Reranker(ModelAdapter):
     def __init__(self, triton: TritonClient | str, model_name: str = MODEL, timeout_s: float = 1.0) -> None:
         super().__init__(triton, timeout_s)
         self.model_name = model_name
 
-    async def score(self, query: str, passages: Sequence[str], timeout_s: float | None = None) -> np.ndarray:
-        """Relevance in (0, 1) of each passage to the query, float32 [len(passages)]."""
-        n = len(passages)
-        if n == 0:
+    async def score(
+        self, query: str, passages: Sequence[str], timeout_s: float | None = None, calls: int = 1
+    ) -> np.ndarray:
+        """Relevance in (0, 1) of each passage to the query, float32 [len(passages)], asked in `calls`
+        requests at once. One failing fails the lot, and the others are cancelled."""
+        if not passages:
             return np.empty(0, dtype=np.float32)
+        timeout_s = timeout_s or self.timeout_s
+        requests = [
+            asyncio.ensure_future(self._score(query, passages[start:end], timeout_s))
+            for start, end in slices(len(passages), calls)
+        ]
+        try:
+            scores = await asyncio.gather(*requests)
+        except BaseException:
+            for request in requests:
+                request.cancel()
+            raise
+        return np.concatenate(scores).astype(np.float32, copy=False)
+
+    async def _score(self, query: str, passages: Sequence[str], timeout_s: float) -> np.ndarray:
+        n = len(passages)
         inputs = {QUERY: strings([query] * n), PASSAGE: strings(passages)}
-        scores = (await self.triton.infer(self.model_name, inputs, [SCORE], timeout_s or self.timeout_s))[SCORE]
-        return scores.reshape(n).astype(np.float32, copy=False)
+        return (await self.triton.infer(self.model_name, inputs, [SCORE], timeout_s))[SCORE].reshape(n)

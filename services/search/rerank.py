@@ -71,9 +71,11 @@ class RerankStage:
         planned_share: float = 1.0,
         version: Callable[[], int | None] = lambda: None,
         load: RerankLoad | None = None,
+        instances: Callable[[], int] = lambda: 1,
     ) -> None:
         """The budget is `dependency`'s deadline; `version`: the reranker version serving now, which
-        keys the score cache."""
+        keys the score cache; `instances`: how many instances of it Triton runs, each scoring a slice
+        of a search's pairs at the same time."""
         self._reranker = reranker
         self._dependency = dependency
         self._candidates = candidates
@@ -83,6 +85,7 @@ class RerankStage:
             LRUCache(cache_size) if cache_size > 0 else None
         )
         self._version = version
+        self._instances = instances
         self.load = load or RerankLoad()
 
     async def rerank(self, query: str, hits: Sequence[Hit]) -> Reranked:
@@ -106,7 +109,8 @@ class RerankStage:
             try:
                 with self.load.call(len(missing)):
                     fresh = await self._dependency.call(
-                        "rerank", lambda timeout_s: self._reranker.score(query, passages, timeout_s)
+                        "rerank",
+                        lambda timeout_s: self._reranker.score(query, passages, timeout_s, self._instances()),
                     )
             except DependencyError as error:
                 detail = (

@@ -12,11 +12,13 @@ reranker (other search replicas, a model swap, other work on the same cores) sho
 within a few calls, and a calmer one as a cheaper call. Plans count a call at its predicted cost plus
 DEVIATIONS mean deviations (relative to the prediction).
 
-One Triton instance runs one call after those queued ahead of it, so a call sent while calls are in
-flight is answered once their work and its own is done. Of the work in flight, what the reranker has
-surely done since it became busy (the time since then, less the planned work of calls already answered)
-is counted as done: a search arriving near the end of another's call does not plan as if that call had
-just begun.
+A call is all of one search's pairs: where Triton runs several instances of the reranker, the call
+goes as one slice per instance and they score the slices side by side (atelier/serving/reranking.py),
+so the costs learnt are those of the instances together. The searches' calls run one after another,
+so a call sent while calls are in flight is answered once their work and its own is done. Of the work
+in flight, what the reranker has surely done since it became busy (the time since then, less the
+planned work of calls already answered) is counted as done: a search arriving near the end of
+another's call does not plan as if that call had just begun.
 
 A call that timed out counts with the budget it used up (a lower bound of its cost); a call that
 failed otherwise, or was cancelled, says nothing about the cost.

@@ -23,6 +23,9 @@ class FakeTriton:
     async def loaded_versions(self, model: str, timeout_s: float) -> list[int]:
         return [1, 2] if self.ready.get(model) else []
 
+    async def model_config(self, model: str, timeout_s: float) -> dict[str, object]:
+        return {"instance_group": [{"count": 1}]}
+
 
 async def test_a_model_is_ready_once_triton_says_so_and_a_silent_triton_changes_nothing() -> None:
     triton = FakeTriton()

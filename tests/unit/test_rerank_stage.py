@@ -31,9 +31,13 @@ class FakeReranker:
         self.delay_s = delay_s
         self.error = error
         self.calls: list[tuple[str, list[str]]] = []
+        self.slices: list[int] = []
 
-    async def score(self, query: str, passages: Sequence[str], timeout_s: float | None = None) -> list[float]:
+    async def score(
+        self, query: str, passages: Sequence[str], timeout_s: float | None = None, calls: int = 1
+    ) -> list[float]:
         self.calls.append((query, list(passages)))
+        self.slices.append(calls)
         await asyncio.sleep(self.delay_s)
         if self.error:
             raise self.error
@@ -63,6 +67,17 @@ async def test_top_candidates_come_back_in_cross_encoder_order() -> None:
     assert query == "black trousers"
     hit = _hits(1)[0]
     assert passages[0] == Article.from_fields(hit.article_id, hit.fields).text()
+
+
+async def test_a_search_sends_one_slice_per_reranker_instance_triton_runs() -> None:
+    reranker = FakeReranker({"Item 1": 0.9})
+    instances = [1]
+    dependency = Dependency("reranker", BreakerSettings(window=4, minimum_calls=2, open_s=60), 0.2)
+    stage = RerankStage(reranker, dependency, 3, 100, instances=lambda: instances[0])  # type: ignore[arg-type]
+    await stage.rerank("q", _hits(3))
+    instances[0] = 2  # a version loaded with two instances
+    reranked = await stage.rerank("another q", _hits(3))
+    assert reranker.slices == [1, 2] and reranked.candidates[0].hit.article_id == "a1"
 
 
 def test_merge_appends_the_retrieval_tail_below_the_reranked_scores() -> None:

@@ -68,7 +68,7 @@ def _reference(model_dir: Path, queries: list[str], passages: list[str]) -> torc
 
 def test_defaults() -> None:
     assert rr.RerankerSettings.from_env({}) == rr.RerankerSettings(
-        model_dir=None, max_length=48, num_threads=2, quantize="int8"
+        model_dir=None, max_length=48, num_threads=1, quantize="int8"
     )
 
 
