@@ -44,11 +44,14 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from atelier.serving.model_readiness import Serving
+from atelier.serving.reranking import slices
 from atelier.serving.settings import ROOT, Endpoints
 from benchmarks.common import machine, percentile
 
@@ -379,8 +382,11 @@ class Triton:
                 raise RuntimeError(f"{model} answered {name} of shape {getattr(values, 'shape', None)} for {rows} rows")
         return answered
 
+    def config(self, model: str) -> dict[str, Any]:
+        return self.client.get_model_config(model, as_json=True)["config"]
+
     def instance_groups(self, model: str) -> str:
-        config = self.client.get_model_config(model, as_json=True)["config"]
+        config = self.config(model)
         groups = config.get("instance_group", [])
         return ", ".join(f"{g.get('kind', '?')} x{g.get('count', 1)} gpus {g.get('gpus', [])}" for g in groups)
 
@@ -420,12 +426,19 @@ def measure_models(triton: Triton, runs: int, batch: int, pairs: int, image_batc
 
     lines.append(row(f"text_embedding: batch of {batch} passages", timed(embed_batch, runs), batch, "texts"))
     candidates = passages(pairs)
+    # As search sends them: one slice per instance, none over max_batch_size, all at once.
+    rerank_slices = slices(pairs, Serving.from_config(triton.config(RERANKER.model)))
+    senders = ThreadPoolExecutor(len(rerank_slices))
 
     def rerank(i: int) -> None:
-        inputs = {QUERY: _strings([texts[i]] * pairs), PASSAGE: _strings(candidates)}
-        triton.infer(RERANKER.model, inputs, [SCORE, LOGIT])
+        def one(start: int, end: int) -> None:
+            inputs = {QUERY: _strings([texts[i]] * (end - start)), PASSAGE: _strings(candidates[start:end])}
+            triton.infer(RERANKER.model, inputs, [SCORE, LOGIT])
 
-    lines.append(row(f"reranker: {pairs} pairs of 1 query", timed(rerank, runs), pairs, "pairs"))
+        list(senders.map(lambda bounds: one(*bounds), rerank_slices))
+
+    label = f"reranker: {pairs} pairs of 1 query in {len(rerank_slices)} requests at once"
+    lines.append(row(label, timed(rerank, runs), pairs, "pairs"))
     images = photos(max(image_batch, 8))
 
     def encode_image(i: int) -> None:

@@ -124,7 +124,7 @@ async def build(settings: SearchSettings, server: grpc.aio.Server, resources: As
             settings.rerank.planned_share,
             version=lambda: readiness.version(RERANKER.model),
             load=RerankLoad(utilisation=settings.rerank.target_utilisation),
-            instances=lambda: readiness.instances(RERANKER.model),
+            serving=lambda: readiness.serving(RERANKER.model),
         )
     filter_values = FilterValues(endpoints, settings.filter_values_refresh_s)
     await filter_values.start()

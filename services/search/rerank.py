@@ -25,6 +25,7 @@ from prometheus_client import Histogram
 from atelier.serving.article_index import Hit
 from atelier.serving.articles import passage
 from atelier.serving.dependency import Dependency, DependencyError
+from atelier.serving.model_readiness import Serving
 from atelier.serving.reranking import Reranker
 from fashion.v1 import degradation_pb2
 from services.search.answers import Candidate, Reason, degradation, inference_reason, retrieval_order
@@ -71,11 +72,11 @@ class RerankStage:
         planned_share: float = 1.0,
         version: Callable[[], int | None] = lambda: None,
         load: RerankLoad | None = None,
-        instances: Callable[[], int] = lambda: 1,
+        serving: Callable[[], Serving] = Serving,
     ) -> None:
         """The budget is `dependency`'s deadline; `version`: the reranker version serving now, which
-        keys the score cache; `instances`: how many instances of it Triton runs, each scoring a slice
-        of a search's pairs at the same time."""
+        keys the score cache; `serving`: how Triton runs it (its instances each score a slice of a
+        search's pairs at the same time)."""
         self._reranker = reranker
         self._dependency = dependency
         self._candidates = candidates
@@ -85,7 +86,7 @@ class RerankStage:
             LRUCache(cache_size) if cache_size > 0 else None
         )
         self._version = version
-        self._instances = instances
+        self._serving = serving
         self.load = load or RerankLoad()
 
     async def rerank(self, query: str, hits: Sequence[Hit]) -> Reranked:
@@ -110,7 +111,7 @@ class RerankStage:
                 with self.load.call(len(missing)):
                     fresh = await self._dependency.call(
                         "rerank",
-                        lambda timeout_s: self._reranker.score(query, passages, timeout_s, self._instances()),
+                        lambda timeout_s: self._reranker.score(query, passages, timeout_s, self._serving()),
                     )
             except DependencyError as error:
                 detail = (

@@ -102,21 +102,34 @@ def _statistics(url: str) -> tuple[int, int]:
     return stats.inference_stats.success.count, stats.execution_count
 
 
-def test_concurrent_requests_each_get_a_forward_pass_of_their_own_on_two_instances(
-    triton_url: str, encoder: object
-) -> None:
-    """Search sends a query's pairs as one slice per instance: no batcher may merge them back."""
-    with grpcclient.InferenceServerClient(triton_url) as client:
-        groups = client.get_model_config(MODEL).config.instance_group
-    assert sum(group.count for group in groups) == 2
-    requests = [([f"query {i}"] * 20, [f"{p} {i}" for p in PASSAGES * 4]) for i in range(8)]
-    before = _statistics(triton_url)
+def _concurrently(url: str, requests: list[tuple[list[str], list[str]]], encoder: object) -> tuple[int, int]:
+    """(requests answered, forward passes run) for `requests` sent at once, each checked against the encoder."""
+    before = _statistics(url)
     with ThreadPoolExecutor(max_workers=len(requests)) as pool:
-        results = list(pool.map(lambda request: _infer(triton_url, *request), requests))
-    answered, executions = (now - then for now, then in zip(_statistics(triton_url), before, strict=True))
+        results = list(pool.map(lambda request: _infer(url, *request), requests))
     for (queries, passages), (scores, _) in zip(requests, results, strict=True):
         np.testing.assert_allclose(scores[:, 0], encoder.score(queries, passages), atol=1e-4)
-    assert answered == executions == len(requests)
+    answered, executions = (now - then for now, then in zip(_statistics(url), before, strict=True))
+    return answered, executions
+
+
+def test_two_instances_and_requests_of_at_most_64_rows(triton_url: str) -> None:
+    """Search reads both (atelier/serving/model_readiness.py) and sends a query's pairs as one slice per instance."""
+    with grpcclient.InferenceServerClient(triton_url) as client:
+        config = client.get_model_config(MODEL).config
+    assert (sum(group.count for group in config.instance_group), config.max_batch_size) == (2, 64)
+
+
+def test_concurrent_shallow_requests_share_forward_passes(triton_url: str, encoder: object) -> None:
+    requests = [([f"query {i}"] * 20, [f"{p} {i}" for p in PASSAGES * 4]) for i in range(8)]
+    answered, executions = _concurrently(triton_url, requests, encoder)
+    assert answered == len(requests)
+    assert executions < len(requests), "the dynamic batcher should coalesce concurrent requests"
+
+
+def test_the_two_halves_of_a_full_depth_search_are_never_merged(triton_url: str, encoder: object) -> None:
+    halves = [([QUERY] * 50, [f"{p} {half}" for p in PASSAGES * 10]) for half in range(2)]
+    assert _concurrently(triton_url, halves, encoder) == (2, 2)
 
 
 def test_a_bad_request_fails_alone(triton_url: str, encoder: object) -> None:

@@ -11,6 +11,8 @@ from atelier.offline.catalog.schema import Article
 from atelier.serving.article_index import Hit
 from atelier.serving.circuit_breaker import BreakerSettings
 from atelier.serving.dependency import Dependency
+from atelier.serving.model_readiness import Serving
+from atelier.serving.reranking import ONE_INSTANCE
 from fashion.v1 import degradation_pb2
 from services.search.rerank import RerankStage, merge
 from services.search.rerank_load import RerankLoad
@@ -31,13 +33,13 @@ class FakeReranker:
         self.delay_s = delay_s
         self.error = error
         self.calls: list[tuple[str, list[str]]] = []
-        self.slices: list[int] = []
+        self.servings: list[Serving] = []
 
     async def score(
-        self, query: str, passages: Sequence[str], timeout_s: float | None = None, calls: int = 1
+        self, query: str, passages: Sequence[str], timeout_s: float | None = None, serving: Serving = ONE_INSTANCE
     ) -> list[float]:
         self.calls.append((query, list(passages)))
-        self.slices.append(calls)
+        self.servings.append(serving)
         await asyncio.sleep(self.delay_s)
         if self.error:
             raise self.error
@@ -69,15 +71,15 @@ async def test_top_candidates_come_back_in_cross_encoder_order() -> None:
     assert passages[0] == Article.from_fields(hit.article_id, hit.fields).text()
 
 
-async def test_a_search_sends_one_slice_per_reranker_instance_triton_runs() -> None:
+async def test_a_search_asks_as_triton_runs_the_reranker_now() -> None:
     reranker = FakeReranker({"Item 1": 0.9})
-    instances = [1]
+    serving = [Serving()]
     dependency = Dependency("reranker", BreakerSettings(window=4, minimum_calls=2, open_s=60), 0.2)
-    stage = RerankStage(reranker, dependency, 3, 100, instances=lambda: instances[0])  # type: ignore[arg-type]
+    stage = RerankStage(reranker, dependency, 3, 100, serving=lambda: serving[0])  # type: ignore[arg-type]
     await stage.rerank("q", _hits(3))
-    instances[0] = 2  # a version loaded with two instances
+    serving[0] = Serving(2, 64)  # a version loaded with two instances
     reranked = await stage.rerank("another q", _hits(3))
-    assert reranker.slices == [1, 2] and reranked.candidates[0].hit.article_id == "a1"
+    assert reranker.servings == [Serving(), Serving(2, 64)] and reranked.candidates[0].hit.article_id == "a1"
 
 
 def test_merge_appends_the_retrieval_tail_below_the_reranked_scores() -> None:
