@@ -764,7 +764,6 @@ BLOCK_IMPORTS = """
 import importlib
 import importlib.abc
 import sys
-from unittest import mock
 
 BLOCKED = set(sys.argv[1].split(","))
 
