@@ -152,10 +152,12 @@ class RerankStage:
                     break
                 unscored += 1
             depth += 1
-        call_ms = (self.load.planned_seconds(0) or 0.0) * 1000
-        pair_ms = (self.load.planned_seconds_per_pair or 0.0) * 1000
+        waited = self.load.calls_in_flight + 1
+        call_ms = (self.load.planned_seconds(0, 1, waited) or 0.0) * 1000
+        pair_ms = (self.load.planned_seconds_per_pair(waited) or 0.0) * 1000
+        to_go_ms = self.load.seconds_to_go(waited) * 1000
         return depth, (
-            f"{self.load.pairs_in_flight} pairs in flight ({self.load.seconds_to_go() * 1000:.0f} ms of work left) at "
+            f"{self.load.pairs_in_flight} pairs in flight ({to_go_ms:.0f} ms of work left) at "
             f"{call_ms:.1f} ms a call and {pair_ms:.2f} ms a pair leave room for "
             f"{max(affordable, 0)} new pairs in {self._planned_s * 1000:.0f} ms; this search's share of the "
             f"reranker is {max(share, 0)} pairs"

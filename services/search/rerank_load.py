@@ -9,8 +9,11 @@ least squares of their time on their pairs (a queued call's time depends on how 
 it had got, so it would bias the cost); while the calls all have about the same depth (one client in a
 closed loop) the fixed part cannot be told apart and keeps its last estimate. A busier or slower
 reranker (other search replicas, a model swap, other work on the same cores) shows up as a dearer call
-within a few calls, and a calmer one as a cheaper call. Plans count a call at its predicted cost plus
-DEVIATIONS mean deviations (relative to the prediction).
+within a few calls, and a calmer one as a cheaper call. Plans count the work they wait for (the calls in
+flight and their own) at its predicted cost plus DEVIATIONS mean deviations of it: a call's deviation
+(relative to its prediction) over the square root of the calls, as the deviation of a sum of k calls that
+vary independently is sqrt(k) times one call's, not k times (counted k times, a search arriving behind two
+full-depth calls planned their work ~1.5x what it took, and was shed with the budget half unused).
 
 A call is all of one search's pairs: where Triton runs several instances of the reranker, the call
 goes as one slice per instance and they score the slices side by side (atelier/serving/reranking.py),
@@ -110,26 +113,34 @@ class RerankLoad:
             return None
         return calls * self.seconds_per_call + pairs * self.seconds_per_pair
 
-    def planned_seconds(self, pairs: int, calls: int = 1) -> float | None:
-        """What a plan counts those calls at: their mean cost plus DEVIATIONS mean deviations."""
+    def margin(self, calls: int = 1) -> float:
+        """What a plan waiting for `calls` calls counts their work at, as a multiple of its mean: the mean
+        plus DEVIATIONS mean deviations of their sum."""
+        return 1.0 + DEVIATIONS * self.deviation / math.sqrt(max(calls, 1))
+
+    def planned_seconds(self, pairs: int, calls: int = 1, waited: int | None = None) -> float | None:
+        """What a plan counts those calls at, in a plan that waits for `waited` calls in all (default:
+        these): their mean cost times the margin of the calls waited for."""
         mean = self.call_seconds(pairs, calls)
-        return None if mean is None else mean * (1.0 + DEVIATIONS * self.deviation)
+        return None if mean is None else mean * self.margin(calls if waited is None else waited)
 
-    @property
-    def planned_seconds_per_pair(self) -> float | None:
-        """What a plan counts one more pair of a call at."""
-        return None if self.seconds_per_pair is None else self.seconds_per_pair * (1.0 + DEVIATIONS * self.deviation)
+    def planned_seconds_per_pair(self, waited: int = 1) -> float | None:
+        """What a plan waiting for `waited` calls counts one more pair of a call at."""
+        return None if self.seconds_per_pair is None else self.seconds_per_pair * self.margin(waited)
 
-    def seconds_to_go(self) -> float:
-        """The planned work in flight less what the reranker has surely done already: the time it has
-        been busy (the mean would count a slow call as done too soon and queue searches past their
-        budget), less the planned work of the calls answered since it became busy."""
-        in_flight = self.planned_seconds(self.pairs_in_flight, self.calls_in_flight)
+    def seconds_to_go(self, waited: int | None = None) -> float:
+        """The planned work in flight (in a plan waiting for `waited` calls, default those in flight)
+        less what the reranker has surely done already: the time it has been busy (the mean would count
+        a slow call as done too soon and queue searches past their budget), less the planned work of
+        the calls answered since it became busy."""
+        waited = self.calls_in_flight if waited is None else waited
+        in_flight = self.planned_seconds(self.pairs_in_flight, self.calls_in_flight, waited)
         if in_flight is None or self.calls_in_flight == 0:
             return 0.0
         if self._busy_since is None:
             return in_flight
-        answered = self.planned_seconds(self._answered_since_busy[1], self._answered_since_busy[0]) or 0.0
+        calls, pairs = self._answered_since_busy
+        answered = self.planned_seconds(pairs, calls, waited) or 0.0
         done = self.clock() - self._busy_since - answered
         return in_flight - min(max(done, 0.0), in_flight)
 
@@ -137,10 +148,11 @@ class RerankLoad:
         """How many new pairs one call can send now and still be answered within `budget_s`, after
         the work in flight still to be done (negative: the queue alone is over it); None while the
         cost is unknown."""
-        per_pair, call = self.planned_seconds_per_pair, self.planned_seconds(0)
+        waited = self.calls_in_flight + 1
+        per_pair, call = self.planned_seconds_per_pair(waited), self.planned_seconds(0, 1, waited)
         if per_pair is None or call is None:
             return None
-        return _floor((budget_s - self.seconds_to_go() - call) / per_pair)
+        return _floor((budget_s - self.seconds_to_go(waited) - call) / per_pair)
 
     def arrive(self) -> None:
         """A search asks for a rerank: counts it in the arrival rate."""
@@ -155,7 +167,7 @@ class RerankLoad:
         searches do not compete or the budget holds it and the next search's floor besides, else the
         fair share, and at most half of what fits `budget_s`, so that the next search finds room for
         its floor."""
-        full, per_pair, call = self.call_seconds(full_depth), self.planned_seconds_per_pair, self.planned_seconds(0)
+        full, per_pair, call = self.call_seconds(full_depth), self.planned_seconds_per_pair(), self.planned_seconds(0)
         if full is None or per_pair is None or call is None or self.seconds_per_pair is None:
             return None
         if (

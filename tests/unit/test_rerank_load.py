@@ -86,6 +86,18 @@ def test_work_the_reranker_has_had_time_to_do_is_not_planned_for_again() -> None
     assert load.affordable_pairs(0.24) == 110  # 240 ms less 120 queued less this call's 10
 
 
+def test_a_queue_of_calls_is_planned_with_the_deviation_of_their_sum_not_of_each() -> None:
+    # 1 ms a pair, calls off by half their prediction on average
+    load = RerankLoad(seconds_per_pair=0.001, deviation=0.5)
+    assert load.planned_seconds(100) == pytest.approx(0.1 * (1 + 2 * 0.5))  # alone: two deviations
+    load = RerankLoad(seconds_per_pair=0.001, deviation=0.5, calls_in_flight=3, pairs_in_flight=300)
+    # waiting for 4 calls (3 in flight and its own): their sum deviates by sqrt(4) x one call's
+    assert load.margin(4) == pytest.approx(1 + 2 * 0.5 / 2)
+    assert load.seconds_to_go(4) == pytest.approx(0.3 * 1.5)
+    assert load.affordable_pairs(0.6) == 100  # (600 - 450 ms) / 1.5 ms; two deviations each would leave none
+    assert load.seconds_to_go() == pytest.approx(0.3 * (1 + 2 * 0.5 / 3**0.5))  # the 3 alone
+
+
 def test_a_timeout_counts_its_budget_a_failure_or_cancellation_counts_nothing() -> None:
     clock = Clock()
     load = RerankLoad(smoothing=1.0, clock=clock)
