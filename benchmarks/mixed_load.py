@@ -20,6 +20,8 @@ own names. Prints throughput, latency per request kind, the hard-error rate (tra
 timeouts, any non-2xx but 429), the degraded rate (answers with degradations), the rerank depth of
 text and hybrid searches (the share reranked, at depth >= 20, and the distribution; `--out` writes
 it for `atelier eval --depth-mix`), and the RSS of every component's process tree at start and end.
+`--answers FILE` writes one JSON line per search answered (its time, kind, rerank depth, stage timings
+and degradations with their details: why a search was shed or went over its budget).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TextIO
 
 import aiohttp
 
@@ -86,6 +89,20 @@ def process_trees(stack: Stack) -> dict[str, ProcessTree]:
     return trees
 
 
+def answer_line(kind: str, reply: Mapping[str, Any]) -> dict[str, Any]:
+    """What --answers keeps of one answered search."""
+    return {
+        "time": time.time(),
+        "kind": kind,
+        "rerank_depth": int(reply.get("rerankDepth", 0)),
+        "timings": {timing["stage"]: timing["millis"] for timing in reply.get("timings", [])},
+        "degradations": [
+            {key: degradation.get(key, "") for key in ("component", "reason", "detail")}
+            for degradation in reply.get("degradations", [])
+        ],
+    }
+
+
 class Workload:
     def __init__(
         self,
@@ -96,8 +113,11 @@ class Workload:
         stand_ins: Mapping[str, str],
         mix: Mapping[str, int] = MIX,
         repeated_share: float = REPEATED_SHARE,
+        answers: TextIO | None = None,
     ) -> None:
-        """`photos`: base64 query photos; `stand_ins`: kind -> the kind sent instead (vision off)."""
+        """`photos`: base64 query photos; `stand_ins`: kind -> the kind sent instead (vision off); `answers`:
+        where each answered search's line goes."""
+        self._answers = answers
         self._base = base
         self._photos = photos
         self._stand_ins = stand_ins
@@ -140,6 +160,8 @@ class Workload:
             self._seen.extend(r["article"]["articleId"] for r in reply.get("results", [])[:3])
             if sent != "image":  # a photo alone has no text to rerank by
                 self.tally.rerank_depths[int(reply.get("rerankDepth", 0))] += 1
+            if self._answers is not None:
+                self._answers.write(json.dumps(answer_line(kind, reply)) + "\n")
 
     async def _click(self, session: aiohttp.ClientSession) -> None:
         click = {
@@ -292,6 +314,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--users", type=int, default=200, help="how many user ids search and click")
     parser.add_argument("--out", type=Path, help="write the rerank depth distribution and latencies here (JSON)")
+    parser.add_argument("--answers", type=Path, help="write one JSON line per answered search here")
     args = parser.parse_args()
     if args.soak:
         args.concurrency, args.seconds = 10, 600
@@ -314,11 +337,17 @@ def main() -> None:
             f"vision on: {len(photos)} held-out query photos; hybrid with a photo {HYBRID_PHOTO_SHARE:.0%} of the time"
         )
     before = process_trees(stack)
-    workload = Workload(base, args.seed, args.users, photos, stand_ins, args.mix, args.repeated_share)
+    answers = None
+    if args.answers:
+        args.answers.parent.mkdir(parents=True, exist_ok=True)
+        answers = args.answers.open("w")
+    workload = Workload(base, args.seed, args.users, photos, stand_ins, args.mix, args.repeated_share, answers)
     if args.rate:
         tally, seconds = asyncio.run(run_open(workload, args.rate, args.seconds, args.seed))
     else:
         tally, seconds = asyncio.run(run(workload, args.concurrency, args.seconds))
+    if answers is not None:
+        answers.close()
     report(tally, seconds, before, process_trees(stack), stand_ins)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

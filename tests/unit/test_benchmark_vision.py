@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import io
+import json
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -131,3 +133,19 @@ async def test_the_open_loop_sends_at_its_poisson_arrivals_and_tallies_the_reran
     assert {path for path, _ in fake.requests} == {"/v1/search"}
     assert tally.rerank_depths == {0: expected}  # the fake answers without rerankDepth: 0
     assert seconds >= 0.4
+
+
+async def test_the_answers_file_has_a_line_per_answered_search_with_its_depth_timings_and_degradations(
+    edge: tuple[str, FakeEdge],
+) -> None:
+    base, _ = edge
+    answers = io.StringIO()
+    workload = mixed_load.Workload(base, 3, 5, ["p1"], {}, mix={"text": 1}, repeated_share=0.0, answers=answers)
+    async with aiohttp.ClientSession() as session:
+        for kind in ["text", "image", "text"]:
+            await workload._search(session, kind)
+    lines = [json.loads(line) for line in answers.getvalue().splitlines()]
+    assert [line["kind"] for line in lines] == ["text", "image", "text"]
+    assert lines[0]["rerank_depth"] == 0 and lines[0]["timings"] == {"embed": 2.0, "ann": 2.0, "rerank": 2.0}
+    assert lines[0]["degradations"] == [{"component": "reranker", "reason": "DOWNSTREAM_TIMEOUT", "detail": ""}]
+    assert lines[1]["degradations"] == [] and lines[0]["time"] <= lines[2]["time"]
