@@ -16,6 +16,7 @@ normalisation and the reranker's sigmoid run in fp32 whatever the model's dtype.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -147,7 +148,13 @@ class TritonModel:
         self.allocator = keep_freed_memory()
         torch.set_num_threads(getattr(settings, self.threads_setting))
         self.encoder = self.encoder_class(settings, device)
-        pb_utils.Logger.log_info(self.load_line(args, settings))
+        warmed = self.warm_up(json.loads(args.get("model_config") or "{}").get("max_batch_size", 0))
+        pb_utils.Logger.log_info(self.load_line(args, settings) + (f"; {warmed}" if warmed else ""))
+
+    def warm_up(self, max_batch_size: int) -> str:
+        """Runs the encoder before the first request as far as that request would find it slower the first
+        time; what it did, for the load line ('' for nothing)."""
+        return ""
 
     def load_line(self, args: Mapping[str, str], settings: Any) -> str:
         """The load log line: the model, its version and checkpoint, its device and precision, its settings."""

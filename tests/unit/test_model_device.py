@@ -5,6 +5,7 @@ checkpoint/, and ``TritonModel.initialize`` putting them together (with a stand-
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,10 +36,17 @@ CPU = torch.device("cpu")
 
 
 def _args(
-    repository: Path | None = None, version: int = 1, kind: str = "CPU", device_id: int = 0, **parameters: str
+    repository: Path | None = None,
+    version: int = 1,
+    kind: str = "CPU",
+    device_id: int = 0,
+    max_batch_size: int = 0,
+    **parameters: str,
 ) -> dict[str, str]:
     """python_backend's ``initialize`` args, as Triton gives them (every value a string)."""
-    config = {"parameters": {key: {"string_value": value} for key, value in parameters.items()}}
+    config: dict[str, Any] = {"parameters": {key: {"string_value": value} for key, value in parameters.items()}}
+    if max_batch_size:
+        config["max_batch_size"] = max_batch_size
     args = {
         "model_config": json.dumps(config),
         "model_instance_kind": kind,
@@ -82,6 +90,29 @@ def test_a_gpu_instance_without_cuda_fails_the_load_saying_why() -> None:
         instance_device({"model_instance_kind": "GPU", "model_instance_device_id": "0"}, cuda_devices=0)
     with pytest.raises(RuntimeError, match="asks for GPU 2 but torch sees 2 CUDA device"):
         instance_device({"model_instance_kind": "GPU", "model_instance_device_id": "2"}, cuda_devices=2)
+
+
+def test_the_reranker_scores_each_batch_size_it_may_be_sent_before_it_serves(
+    tmp_path: Path, logged: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint = build_stand_in_checkpoint(tmp_path / "stand-in", num_labels=1, num_hidden_layers=1)
+    monkeypatch.setenv("ATELIER_RERANK_MODEL_DIR", str(checkpoint))
+    monkeypatch.setenv("ATELIER_RERANK_MAX_LENGTH", "16")
+    shapes: list[tuple[int, ...]] = []
+    predict = rr.CrossEncoder.predict
+
+    def seen(self: rr.CrossEncoder, queries: list[str], passages: list[str]) -> Any:
+        shapes.append(tuple(self.passage_tokens(queries, passages)["input_ids"].shape))
+        return predict(self, queries, passages)
+
+    monkeypatch.setattr(rr.CrossEncoder, "predict", seen)
+    model = rr.TritonPythonModel()
+    model.initialize(_args(tmp_path / "reranker", 1, max_batch_size=4))
+    assert shapes == [(1, 16), (2, 16), (3, 16), (4, 16)]  # every size config.pbtxt allows, pairs of max_length
+    [line] = logged
+    assert re.search(r"; warmed up on batches of 1-4 pairs in \d+\.\d s$", line)
+    model.initialize(_args(tmp_path / "reranker", 1))  # no batching: nothing to warm
+    assert len(shapes) == 4 and "warmed" not in logged[-1]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
