@@ -13,7 +13,7 @@ within a few calls, and a calmer one as a cheaper call. Plans count the work the
 flight and their own) at its predicted cost plus DEVIATIONS mean deviations of it: a call's deviation
 (relative to its prediction) over the square root of the calls, as the deviation of a sum of k calls that
 vary independently is sqrt(k) times one call's, not k times (counted k times, a search arriving behind two
-full-depth calls planned their work ~1.5x what it took, and was shed with the budget half unused).
+full-depth calls planned their ~130 ms as ~240 ms, and was shed with the budget half unused).
 
 A call is all of one search's pairs: where Triton runs several instances of the reranker, the call
 goes as one slice per instance and they score the slices side by side (atelier/serving/reranking.py),
