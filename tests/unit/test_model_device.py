@@ -92,29 +92,6 @@ def test_a_gpu_instance_without_cuda_fails_the_load_saying_why() -> None:
         instance_device({"model_instance_kind": "GPU", "model_instance_device_id": "2"}, cuda_devices=2)
 
 
-def test_the_reranker_scores_each_batch_size_it_may_be_sent_before_it_serves(
-    tmp_path: Path, logged: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    checkpoint = build_stand_in_checkpoint(tmp_path / "stand-in", num_labels=1, num_hidden_layers=1)
-    monkeypatch.setenv("ATELIER_RERANK_MODEL_DIR", str(checkpoint))
-    monkeypatch.setenv("ATELIER_RERANK_MAX_LENGTH", "16")
-    shapes: list[tuple[int, ...]] = []
-    predict = rr.CrossEncoder.predict
-
-    def seen(self: rr.CrossEncoder, queries: list[str], passages: list[str]) -> Any:
-        shapes.append(tuple(self.passage_tokens(queries, passages)["input_ids"].shape))
-        return predict(self, queries, passages)
-
-    monkeypatch.setattr(rr.CrossEncoder, "predict", seen)
-    model = rr.TritonPythonModel()
-    model.initialize(_args(tmp_path / "reranker", 1, max_batch_size=4))
-    assert shapes == [(1, 16), (2, 16), (3, 16), (4, 16)]  # every size config.pbtxt allows, pairs of max_length
-    [line] = logged
-    assert re.search(r"; warmed up on batches of 1-4 pairs in \d+\.\d s$", line)
-    model.initialize(_args(tmp_path / "reranker", 1))  # no batching: nothing to warm
-    assert len(shapes) == 4 and "warmed" not in logged[-1]
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_torch_is_asked_when_not_told() -> None:
     with pytest.raises(RuntimeError, match="sees no CUDA device"):
@@ -275,11 +252,18 @@ def test_initialize_loads_the_versions_checkpoint_on_the_instances_device(
     )
 
 
-def test_initialize_says_when_int8_is_skipped(
-    tmp_path: Path, logged: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def stand_in_reranker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A one-layer cross-encoder checkpoint, ATELIER_RERANK_MODEL_DIR in the environment."""
     checkpoint = build_stand_in_checkpoint(tmp_path / "stand-in", num_labels=1, num_hidden_layers=1)
     monkeypatch.setenv("ATELIER_RERANK_MODEL_DIR", str(checkpoint))
+    return checkpoint
+
+
+def test_initialize_says_when_int8_is_skipped(
+    tmp_path: Path, logged: list[str], stand_in_reranker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint = stand_in_reranker
     monkeypatch.setenv("ATELIER_RERANK_NUM_THREADS", "1")
     model = rr.TritonPythonModel()
     model.initialize(_args(tmp_path / "reranker", 1, rerank_precision="fp16"))  # no version folder: as before
@@ -290,6 +274,27 @@ def test_initialize_says_when_int8_is_skipped(
         "quantize int8 skipped in fp16: fp32 only, "
         "runtime torch (runtime torch; the last layer for the first token only); freed memory kept for reuse"
     )
+
+
+def test_the_reranker_scores_each_batch_size_it_may_be_sent_before_it_serves(
+    tmp_path: Path, logged: list[str], stand_in_reranker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATELIER_RERANK_MAX_LENGTH", "16")
+    shapes: list[tuple[int, ...]] = []
+    predict = rr.CrossEncoder.predict
+
+    def seen(self: rr.CrossEncoder, queries: list[str], passages: list[str]) -> Any:
+        shapes.append(tuple(self.passage_tokens(queries, passages)["input_ids"].shape))
+        return predict(self, queries, passages)
+
+    monkeypatch.setattr(rr.CrossEncoder, "predict", seen)
+    model = rr.TritonPythonModel()
+    model.initialize(_args(tmp_path / "reranker", 1, max_batch_size=4))
+    assert shapes == [(1, 16), (2, 16), (3, 16), (4, 16)]  # every size config.pbtxt allows, pairs of max_length
+    [line] = logged
+    assert re.search(r"; warmed up on batches of 1-4 pairs in \d+\.\d s$", line)
+    model.initialize(_args(tmp_path / "reranker", 1))  # no batching: nothing to warm
+    assert len(shapes) == 4 and "warmed" not in logged[-1]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
