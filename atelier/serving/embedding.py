@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from atelier.inference.signatures import EMBEDDING, MODE, TEXT, TEXT_EMBEDDING
+from atelier.serving.gathering import all_or_none
 from atelier.serving.triton_client import ModelAdapter, TritonClient, strings
 
 MODEL = TEXT_EMBEDDING.model
@@ -87,7 +88,7 @@ class TextEmbedder(ModelAdapter):
             async with gate:
                 return await self._infer(texts[start : start + size], mode, timeout_s, version)
 
-        parts = await asyncio.gather(*(chunk(start) for start in range(0, len(texts), size)))
+        parts = await all_or_none(chunk(start) for start in range(0, len(texts), size))
         return np.concatenate(parts)
 
     async def _infer(self, texts: Sequence[str], mode: str, timeout_s: float, version: int | None) -> np.ndarray:

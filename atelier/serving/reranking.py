@@ -8,7 +8,6 @@ them side by side (and as more, where a slice would have more rows than a reques
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from itertools import pairwise
@@ -16,6 +15,7 @@ from itertools import pairwise
 import numpy as np
 
 from atelier.inference.signatures import PASSAGE, QUERY, RERANKER, SCORE
+from atelier.serving.gathering import all_or_none
 from atelier.serving.model_readiness import Serving
 from atelier.serving.triton_client import ModelAdapter, TritonClient, strings
 
@@ -46,16 +46,8 @@ class Reranker(ModelAdapter):
         if not passages:
             return np.empty(0, dtype=np.float32)
         timeout_s = timeout_s or self.timeout_s
-        requests = [
-            asyncio.ensure_future(self._score(query, passages[start:end], timeout_s))
-            for start, end in slices(len(passages), serving)
-        ]
-        try:
-            scores = await asyncio.gather(*requests)
-        except BaseException:
-            for request in requests:
-                request.cancel()
-            raise
+        requests = (self._score(query, passages[start:end], timeout_s) for start, end in slices(len(passages), serving))
+        scores = await all_or_none(requests)
         return np.concatenate(scores).astype(np.float32, copy=False)
 
     async def _score(self, query: str, passages: Sequence[str], timeout_s: float) -> np.ndarray:

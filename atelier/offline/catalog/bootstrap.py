@@ -30,6 +30,7 @@ from atelier.offline.catalog.schema import Article, Transaction
 from atelier.serving import article_index, item_store, popularity, redis_clients
 from atelier.serving.embedding import TextEmbedder
 from atelier.serving.feature_store import keys
+from atelier.serving.gathering import all_or_none
 from atelier.serving.settings import Endpoints
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ async def _embed(content: ArticleContent, items: list[str | bytes], settings: Lo
             return await content.embed([items[i] for i in batch])
 
     batches = [order[i : i + settings.embed_batch] for i in range(0, len(order), settings.embed_batch)]
-    vectors = np.concatenate(await asyncio.gather(*(one(b) for b in batches)))
+    vectors = np.concatenate(await all_or_none(one(b) for b in batches))
     result = np.empty_like(vectors)
     result[order] = vectors
     return result
