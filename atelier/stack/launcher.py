@@ -163,14 +163,12 @@ class Stack:
                 # Progress restarts the clock: only a component that stops moving runs out of time.
                 deadline = time.monotonic() + component.ready_timeout_s
                 last_error = error
-                time.sleep(0.25)
-                continue
             except Exception as error:  # noqa: BLE001 (any failure means not ready yet)
                 last_error = error
-                time.sleep(0.25)
-                continue
-            self.say(f"  {component.name} ready ({time.monotonic() - started:.1f}s)")
-            return None
+            else:
+                self.say(f"  {component.name} ready ({time.monotonic() - started:.1f}s)")
+                return None
+            time.sleep(0.25)
         return self._failure(component, f"not ready after {component.ready_timeout_s:.0f}s ({last_error})")
 
     def _failure(self, component: Component, why: str) -> str:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import socket
 import urllib.request
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+if TYPE_CHECKING:
+    import redis
 
 
 class StillStarting(Exception):
@@ -38,9 +42,9 @@ def redis_ping(host: str, port: int, password: str | None = None) -> None:
         client.close()
 
 
-def _loaded_percent(client: object) -> str:
+def _loaded_percent(client: redis.Redis) -> str:
     try:
-        return f"{float(client.info('persistence')['loading_loaded_perc']):.0f} % done"  # type: ignore[attr-defined]
+        return f"{float(client.info('persistence')['loading_loaded_perc']):.0f} % done"
     except Exception:  # noqa: BLE001 (the progress is a courtesy)
         return "progress unknown"
 
